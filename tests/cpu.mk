@@ -1,0 +1,2 @@
+cpu-test-deps:
+.PHONY: cpu-test-deps

@@ -1,0 +1,2 @@
+gpu-check:
+.PHONY: gpu-check
