@@ -12,15 +12,16 @@ FUZZ_SECONDS ?= 20
 
 override CFLAGS += -std=gnu11 -fPIC -fvisibility=hidden -MMD -MP -I. -Icommon \
 	-I$(CUDA_HOME)/include -D_GNU_SOURCE
+override CFLAGS += $(if $(WERROR),-Werror)
 LIBS := -lelf -lzstd -llz4 -ldl -lpthread -lstdc++
 
+comma := ,
 BUILD := build
 ifneq ($(SANITIZE),)
 BUILD := build/san-$(subst $(comma),-,$(SANITIZE))
 override CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
 override LDFLAGS += -fsanitize=$(SANITIZE)
 endif
-comma := ,
 
 ifeq ($(V),1)
 Q :=
@@ -48,7 +49,7 @@ $(BUILD)/shim.map: interpose/hooks.def interpose/shim.map.in
 $(BUILD)/libgpuos_shim.so: $(LIB_OBJS) $(BUILD)/shim.map
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -shared -o $@ $(LIB_OBJS) $(LDFLAGS) -Wl,--version-script=$(BUILD)/shim.map \
-		-Wl,-z,nodelete $(LIBS)
+		-Wl,-z,nodelete -Wl,-z,defs $(LIBS)
 
 $(BUILD)/libgpuos.a: $(LIB_OBJS)
 	@$(if $(Q),echo "  AR      $@")
@@ -71,6 +72,11 @@ include tests/fuzz/fuzz.mk
 check: all $(CHECKS) fixtures cpu-test-deps
 	$(Q)BUILD=$(BUILD) tests/run-checks.sh $(CHECKS)
 
+# The README's test command: unit and integration tests, the same under ASan/UBSan, fuzzing.
+test: check
+	$(Q)$(MAKE) --no-print-directory check SANITIZE=address,undefined
+	$(Q)$(MAKE) --no-print-directory fuzz
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(BUILD)/libgpuos_shim.so $(DESTDIR)$(PREFIX)/lib/
@@ -82,5 +88,5 @@ clean:
 format:
 	clang-format -i $(wildcard */*.c */*.h tests/*/*.c)
 
-.PHONY: all check install clean format
+.PHONY: all check test install clean format
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

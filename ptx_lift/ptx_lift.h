@@ -22,6 +22,8 @@ enum gpuos_fatbin_kind {
 
 #define GPUOS_FATBIN_F_LZ4  0x1u /* payload LZ4-compressed (entry flag 0x2000) */
 #define GPUOS_FATBIN_F_ZSTD 0x2u /* payload ZSTD-compressed (entry flag 0x8000) */
+#define GPUOS_FATBIN_F_ARCH_SPECIFIC 0x4u /* sm_XXa / compute_XXa: that exact arch only */
+#define GPUOS_FATBIN_F_FAMILY 0x8u /* sm_XXf: the arch family (same major) */
 
 struct gpuos_fatbin_entry {
 	unsigned kind;	     /* enum gpuos_fatbin_kind; other kinds are skipped by _next */

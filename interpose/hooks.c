@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Every exported CUDA entry point, and nothing else (the export list comes from hooks.def).
+ * A hook never aborts and never prints to stdout; it returns what the real call returns, so
+ * the runtime's error state (cudaGetLastError) is the real call's.
+ */
+#include "common/atomics.h"
+#include "interpose/interpose.h"
+#include "interpose/real.h"
+
+#define GPUOS_EXPORT __attribute__((visibility("default")))
+#define unlikely(x)  __builtin_expect(!!(x), 0)
+
+/*
+ * The launch path: find the kernel (one hash probe), count the launch under its reason. Every
+ * launch falls through for now; the catalog and the worker will decide here.
+ */
+static inline struct gpuos_live *launch_begin(const void *key)
+{
+	struct gpuos_kernel *k = gpuos_reg_lookup(key);
+	/* acquire: pairs with the release of k->live in gpuos_reg_first_launch */
+	struct gpuos_live *l = k ? load_acquire(&k->live) : NULL;
+
+	if (unlikely(!l))
+		l = gpuos_reg_first_launch(k);
+	fetch_add_relaxed(&l->count[l->why], 1);
+	return l;
+}
+
+static inline cudaError_t launch_end(struct gpuos_live *l, cudaError_t rc)
+{
+	/* After the first launch that worked the device is set up: read the cubin layout. */
+	if (unlikely(load_relaxed(&l->info_pending)) && rc == cudaSuccess)
+		gpuos_reg_read_info(l);
+	return rc;
+}
+
+#define LAUNCH_HOOK(name, keytype)                                                                 \
+	GPUOS_EXPORT cudaError_t name(keytype f, dim3 g, dim3 b, void **a, size_t sm,              \
+				      cudaStream_t st)                                             \
+	{                                                                                          \
+		gpuos_real_##name##_t real = REAL(name);                                           \
+		struct gpuos_live *l;                                                              \
+                                                                                                   \
+		if (unlikely(!real))                                                               \
+			return cudaErrorSharedObjectSymbolNotFound;                                \
+		l = launch_begin((const void *)f);                                                 \
+		return launch_end(l, real(f, g, b, a, sm, st));                                    \
+	}
+
+LAUNCH_HOOK(__cudaLaunchKernel, cudaKernel_t)
+LAUNCH_HOOK(__cudaLaunchKernel_ptsz, cudaKernel_t)
+LAUNCH_HOOK(cudaLaunchKernel, const void *)
+LAUNCH_HOOK(cudaLaunchKernel_ptsz, const void *)
+
+#define LAUNCH_EX_HOOK(name)                                                                       \
+	GPUOS_EXPORT cudaError_t name(const cudaLaunchConfig_t *c, const void *f, void **a)        \
+	{                                                                                          \
+		gpuos_real_##name##_t real = REAL(name);                                           \
+		struct gpuos_live *l;                                                              \
+                                                                                                   \
+		if (unlikely(!real))                                                               \
+			return cudaErrorSharedObjectSymbolNotFound;                                \
+		l = launch_begin(f);                                                               \
+		return launch_end(l, real(c, f, a));                                               \
+	}
+
+LAUNCH_EX_HOOK(cudaLaunchKernelExC)
+LAUNCH_EX_HOOK(cudaLaunchKernelExC_ptsz)
+
+GPUOS_EXPORT void **__cudaRegisterFatBinary(void *fatCubin)
+{
+	gpuos_real___cudaRegisterFatBinary_t real = REAL(__cudaRegisterFatBinary);
+	void **h;
+
+	gpuos_shim_init();
+	if (!real)
+		return NULL;
+	h = real(fatCubin);
+	if (h)
+		gpuos_reg_add_fatbin(h, fatCubin);
+	return h;
+}
+
+GPUOS_EXPORT void __cudaRegisterFatBinaryEnd(void **h)
+{
+	gpuos_real___cudaRegisterFatBinaryEnd_t real = REAL(__cudaRegisterFatBinaryEnd);
+
+	if (real)
+		real(h);
+}
+
+GPUOS_EXPORT void __cudaUnregisterFatBinary(void **h)
+{
+	gpuos_real___cudaUnregisterFatBinary_t real = REAL(__cudaUnregisterFatBinary);
+
+	gpuos_reg_remove_fatbin(h);
+	if (real)
+		real(h);
+}
+
+GPUOS_EXPORT void __cudaRegisterFunction(void **h, const char *hostFun, char *deviceFun,
+					 const char *deviceName, int thread_limit, uint3 *tid,
+					 uint3 *bid, dim3 *bDim, dim3 *gDim, int *wSize)
+{
+	gpuos_real___cudaRegisterFunction_t real = REAL(__cudaRegisterFunction);
+
+	if (!real)
+		return;
+	real(h, hostFun, deviceFun, deviceName, thread_limit, tid, bid, bDim, gDim, wSize);
+	gpuos_reg_add_function(h, hostFun, deviceName);
+}
+
+GPUOS_EXPORT cudaError_t __cudaGetKernel(cudaKernel_t *k, const void *f)
+{
+	gpuos_real___cudaGetKernel_t real = REAL(__cudaGetKernel);
+	cudaError_t rc;
+
+	if (!real)
+		return cudaErrorSharedObjectSymbolNotFound;
+	rc = real(k, f);
+	if (rc == cudaSuccess && k)
+		gpuos_reg_add_handle(f, *k);
+	return rc;
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef GPUOS_INTERPOSE_H
+#define GPUOS_INTERPOSE_H
+
+/*
+ * interpose: the hooks (hooks_*.c), the kernel registry (registry.c), the report (report.c)
+ * and the shim's lazily initialised state (shim.c). What the other parts may call.
+ */
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+
+#include "interpose/config.h"
+#include "ptx_lift/ptx_lift.h"
+
+/* Why a launch went where it went; the report's columns. */
+#define GPUOS_WHY_LIST(X)                                                                          \
+	X(DIVERTED, "diverted", "diverted")                                                       \
+	X(DISABLED, "disabled", "gpuos disabled")                                                 \
+	X(DENIED, "denied", "denied by config")                                                   \
+	X(NOT_ALLOWED, "not_allowed", "not in allowlist")                                         \
+	X(NO_CATALOG, "no_catalog", "no catalog match")                                           \
+	X(TOO_LARGE, "too_large", "too large")                                                    \
+	X(CAPTURING, "capturing", "stream capturing")                                             \
+	X(UNKNOWN, "unknown_kernel", "kernel not registered")
+
+enum gpuos_why {
+#define X(id, key, text) GPUOS_WHY_##id,
+	GPUOS_WHY_LIST(X)
+#undef X
+	GPUOS_WHY_COUNT
+};
+
+extern const char *const gpuos_why_key[GPUOS_WHY_COUNT];
+extern const char *const gpuos_why_text[GPUOS_WHY_COUNT];
+
+/* What the cubin says of a kernel: its parameter layout and resources. */
+struct gpuos_kmeta {
+	unsigned nparams, param_bytes;
+	struct gpuos_kparam *params;
+	int regs;
+	unsigned static_smem, local_bytes, max_threads, flags;
+};
+
+/* A registered fatbinary (one per __cudaRegisterFatBinary). */
+struct gpuos_fatbin_reg {
+	void **handle;
+	const void *wrapper;
+	struct gpuos_kernel *kernels; /* registered from it, linked by next_in_fb */
+	int info_state;		      /* 0 not read, 1 read, <0 errno; under the registry lock */
+	struct gpuos_kmeta *meta;     /* one per kernel of the cubin read, when info_state == 1 */
+	unsigned ptx_archs[8], nptx;  /* PTX entries it carries */
+	unsigned sass_archs[8], nsass;
+	unsigned sm;		      /* arch the cubin was picked for */
+	char *path;		      /* object file it came from (dladdr) */
+};
+
+/* What the launch path needs of a kernel once it has launched; allocated at first launch. */
+struct gpuos_live {
+	enum gpuos_why why;	  /* decision for every launch, until a catalog says more */
+	_Atomic int info_pending; /* set until the cubin layout was read after a launch */
+	char *demangled;	  /* owned */
+	char *mangled;		  /* owned copy */
+	_Atomic uint64_t count[GPUOS_WHY_COUNT];
+	struct gpuos_live *next; /* every live record, for the report */
+	struct gpuos_kernel *kernel;
+};
+
+/* A registered kernel (one per __cudaRegisterFunction). */
+struct gpuos_kernel {
+	const void *stub;	      /* host stub: the key of cudaLaunchKernel */
+	cudaKernel_t handle;	      /* from __cudaGetKernel: the key of __cudaLaunchKernel */
+	const char *mangled;	      /* the registering module's string */
+	struct gpuos_fatbin_reg *fb;
+	struct gpuos_kernel *next_in_fb;
+	struct gpuos_live *_Atomic live; /* NULL until its first launch */
+	const struct gpuos_kmeta *meta;	 /* cubin layout; NULL until read (or not found) */
+};
+
+/* ---- registry.c ---- */
+void gpuos_reg_add_fatbin(void **handle, const void *wrapper);
+void gpuos_reg_add_function(void **handle, const void *stub, const char *mangled);
+void gpuos_reg_add_handle(const void *stub, cudaKernel_t handle);
+void gpuos_reg_remove_fatbin(void **handle);
+
+/* O(1): the kernel a host stub or cudaKernel_t names, or NULL. Lock-free. */
+struct gpuos_kernel *gpuos_reg_lookup(const void *key);
+
+/*
+ * First launch of @k (NULL: an unregistered handle): demangle, ask the config, publish the
+ * live record. Slow path, once per kernel.
+ */
+struct gpuos_live *gpuos_reg_first_launch(struct gpuos_kernel *k);
+
+/*
+ * Read the cubin layout of @l's kernel, and of every other kernel of its fatbin, for the
+ * current device. Once per fatbin; then k->meta is set (or the fatbin's info_state < 0).
+ */
+void gpuos_reg_read_info(struct gpuos_live *l);
+
+/* Every live record, newest first (acquire; pairs with the release in first_launch). */
+struct gpuos_live *gpuos_reg_live_list(void);
+
+/* The record that counts launches of handles nobody registered. */
+struct gpuos_live *gpuos_reg_unknown(void);
+
+/* Counters to zero (fork child). */
+void gpuos_reg_reset_counts(void);
+void gpuos_reg_lock(void);
+void gpuos_reg_unlock(void);
+uint64_t gpuos_reg_nkernels(void);
+
+/* Demangle with libstdc++'s __cxa_demangle; malloc'd copy of @mangled if it is no C++ name. */
+char *gpuos_demangle(const char *mangled);
+
+/* ---- shim.c ---- */
+struct gpuos_shim {
+	struct gpuos_cfg cfg;
+	bool cfg_ok;
+};
+extern struct gpuos_shim gpuos_shim;
+/* Lazy, thread-safe initialisation; every hook calls it first. */
+void gpuos_shim_init(void);
+
+/* ---- report.c ---- */
+/* Write the report where cfg.report says ("1"/"stderr": table on stderr; *.json: JSON). */
+void gpuos_report_write(void);
+/* A short display form of a demangled kernel name into buf. */
+void gpuos_report_short_name(const char *demangled, char *buf, size_t len);
+
+#endif
