@@ -7,7 +7,7 @@ BUILD=${1:-build}
 B=$BUILD/gpu/bench_launch
 SHIM=$PWD/$BUILD/libgpuos_shim.so
 N=${N:-200000}
-REPS=${REPS:-9}
+REPS=${REPS:-15}
 nvidia-smi -L >/dev/null 2>&1 || { echo "no GPU: the benchmark needs one" >&2; exit 77; }
 DEVICE=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 

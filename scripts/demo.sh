@@ -9,7 +9,7 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
 	echo "gpuos demo: without a GPU, 'make test' runs the CPU tests, and 'build/gpuos inspect FILE' works."
 	exit 1
 fi
-make --no-print-directory -s all cpu-test-deps
+[ -x "$BUILD/gpuos" ] && [ -x "$BUILD/hooks/prog" ] || make --no-print-directory -s all cpu-test-deps
 G=$BUILD/gpuos
 echo "== $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
 echo "== a CUDA program (nvcc -cudart shared), plain vs under gpuos run --report"

@@ -39,9 +39,11 @@ def main():
             losses, digest = workload()
         names = {}
         kernels = 0
+        per_kernel = {}
         for e in prof.events():
             if e.device_type == torch.autograd.DeviceType.CUDA:
                 kernels += 1
+                per_kernel[e.name] = per_kernel.get(e.name, 0) + 1
             elif "LaunchKernel" in e.name:
                 names[e.name] = names.get(e.name, 0) + 1
         runtime = sum(v for k, v in names.items() if k.lstrip("_").startswith("cuda"))
@@ -49,6 +51,8 @@ def main():
             f.write(f"runtime_launches {runtime}\nkernels {kernels}\n")
             for k, v in sorted(names.items()):
                 f.write(f"api {k} {v}\n")
+            for k, v in sorted(per_kernel.items()):
+                f.write(f"kernel {v} {k}\n")
     else:
         losses, digest = workload()
     for i, l in enumerate(losses):

@@ -10,7 +10,7 @@ for prog in prog prog_ptsz; do
 	GPUOS_CONFIG=/dev/null "$G" run --report="$T/$prog.json" -- "$HOOKS/$prog" 50 >"$T/shim.out" 2>"$T/shim.err"
 	cmp "$T/plain.out" "$T/shim.out" || { diff "$T/plain.out" "$T/shim.out"; fail "$prog output differs"; }
 	[ ! -s "$T/shim.err" ] || { cat "$T/shim.err"; fail "$prog: shim printed"; }
-	grep -q "bad launch: get 9" "$T/shim.out" || fail "$prog: error code"
+	grep -qE "bad launch: get [1-9][0-9]*$" "$T/shim.out" || fail "$prog: no error from the bad launch"
 	python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['launches']==153, r['launches']" "$T/$prog.json"
 done
 echo "$DEVICE: prog output identical; $(grep checksum "$T/shim.out")"
