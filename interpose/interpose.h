@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cuda_runtime_api.h>
 
@@ -127,6 +128,8 @@ void gpuos_shim_init(void);
 /* ---- report.c ---- */
 /* Write the report where cfg.report says ("1"/"stderr": table on stderr; *.json: JSON). */
 void gpuos_report_write(void);
+/* @s as a JSON string literal (quoted, escaped) on @f. */
+void gpuos_report_json_str(FILE *f, const char *s);
 /* A short display form of a demangled kernel name into buf. */
 void gpuos_report_short_name(const char *demangled, char *buf, size_t len);
 

@@ -298,8 +298,6 @@ static void read_fatbin(struct gpuos_fatbin_reg *fb, unsigned sm)
 	struct gpuos_cubin *cubin = NULL;
 	const void *fat;
 	size_t len, pos = 0, nk = 0, nparams = 0;
-	void *raw = NULL;
-	size_t raw_len;
 	Dl_info dl;
 	int rc;
 
@@ -317,13 +315,7 @@ static void read_fatbin(struct gpuos_fatbin_reg *fb, unsigned sm)
 	}
 	if (rc < 0)
 		goto out;
-	rc = gpuos_fatbin_pick(fat, len, GPUOS_FATBIN_CUBIN, sm, &e);
-	if (rc)
-		goto out;
-	rc = gpuos_fatbin_payload(&e, &raw, &raw_len);
-	if (rc)
-		goto out;
-	rc = gpuos_cubin_open(raw, raw_len, &cubin);
+	rc = gpuos_cubin_from_fatbin(fat, len, sm, &cubin, NULL);
 	if (rc)
 		goto out;
 
@@ -364,7 +356,6 @@ static void read_fatbin(struct gpuos_fatbin_reg *fb, unsigned sm)
 	rc = 0;
 out:
 	gpuos_cubin_close(cubin);
-	free(raw);
 	fb->info_state = rc ? rc : 1;
 	if (rc)
 		gpuos_debug("registry: cannot read fatbin %p: %s", fb->wrapper, strerror(-rc));

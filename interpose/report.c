@@ -118,7 +118,7 @@ static const char *display_name(const struct gpuos_live *l)
 	return "<kernel not registered with the runtime>";
 }
 
-static void json_str(FILE *f, const char *s)
+void gpuos_report_json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (; s && *s; s++) {
@@ -166,11 +166,11 @@ static void write_json(FILE *f, struct gpuos_live **v, size_t n, const uint64_t 
 
 		gpuos_report_short_name(display_name(l), shortn, sizeof(shortn));
 		fprintf(f, "  {\"name\": ");
-		json_str(f, display_name(l));
+		gpuos_report_json_str(f, display_name(l));
 		fprintf(f, ", \"short\": ");
-		json_str(f, shortn);
+		gpuos_report_json_str(f, shortn);
 		fprintf(f, ", \"mangled\": ");
-		json_str(f, l->mangled ? l->mangled : "");
+		gpuos_report_json_str(f, l->mangled ? l->mangled : "");
 		fprintf(f, ", \"launches\": %llu, \"diverted\": %llu, \"fell_through\": {",
 			(unsigned long long)total_of(l),
 			(unsigned long long)load_relaxed(&l->count[GPUOS_WHY_DIVERTED]));
@@ -199,7 +199,7 @@ static void write_json(FILE *f, struct gpuos_live **v, size_t n, const uint64_t 
 		}
 		if (fb && fb->path) {
 			fprintf(f, ", \"module\": ");
-			json_str(f, fb->path);
+			gpuos_report_json_str(f, fb->path);
 		}
 		fprintf(f, "}%s\n", i + 1 < n ? "," : "");
 	}

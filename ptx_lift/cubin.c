@@ -616,3 +616,26 @@ const struct gpuos_kinfo *gpuos_cubin_find(const struct gpuos_cubin *c, const ch
 			return &c->kernels[i];
 	return NULL;
 }
+
+int gpuos_cubin_from_fatbin(const void *buf, size_t len, unsigned sm, struct gpuos_cubin **out,
+			    unsigned *arch)
+{
+	struct gpuos_fatbin_entry e;
+	void *raw = NULL;
+	size_t raw_len;
+	int rc;
+
+	*out = NULL;
+	rc = gpuos_fatbin_pick(buf, len, GPUOS_FATBIN_CUBIN, sm, &e);
+	if (rc)
+		goto out;
+	rc = gpuos_fatbin_payload(&e, &raw, &raw_len);
+	if (rc)
+		goto out;
+	rc = gpuos_cubin_open(raw, raw_len, out);
+	if (!rc && arch)
+		*arch = e.arch;
+out:
+	free(raw);
+	return rc;
+}

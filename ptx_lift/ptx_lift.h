@@ -97,6 +97,13 @@ unsigned gpuos_cubin_count(const struct gpuos_cubin *c);
 const struct gpuos_kinfo *gpuos_cubin_kernel(const struct gpuos_cubin *c, unsigned i);
 const struct gpuos_kinfo *gpuos_cubin_find(const struct gpuos_cubin *c, const char *name);
 
+/*
+ * The cubin a device of compute capability @sm would run from the fatbin (buf, len): pick,
+ * decompress, parse. *arch (if not NULL) gets the picked cubin's arch. -ENOENT if none fits.
+ */
+int gpuos_cubin_from_fatbin(const void *buf, size_t len, unsigned sm, struct gpuos_cubin **out,
+			    unsigned *arch);
+
 /* ---- hostelf.c ---- */
 /*
  * For each fatbin in a host ELF file (executable or shared library) held in (buf, len):

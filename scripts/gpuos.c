@@ -122,20 +122,6 @@ struct inspect {
 	struct gpuos_cfg cfg;
 };
 
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; s && *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
 static const char *action(const struct inspect *in, const char *demangled)
 {
 	if (!in->cfg.enable)
@@ -163,10 +149,9 @@ static int inspect_fatbin(const void *fat, size_t len, void *arg)
 	struct inspect *in = arg;
 	struct gpuos_fatbin_entry e;
 	struct gpuos_cubin *cubin = NULL;
-	unsigned ptx[16], sass[16], nptx = 0, nsass = 0, best = 0, want;
+	unsigned ptx[16], sass[16], nptx = 0, nsass = 0, best = 0, want, arch = 0;
 	char ptxs[96], sasss[96];
-	void *raw = NULL;
-	size_t pos = 0, raw_len;
+	size_t pos = 0;
 	int rc;
 
 	in->nfat++;
@@ -187,19 +172,17 @@ static int inspect_fatbin(const void *fat, size_t len, void *arg)
 	archs_str(ptxs, sizeof(ptxs), ptx, nptx);
 	archs_str(sasss, sizeof(sasss), sass, nsass);
 	want = in->arch ? in->arch : best;
-	if (!want || gpuos_fatbin_pick(fat, len, GPUOS_FATBIN_CUBIN, want, &e)) {
+	rc = want ? gpuos_cubin_from_fatbin(fat, len, want, &cubin, &arch) : -ENOENT;
+	if (rc == -ENOENT) {
 		if (!in->json)
 			printf("# fatbin %d: no cubin for sm_%u (sass %s, ptx %s)\n", in->nfat, want,
 			       sasss[0] ? sasss : "none", ptxs[0] ? ptxs : "none");
 		return 0;
 	}
-	rc = gpuos_fatbin_payload(&e, &raw, &raw_len);
-	if (!rc)
-		rc = gpuos_cubin_open(raw, raw_len, &cubin);
 	if (rc) {
-		fprintf(stderr, "gpuos inspect: %s: fatbin %d: cubin sm_%u: %s\n", in->file,
-			in->nfat, e.arch, strerror(-rc));
-		goto out;
+		fprintf(stderr, "gpuos inspect: %s: fatbin %d: cubin for sm_%u: %s\n", in->file,
+			in->nfat, want, strerror(-rc));
+		return 0;
 	}
 	for (unsigned i = 0; i < gpuos_cubin_count(cubin); i++) {
 		const struct gpuos_kinfo *k = gpuos_cubin_kernel(cubin, i);
@@ -210,9 +193,9 @@ static int inspect_fatbin(const void *fat, size_t len, void *arg)
 		if (in->json) {
 			printf("%s  {\"name\": ", in->first ? "" : ",\n");
 			in->first = 0;
-			json_str(name);
+			gpuos_report_json_str(stdout, name);
 			printf(", \"mangled\": ");
-			json_str(k->name);
+			gpuos_report_json_str(stdout, k->name);
 			printf(", \"params\": [");
 			for (unsigned p = 0; p < k->nparams; p++)
 				printf("%s[%u, %u]", p ? ", " : "", k->params[p].offset,
@@ -220,22 +203,20 @@ static int inspect_fatbin(const void *fat, size_t len, void *arg)
 			printf("], \"param_bytes\": %u, \"regs\": %d, \"static_smem\": %u, "
 			       "\"cubin_sm\": %u, \"sass_archs\": [%s], \"ptx_archs\": [%s], "
 			       "\"action\": ",
-			       k->param_bytes, k->regs, k->static_smem, e.arch, sasss, ptxs);
-			json_str(action(in, name));
+			       k->param_bytes, k->regs, k->static_smem, arch, sasss, ptxs);
+			gpuos_report_json_str(stdout, action(in, name));
 			putchar('}');
 		} else {
 			printf("%s\n    params", name);
 			for (unsigned p = 0; p < k->nparams; p++)
 				printf(" %u:%u", k->params[p].offset, k->params[p].size);
 			printf("%s  regs %d  smem %u  sm_%u  sass %s  ptx %s\n    %s\n",
-			       k->nparams ? "" : " none", k->regs, k->static_smem, e.arch, sasss,
+			       k->nparams ? "" : " none", k->regs, k->static_smem, arch, sasss,
 			       ptxs[0] ? ptxs : "none", action(in, name));
 		}
 		free(dm);
 	}
-out:
 	gpuos_cubin_close(cubin);
-	free(raw);
 	return 0;
 }
 
