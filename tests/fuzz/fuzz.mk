@@ -20,6 +20,7 @@ fuzz: $(FUZZ_HARNESSES) fixtures
 			-artifact_prefix=build/fuzz/crash_$$n/ build/fuzz/corpus_$$n $$seeds $$extra \
 			>build/fuzz/$$n.log 2>&1 || { tail -40 build/fuzz/$$n.log; exit 1; }; \
 		grep -E '^#[0-9]+.*DONE|Done [0-9]+ runs' build/fuzz/$$n.log | tail -1; \
-	done
+	done; \
+	echo "fuzz: $(words $(FUZZ_HARNESSES)) passed, 0 failed"
 
 .PHONY: fuzz
