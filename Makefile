@@ -89,4 +89,6 @@ format:
 	clang-format -i $(wildcard */*.c */*.h tests/*/*.c)
 
 .PHONY: all check test install clean format
+# keep the intermediate objects of the test binaries (no rebuilds, no "rm" at the end)
+.SECONDARY:
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
