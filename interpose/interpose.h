@@ -89,6 +89,9 @@ void gpuos_reg_remove_fatbin(void **handle);
 /* O(1): the kernel a host stub or cudaKernel_t names, or NULL. Lock-free. */
 struct gpuos_kernel *gpuos_reg_lookup(const void *key);
 
+/* What @cfg and the catalog say of a kernel by its demangled name (also gpuos inspect's). */
+enum gpuos_why gpuos_reg_decide(const struct gpuos_cfg *cfg, const char *demangled);
+
 /*
  * First launch of @k (NULL: an unregistered handle): demangle, ask the config, publish the
  * live record. Slow path, once per kernel.
@@ -119,7 +122,6 @@ char *gpuos_demangle(const char *mangled);
 /* ---- shim.c ---- */
 struct gpuos_shim {
 	struct gpuos_cfg cfg;
-	bool cfg_ok;
 };
 extern struct gpuos_shim gpuos_shim;
 /* Lazy, thread-safe initialisation; every hook calls it first. */

@@ -52,9 +52,3 @@ void *gpuos_real_resolve(enum gpuos_hook_id id)
 	store_relaxed(&gpuos_real_ptr[id], p);
 	return p;
 }
-
-void gpuos_real_reset(void)
-{
-	for (int i = 0; i < GPUOS_HOOK_COUNT; i++)
-		store_relaxed(&gpuos_real_ptr[i], NULL);
-}

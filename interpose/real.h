@@ -52,7 +52,4 @@ static inline void *gpuos_real_fn(enum gpuos_hook_id id)
 
 #define REAL(name) ((gpuos_real_##name##_t)gpuos_real_fn(GPUOS_HOOK_##name))
 
-/* Forget every resolved pointer (tests that swap the runtime underneath). */
-void gpuos_real_reset(void);
-
 #endif

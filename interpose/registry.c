@@ -239,10 +239,8 @@ char *gpuos_demangle(const char *mangled)
 	return d ? d : strdup(mangled);
 }
 
-static enum gpuos_why decide(const char *demangled)
+enum gpuos_why gpuos_reg_decide(const struct gpuos_cfg *cfg, const char *demangled)
 {
-	const struct gpuos_cfg *cfg = &gpuos_shim.cfg;
-
 	if (!cfg->enable)
 		return GPUOS_WHY_DISABLED;
 	switch (gpuos_cfg_match(cfg, demangled)) {
@@ -274,7 +272,7 @@ struct gpuos_live *gpuos_reg_first_launch(struct gpuos_kernel *k)
 	l->kernel = k;
 	l->mangled = strdup(k->mangled);
 	l->demangled = gpuos_demangle(k->mangled);
-	l->why = decide(l->demangled ? l->demangled : k->mangled);
+	l->why = gpuos_reg_decide(&gpuos_shim.cfg, l->demangled ? l->demangled : k->mangled);
 	l->info_pending = 1;
 	l->next = load_relaxed(&live_list);
 	/* release: pairs with the acquire in gpuos_reg_live_list */

@@ -38,9 +38,7 @@ static void init_once_fn(void)
 {
 	char err[512];
 
-	if (gpuos_cfg_load(&gpuos_shim.cfg, environ, err, sizeof(err)) == 0) {
-		gpuos_shim.cfg_ok = true;
-	} else {
+	if (gpuos_cfg_load(&gpuos_shim.cfg, environ, err, sizeof(err))) {
 		/* One line naming the file and line, then pure pass-through (config.c's contract). */
 		gpuos_err("%s; running as pure pass-through", err);
 		/* The report was asked for on the command line: it still says what happened. */

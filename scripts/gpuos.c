@@ -122,17 +122,12 @@ struct inspect {
 	struct gpuos_cfg cfg;
 };
 
-static const char *action(const struct inspect *in, const char *demangled)
+static void action(const struct inspect *in, const char *demangled, char *buf, size_t len)
 {
-	if (!in->cfg.enable)
-		return "fall through (gpuos disabled)";
-	switch (gpuos_cfg_match(&in->cfg, demangled)) {
-	case GPUOS_CFG_DENY:
-		return in->cfg.nallow ? "fall through (not in allowlist)"
-				      : "fall through (denied by config)";
-	default:
-		return "fall through (no catalog match)";
-	}
+	enum gpuos_why why = gpuos_reg_decide(&in->cfg, demangled);
+
+	snprintf(buf, len, "%s (%s)", why == GPUOS_WHY_DIVERTED ? "divert" : "fall through",
+		 gpuos_why_text[why]);
 }
 
 static void archs_str(char *buf, size_t len, const unsigned *a, unsigned n)
@@ -188,6 +183,7 @@ static int inspect_fatbin(const void *fat, size_t len, void *arg)
 		const struct gpuos_kinfo *k = gpuos_cubin_kernel(cubin, i);
 		char *dm = gpuos_demangle(k->name);
 		const char *name = dm ? dm : k->name;
+		char act[64];
 
 		in->nkernels++;
 		if (in->json) {
@@ -204,15 +200,17 @@ static int inspect_fatbin(const void *fat, size_t len, void *arg)
 			       "\"cubin_sm\": %u, \"sass_archs\": [%s], \"ptx_archs\": [%s], "
 			       "\"action\": ",
 			       k->param_bytes, k->regs, k->static_smem, arch, sasss, ptxs);
-			gpuos_report_json_str(stdout, action(in, name));
+			action(in, name, act, sizeof(act));
+			gpuos_report_json_str(stdout, act);
 			putchar('}');
 		} else {
+			action(in, name, act, sizeof(act));
 			printf("%s\n    params", name);
 			for (unsigned p = 0; p < k->nparams; p++)
 				printf(" %u:%u", k->params[p].offset, k->params[p].size);
 			printf("%s  regs %d  smem %u  sm_%u  sass %s  ptx %s\n    %s\n",
 			       k->nparams ? "" : " none", k->regs, k->static_smem, arch, sasss,
-			       ptxs[0] ? ptxs : "none", action(in, name));
+			       ptxs[0] ? ptxs : "none", act);
 		}
 		free(dm);
 	}
