@@ -30,7 +30,7 @@ Q := @
 endif
 
 LIB_SRCS := $(wildcard common/*.c interpose/*.c ptx_lift/*.c fusion/*.c kernels/*.c)
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/kernels/worker_blob.o
 CHECKS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/check_*.c))
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
 
@@ -41,10 +41,36 @@ $(BUILD)/obj/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
+# The worker: relocatable device code (-rdc, so injected operators can be called through the
+# table), linked into one executable cubin per arch, packed into a fatbin, built into the shim.
+WORKER_ARCHS ?= 75 80 90 100 120
+KBUILD := build/kernels
+
+$(KBUILD)/worker_sm%.cubin: kernels/worker.cu kernels/task.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  NVCC    $@")
+	$(Q)$(NVCC) -arch=sm_$* -rdc=true -cubin -maxrregcount=64 -I. -o $(@:.cubin=.rel.cubin) $<
+	$(Q)$(CUDA_HOME)/bin/nvlink -arch=sm_$* $(@:.cubin=.rel.cubin) -o $@
+
+$(KBUILD)/worker.fatbin: $(WORKER_ARCHS:%=$(KBUILD)/worker_sm%.cubin)
+	$(Q)$(CUDA_HOME)/bin/fatbinary --create=$@ -64 \
+		$(foreach a,$(WORKER_ARCHS),--image3=kind=elf,sm=$(a),file=$(KBUILD)/worker_sm$(a).cubin)
+
+$(BUILD)/obj/kernels/worker_blob.o: kernels/worker_blob.S $(KBUILD)/worker.fatbin
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -c -Wa,-I$(KBUILD) -o $@ $<
+
 # The export list is generated from the one hook list.
 $(BUILD)/shim.map: interpose/hooks.def interpose/shim.map.in
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -E -P -x c -I. interpose/shim.map.in -o $@
+
+# kernels/jit.c hands kernels/task.h to NVRTC as "gpuos_task.h": a C string made from the file.
+$(BUILD)/gen/task_h.inc: kernels/task.h
+	@mkdir -p $(dir $@)
+	$(Q)sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< >$@
+$(BUILD)/obj/kernels/jit.o: $(BUILD)/gen/task_h.inc
+$(BUILD)/obj/kernels/jit.o: override CFLAGS += -I$(BUILD)/gen
 
 $(BUILD)/libgpuos_shim.so: $(LIB_OBJS) $(BUILD)/shim.map
 	@$(if $(Q),echo "  LD      $@")
@@ -64,6 +90,18 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/libgpuos.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -o $@ $^ $(LDFLAGS) $(CHECK_LIBS) $(LIBS)
 
+# The driver-call observer's id table comes from the CUDA headers (check_cupti compares).
+cupti-ids:
+	$(Q)scripts/gen_cupti_ids.py --include $(CUDA_HOME)/include -o interpose/cupti_ids.h
+$(BUILD)/obj/tests/check_cupti.o: override CFLAGS += -DGPUOS_CUDA_INCLUDE='"$(CUDA_HOME)/include"'
+# The observer alone, with the test's recording fakes of fusion (not the real engine).
+$(BUILD)/tests/check_cupti: $(BUILD)/obj/tests/check_cupti.o $(BUILD)/obj/interpose/cupti.o \
+		$(BUILD)/obj/common/log.o
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS) $(CHECK_LIBS) -ldl -lpthread
+.PHONY: cupti-ids
+
 include tests/fixtures/fixtures.mk
 include tests/cpu.mk
 include tests/gpu/gpu.mk
@@ -72,9 +110,18 @@ include tests/fuzz/fuzz.mk
 check: all $(CHECKS) fixtures cpu-test-deps
 	$(Q)BUILD=$(BUILD) tests/run-checks.sh $(CHECKS)
 
-# The README's test command: unit and integration tests, the same under ASan/UBSan, fuzzing.
+# The concurrent parts (ring, batches, alias, registry) once more under ThreadSanitizer.
+TSAN_CHECKS := check_fusion check_table check_interpose
+check-tsan:
+	$(Q)$(MAKE) --no-print-directory SANITIZE=thread $(TSAN_CHECKS:%=build/san-thread/tests/%)
+	$(Q)BUILD=build/san-thread TESTS_ONLY=1 tests/run-checks.sh \
+		$(TSAN_CHECKS:%=build/san-thread/tests/%)
+
+# The README's test command: unit and integration tests, the same under ASan/UBSan and TSan,
+# fuzzing.
 test: check
 	$(Q)$(MAKE) --no-print-directory check SANITIZE=address,undefined
+	$(Q)$(MAKE) --no-print-directory check-tsan
 	$(Q)$(MAKE) --no-print-directory fuzz
 
 install: all
@@ -88,7 +135,7 @@ clean:
 format:
 	clang-format -i $(wildcard */*.c */*.h tests/*/*.c)
 
-.PHONY: all check test install clean format
+.PHONY: all check check-tsan test install clean format
 # keep the intermediate objects of the test binaries (no rebuilds, no "rm" at the end)
 .SECONDARY:
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

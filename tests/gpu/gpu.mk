@@ -12,3 +12,24 @@ gpu-check: gpu-deps
 	$(Q)BUILD=$(BUILD) tests/run-checks.sh $(wildcard tests/gpu/test_*.sh)
 
 .PHONY: gpu-check gpu-deps
+
+# The engine through the C API (linked to the shim, which exports it).
+$(GPU_BUILD)/engine_test: tests/gpu/engine_test.cu include/gpuos.h $(BUILD)/libgpuos_shim.so
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  NVCC    $@")
+	$(Q)$(NVCC) -O2 -cudart shared -I. -gencode arch=compute_90,code=[sm_90,compute_90] -o $@ $< \
+		-L$(BUILD) -lgpuos_shim -lcuda -Xlinker -rpath,'$$ORIGIN/..'
+
+$(GPU_BUILD)/park_mod.cubin: tests/gpu/engine_test.cu
+	@mkdir -p $(dir $@)
+	$(Q)$(NVCC) -cubin -arch=sm_90 -I. -o $@ $<
+
+gpu-deps: $(GPU_BUILD)/engine_test $(GPU_BUILD)/park_mod.cubin
+
+$(GPU_BUILD)/bench_engine: tests/gpu/bench_engine.cu include/gpuos.h $(BUILD)/libgpuos_shim.so
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  NVCC    $@")
+	$(Q)$(NVCC) -O2 -cudart shared -I. -gencode arch=compute_90,code=[sm_90,compute_90] -o $@ $< \
+		-L$(BUILD) -lgpuos_shim -Xlinker -rpath,'$$ORIGIN/..'
+
+gpu-deps: $(GPU_BUILD)/bench_engine

@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The C API (include/gpuos.h) and what the observers call (fusion/fusion.h): submit puts a
+ * task into its stream's batch and onto a ring; everything else keeps stream order and the
+ * workers' lifecycle.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/atomics.h"
+#include "common/log.h"
+#include "fusion/engine.h"
+#include "fusion/fusion.h"
+#include "include/gpuos.h"
+#include "interpose/cupti.h"
+#include "interpose/interpose.h"
+#include "kernels/cu.h"
+#include "kernels/jit.h"
+
+#define GPUOS_EXPORT __attribute__((visibility("default")))
+
+/* ---- the GPU side of batch.c ---- */
+
+static struct gpuos_engine *engine_of(int dev)
+{
+	if (dev < 0 || dev >= GPUOS_MAX_DEVICES)
+		return NULL;
+	/* acquire: pairs with the release in gpuos_engine_get */
+	return atomic_load_explicit(&gpuos_engines.eng[dev], memory_order_acquire);
+}
+
+static int describe(void *ctx, uintptr_t stream, int *dev, bool *blocking)
+{
+	const struct gpuos_cu *cu = gpuos_cu_get();
+	unsigned flags = 0;
+	CUdevice d = 0;
+	int rc = 0;
+
+	(void)ctx;
+	gpuos_fusion_in_engine++;
+	if (cu->cuStreamGetFlags((CUstream)stream, &flags) ||
+	    cu->cuStreamGetDevice((CUstream)stream, &d))
+		rc = -EINVAL;
+	gpuos_fusion_in_engine--;
+	if (rc)
+		return rc;
+	*blocking = !(flags & CU_STREAM_NON_BLOCKING);
+	*dev = (int)d;
+	return 0;
+}
+
+static CUstream cu_stream(uintptr_t stream)
+{
+	if (stream == GPUOS_STREAM_LEGACY)
+		return CU_STREAM_LEGACY;
+	if (stream == GPUOS_STREAM_PTDS)
+		return CU_STREAM_PER_THREAD;
+	return (CUstream)stream;
+}
+
+static int memop(int dev, uintptr_t stream, unsigned slot, uint32_t v, bool go)
+{
+	const struct gpuos_cu *cu = gpuos_cu_get();
+	struct gpuos_engine *e = engine_of(dev);
+	CUcontext prev = NULL;
+	CUresult r;
+
+	if (!e)
+		return -ENODEV;
+	gpuos_fusion_in_engine++;
+	cu->cuCtxGetCurrent(&prev);
+	if (prev != e->ctx)
+		cu->cuCtxSetCurrent(e->ctx);
+	if (go)
+		/* default flags: a barrier before the write, so the stream's earlier work is
+		 * visible to the worker once it sees the value (worker.cu gate) */
+		r = cu->cuStreamWriteValue32(cu_stream(stream), e->go + slot * 4, v,
+					     CU_STREAM_WRITE_VALUE_DEFAULT);
+	else
+		/* signed compare: wraps safely; pairs with the worker's release of done */
+		r = cu->cuStreamWaitValue32(cu_stream(stream), e->done + slot * 4, v,
+					    CU_STREAM_WAIT_VALUE_GEQ);
+	if (prev != e->ctx)
+		cu->cuCtxSetCurrent(prev);
+	gpuos_fusion_in_engine--;
+	return r == CUDA_SUCCESS ? 0 : gpuos_cu_err(r, go ? "go write" : "done wait", __FILE__,
+						     __LINE__);
+}
+
+static int go(void *ctx, int dev, uintptr_t stream, unsigned slot, uint32_t batch)
+{
+	(void)ctx;
+	return memop(dev, stream, slot, batch, true);
+}
+
+static int wait(void *ctx, int dev, uintptr_t stream, unsigned slot, uint32_t tseq)
+{
+	(void)ctx;
+	return memop(dev, stream, slot, tseq, false);
+}
+
+static int resolve(void *ctx, unsigned op)
+{
+	struct gpuos_engines *g = ctx;
+	unsigned l = op - GPUOS_BUILTIN_OPS;
+	int p;
+
+	if (l >= GPUOS_MAX_OPS || !g->ops[l].used)
+		return -EINVAL;
+	p = gpuos_alias_phys(&g->ops[l].alias, l);
+	return p < 0 ? p : GPUOS_BUILTIN_OPS + p;
+}
+
+static const struct gpuos_batch_ops batch_ops = {
+	.describe = describe, .resolve = resolve, .go = go, .wait = wait,
+};
+
+/* ---- C API ---- */
+
+static unsigned clampu(unsigned v, unsigned lo, unsigned hi, unsigned dflt)
+{
+	if (!v)
+		return dflt;
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+GPUOS_EXPORT int gpuos_init(const struct gpuos_options *opt)
+{
+	struct gpuos_engines *g = &gpuos_engines;
+	struct gpuos_options o = { 0 };
+	struct gpuos_engine *e;
+	int rc = 0;
+
+	if (opt)
+		o = *opt;
+	pthread_mutex_lock(&g->lock);
+	if (!load_relaxed(&g->started)) {
+		g->rings = clampu(o.rings, 1, GPUOS_MAX_RINGS, 2);
+		g->threads = clampu(o.threads, 32, 1024, 1024) & ~31u;
+		g->idle_ms = clampu(o.idle_ms, 1, 600000, 100);
+		/* the shim's config (GPUOS_CACHE_DIR, cache_dir =) unless the caller says */
+		gpuos_shim_init();
+		snprintf(g->cache_dir, sizeof(g->cache_dir), "%s",
+			 o.cache_dir ? o.cache_dir : gpuos_shim.cfg.cache_dir);
+		gpuos_batch_init(&g->batches, &batch_ops, g);
+		if (!gpuos_cu_get())
+			rc = -ENODEV;
+		/* Without sight of the driver calls of libraries, no task could be ordered
+		 * against them: no engine at all (the observer said why, once). */
+		else if ((rc = gpuos_cupti_start()) == 0)
+			store_release(&g->started, true);
+	}
+	pthread_mutex_unlock(&g->lock);
+	if (rc)
+		return rc;
+	return gpuos_engine_get(gpuos_engine_current_dev(), &e);
+}
+
+GPUOS_EXPORT int gpuos_submit(void *stream, unsigned op, const uint64_t *args, unsigned nargs,
+			      unsigned flags)
+{
+	struct gpuos_engines *g = &gpuos_engines;
+	struct gpuos_task t;
+	struct gpuos_ring *ring;
+	struct gpuos_engine *e;
+	uint32_t pos;
+	int dev, rc;
+
+	/* acquire: pairs with the release in gpuos_init */
+	if (!load_acquire(&g->started) && (rc = gpuos_init(NULL)))
+		return rc;
+	if (nargs > GPUOS_TASK_ARGS || op >= GPUOS_BUILTIN_OPS + GPUOS_MAX_OPS ||
+	    (op >= GPUOS_OP_BUILTIN_COUNT && op < GPUOS_BUILTIN_OPS))
+		return -EINVAL;
+	memset(&t, 0, sizeof(t));
+	t.op = (uint16_t)op;
+	if (nargs)
+		memcpy(t.a, args, nargs * sizeof(*args));
+	/* the current device matters for the default streams only; a stream knows its own */
+	dev = (!stream || stream == CU_STREAM_LEGACY || stream == CU_STREAM_PER_THREAD)
+		      ? gpuos_engine_current_dev()
+		      : -1;
+	for (int tries = 0;; tries++) {
+		rc = gpuos_batch_submit(&g->batches, (uintptr_t)stream, flags & GPUOS_PTSZ, &dev,
+					&t, &ring, &pos);
+		/* the stream's device has no engine yet: start it, once */
+		if (rc != -ENODEV || tries || dev < 0 || (rc = gpuos_engine_get(dev, &e)))
+			break;
+	}
+	if (rc)
+		return rc;
+	e = engine_of(dev);
+	/* > 1: the ring was full and we spun: make sure its worker runs */
+	if (gpuos_ring_wait_room(ring, pos, NULL, NULL) > 1)
+		gpuos_engine_start_worker(e, (unsigned)(ring - e->ring));
+	if (gpuos_ring_publish(ring, pos, &t))
+		gpuos_engine_start_worker(e, (unsigned)(ring - e->ring));
+	return 0;
+}
+
+GPUOS_EXPORT int gpuos_flush(void *stream, unsigned flags)
+{
+	if (!gpuos_fusion_active())
+		return 0;
+	gpuos_batch_stream_op(&gpuos_engines.batches, (uintptr_t)stream, flags & GPUOS_PTSZ,
+			      gpuos_engine_current_dev());
+	return 0;
+}
+
+static void each_engine(void (*fn)(struct gpuos_engine *))
+{
+	for (int d = 0; d < GPUOS_MAX_DEVICES; d++) {
+		struct gpuos_engine *e = engine_of(d);
+		if (e)
+			fn(e);
+	}
+}
+
+GPUOS_EXPORT int gpuos_park(void)
+{
+	gpuos_fusion_park();
+	return 0;
+}
+
+GPUOS_EXPORT int gpuos_unpark(void)
+{
+	gpuos_fusion_unpark();
+	return 0;
+}
+
+GPUOS_EXPORT int gpuos_shutdown(void)
+{
+	struct gpuos_engines *g = &gpuos_engines;
+
+	if (!load_acquire(&g->started))
+		return 0;
+	gpuos_batch_close_all(&g->batches);
+	each_engine(gpuos_engine_park);
+	return 0;
+}
+
+GPUOS_EXPORT void gpuos_get_stats(struct gpuos_stats *st)
+{
+	struct gpuos_engines *g = &gpuos_engines;
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&g->batches.lock);
+	st->batches_opened = g->batches.nopened;
+	st->batches_closed = g->batches.nclosed;
+	pthread_mutex_unlock(&g->batches.lock);
+	for (int d = 0; d < GPUOS_MAX_DEVICES; d++) {
+		struct gpuos_engine *e = engine_of(d);
+		if (e) {
+			/* every position handed out is a task submitted */
+			for (unsigned r = 0; r < e->nrings; r++)
+				st->submitted += load_relaxed(&e->ring[r].tail);
+			st->worker_launches += load_relaxed(&e->launches);
+			st->parks += load_relaxed(&e->parks);
+		}
+	}
+	st->op_swaps = load_relaxed(&g->swaps);
+	st->op_retired = load_relaxed(&g->retired);
+	struct gpuos_jit_stats js;
+	gpuos_jit_get_stats(&js);
+	st->jit_compiles = js.compiles;
+	st->jit_hits = js.hits;
+	st->nvrtc_loaded = js.nvrtc_loaded;
+}
+
+/* ---- fusion.h: what the observers call ---- */
+
+bool gpuos_fusion_active(void)
+{
+	/* relaxed: a hint; see gpuos_batch_any_open for why a stale false is harmless */
+	return load_relaxed(&gpuos_engines.started);
+}
+
+void gpuos_fusion_stream_op(CUstream s, bool ptsz)
+{
+	struct gpuos_batches *b = &gpuos_engines.batches;
+	int dev = 0;
+
+	if (!gpuos_fusion_active() || !gpuos_batch_any_open(b))
+		return;
+	if (!s || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD)
+		dev = gpuos_engine_current_dev();
+	gpuos_batch_stream_op(b, (uintptr_t)s, ptsz, dev);
+}
+
+void gpuos_fusion_stream_gone(CUstream s)
+{
+	if (gpuos_fusion_active())
+		gpuos_batch_forget(&gpuos_engines.batches, (uintptr_t)s);
+}
+
+void gpuos_fusion_park(void)
+{
+	if (gpuos_fusion_active())
+		each_engine(gpuos_engine_park);
+}
+
+void gpuos_fusion_unpark(void)
+{
+	if (gpuos_fusion_active())
+		each_engine(gpuos_engine_unpark);
+}
+
+void gpuos_fusion_device_reset(void)
+{
+	struct gpuos_engines *g = &gpuos_engines;
+	int dev = gpuos_engine_current_dev();
+	struct gpuos_engine *e = engine_of(dev);
+
+	if (!gpuos_fusion_active() || !e)
+		return;
+	pthread_mutex_lock(&g->lock);
+	gpuos_batch_drop_device(&g->batches, dev);
+	atomic_store_explicit(&g->eng[dev], NULL, memory_order_release);
+	/* the operators' modules and the table went with the context */
+	pthread_mutex_lock(&g->batches.lock);
+	for (unsigned l = 0; l < g->nops; l++) {
+		gpuos_alias_init(&g->ops[l].alias, g->rings);
+		store_release(&g->ops[l].ready, -ENODEV);
+	}
+	pthread_mutex_unlock(&g->batches.lock);
+	pthread_mutex_unlock(&g->lock);
+	/* Left allocated on purpose: another thread may still hold the pointer. */
+	gpuos_engine_kill(e);
+	gpuos_info("device %d was reset: its engine is dropped; the next task starts a new one",
+		   dev);
+}
+
+void gpuos_fusion_capture_begin(void)
+{
+	if (!gpuos_fusion_active())
+		return;
+	/* Nothing of ours may be open or running while a capture records: close the batches
+	 * and park the workers now, before the capture begins; submits say -EBUSY until the
+	 * last capture ends, so the workers stay off and the shim makes no CUDA call. */
+	gpuos_batch_capture_begin(&gpuos_engines.batches);
+	each_engine(gpuos_engine_park);
+}
+
+void gpuos_fusion_capture_end(void)
+{
+	if (!gpuos_fusion_active())
+		return;
+	gpuos_batch_capture_end(&gpuos_engines.batches);
+	each_engine(gpuos_engine_unpark);
+}
+
+/* Functions launched before: a lock-free set of handles, never shrinks. */
+#define SEEN_ORDER 16
+static _Atomic uintptr_t seen[1u << SEEN_ORDER];
+static _Atomic unsigned nseen;
+
+bool gpuos_fusion_first_launch(const void *f)
+{
+	uintptr_t key = (uintptr_t)f;
+	unsigned i = (unsigned)((key * 0x9e3779b97f4a7c15ull) >> (64 - SEEN_ORDER));
+
+	if (!gpuos_fusion_active() || !key)
+		return false;
+	for (unsigned n = 0; n < (1u << SEEN_ORDER) / 2; n++, i = (i + 1) & ((1u << SEEN_ORDER) - 1)) {
+		uintptr_t v = load_relaxed(&seen[i]);
+
+		/* relaxed: the set only saves repeated parks; a racing duplicate parks once
+		 * more, which is harmless */
+		if (!v && atomic_compare_exchange_strong_explicit(&seen[i], &v, key,
+								  memory_order_relaxed,
+								  memory_order_relaxed)) {
+			fetch_add_relaxed(&nseen, 1);
+			break;
+		}
+		if (v == key)
+			return false;
+	}
+	/* First launch (or the set is full): loading it may need the whole context idle. */
+	gpuos_fusion_park();
+	return true;
+}

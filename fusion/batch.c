@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Per-stream batches: the slot table and the open/close rules of batch.h. One lock for the
+ * table; the expensive part of a close or open is the one stream operation it enqueues.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/atomics.h"
+#include "common/log.h"
+#include "fusion/batch.h"
+
+#define NINDEX (2 * GPUOS_MAX_SLOTS)
+
+static __thread pid_t my_tid;
+
+static pid_t self(void)
+{
+	if (!my_tid)
+		my_tid = gettid();
+	return my_tid;
+}
+
+/* Slot keys: stream handles are 8-aligned pointers; the pseudo streams get odd-looking keys. */
+static uintptr_t key_of(uintptr_t stream, bool ptsz, int dev)
+{
+	if (stream == 0)
+		stream = ptsz ? GPUOS_STREAM_PTDS : GPUOS_STREAM_LEGACY;
+	if (stream == GPUOS_STREAM_LEGACY)
+		return ((uintptr_t)(unsigned)dev << 8) | 0x1;
+	if (stream == GPUOS_STREAM_PTDS)
+		return ((uintptr_t)(unsigned)self() << 16) | ((uintptr_t)(unsigned)dev << 8) | 0x2;
+	return stream;
+}
+
+static unsigned hash(uintptr_t key)
+{
+	uint64_t h = (uint64_t)key * 0x9e3779b97f4a7c15ull;
+	return (unsigned)(h >> 40) & (NINDEX - 1);
+}
+
+static struct gpuos_slot *find(struct gpuos_batches *b, uintptr_t key)
+{
+	for (unsigned i = hash(key), n = 0; n < NINDEX; i = (i + 1) & (NINDEX - 1), n++) {
+		/* relaxed: a hint outside the lock; the caller checks the key again under the
+		 * slot's lock, and under the table lock nothing changes */
+		unsigned s = load_relaxed(&b->index[i]);
+		if (!s)
+			return NULL;
+		if (s != 0xffff && load_relaxed(&b->slot[s - 1].key) == key)
+			return &b->slot[s - 1];
+	}
+	return NULL;
+}
+
+static struct gpuos_slot *create(struct gpuos_batches *b, uintptr_t key, uintptr_t stream,
+				 int dev)
+{
+	struct gpuos_slot *s = NULL;
+	unsigned i, n;
+	bool blocking = true;
+	int sdev = dev;
+
+	for (i = 0; i < GPUOS_MAX_SLOTS && !s; i++)
+		if (!load_relaxed(&b->slot[i].key))
+			s = &b->slot[i];
+	if (!s)
+		return NULL;
+	if (stream != GPUOS_STREAM_LEGACY && stream != GPUOS_STREAM_PTDS &&
+	    b->ops->describe(b->ctx, stream, &sdev, &blocking))
+		return NULL;
+	for (i = hash(key), n = 0; n < NINDEX; i = (i + 1) & (NINDEX - 1), n++) {
+		unsigned v = load_relaxed(&b->index[i]);
+		if (v == 0 || v == 0xffff)
+			break;
+	}
+	/* batch and tseq continue from the slot's previous user: go/done never go back */
+	pthread_mutex_lock(&s->lock);
+	store_relaxed(&s->key, key);
+	s->stream = stream;
+	s->dev = sdev;
+	s->owner = stream == GPUOS_STREAM_PTDS ? self() : 0;
+	s->blocking = blocking;
+	s->open = false;
+	pthread_mutex_unlock(&s->lock);
+	/* the index entry last: a fast-path reader that finds it sees the key */
+	store_relaxed(&b->index[i], (uint16_t)(s - b->slot + 1));
+	return s;
+}
+
+/* Under the table lock. */
+static void close_slot(struct gpuos_batches *b, struct gpuos_slot *s)
+{
+	uintptr_t on = s->stream;
+	uint32_t tseq;
+	unsigned ntasks;
+	int rc;
+
+	if (!s->open)
+		return;
+	pthread_mutex_lock(&s->lock);
+	tseq = s->tseq;
+	ntasks = s->ntasks;
+	s->open = false;
+	s->ntasks = 0;
+	pthread_mutex_unlock(&s->lock);
+	/* Another thread's per-thread stream cannot be named here: a wait on the legacy
+	 * stream orders its later work too (both blocking). */
+	if (on == GPUOS_STREAM_PTDS && s->owner != self())
+		on = GPUOS_STREAM_LEGACY;
+	rc = b->ops->wait(b->ctx, s->dev, on, (unsigned)(s - b->slot), tseq);
+	if (rc)
+		gpuos_err("closing a batch of %u tasks failed (%d): later work on its stream may "
+			  "not wait for it", ntasks, rc);
+	b->nclosed++;
+	fetch_add_relaxed(&b->nopen, -1);
+}
+
+/* Close what an operation on @key (a slot or none yet) requires, except @keep. */
+static void apply_rules(struct gpuos_batches *b, uintptr_t stream, int dev, bool blocking,
+			struct gpuos_slot *keep)
+{
+	if (!load_relaxed(&b->nopen))
+		return;
+	if (stream == GPUOS_STREAM_LEGACY) {
+		for (unsigned i = 0; i < GPUOS_MAX_SLOTS; i++) {
+			struct gpuos_slot *s = &b->slot[i];
+			if (s->open && s != keep && s->dev == dev && s->blocking)
+				close_slot(b, s);
+		}
+	} else if (blocking) {
+		struct gpuos_slot *l = find(b, key_of(GPUOS_STREAM_LEGACY, false, dev));
+		if (l && l != keep)
+			close_slot(b, l);
+	}
+}
+
+void gpuos_batch_init(struct gpuos_batches *b, const struct gpuos_batch_ops *ops, void *ctx)
+{
+	memset(b, 0, sizeof(*b));
+	pthread_mutex_init(&b->lock, NULL);
+	for (unsigned i = 0; i < GPUOS_MAX_SLOTS; i++)
+		pthread_mutex_init(&b->slot[i].lock, NULL);
+	b->ops = ops;
+	b->ctx = ctx;
+}
+
+static uintptr_t normal(uintptr_t stream, bool ptsz)
+{
+	if (stream == 0)
+		return ptsz ? GPUOS_STREAM_PTDS : GPUOS_STREAM_LEGACY;
+	return stream;
+}
+
+int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int *dev,
+		       struct gpuos_task *t, struct gpuos_ring **ring, uint32_t *pos)
+{
+	uintptr_t key = key_of(stream, ptsz, *dev);
+	unsigned nrings;
+	struct gpuos_slot *s;
+	int rc = 0;
+
+	stream = normal(stream, ptsz);
+	/* Fast path: the stream's batch is open, a built-in operator: only the slot lock. */
+	s = t->op < GPUOS_BUILTIN_OPS ? find(b, key) : NULL;
+	if (s) {
+		pthread_mutex_lock(&s->lock);
+		if (s->open && load_relaxed(&s->key) == key) {
+			*dev = s->dev;
+			nrings = load_acquire(&b->nrings[s->dev]);
+			t->gate = 0;
+			t->slot = (uint16_t)(s - b->slot);
+			t->tseq = ++s->tseq;
+			s->ntasks++;
+			*ring = &b->rings[s->dev][t->slot % nrings];
+			/* under the slot lock: the stream's tasks take positions in tseq order */
+			*pos = gpuos_ring_reserve(*ring);
+			pthread_mutex_unlock(&s->lock);
+			return 0;
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_mutex_lock(&b->lock);
+	if (load_relaxed(&b->capture)) {
+		rc = -EBUSY;
+		goto out;
+	}
+	s = find(b, key);
+	if (!s && !(s = create(b, key, stream, *dev))) {
+		rc = -ENOSPC;
+		goto out;
+	}
+	*dev = s->dev;
+	/* acquire: pairs with the release in the engine's start; rings[] is set */
+	if (s->dev < 0 || s->dev >= 16 || !(nrings = load_acquire(&b->nrings[s->dev]))) {
+		rc = -ENODEV;
+		goto out;
+	}
+	if (t->op >= GPUOS_BUILTIN_OPS) {
+		/* under the lock: an alias switch (kernels/table.h) snapshots the tails under it
+		 * too, so a task reserved after the snapshot names the new slot */
+		rc = b->ops->resolve(b->ctx, t->op);
+		if (rc < 0)
+			goto out;
+		t->op = (uint16_t)rc;
+		rc = 0;
+	}
+	apply_rules(b, stream, s->dev, s->blocking, s);
+	if (!s->open) {
+		uint32_t nb = s->batch + 1 ? s->batch + 1 : 1; /* 0 means "no gate" */
+
+		rc = b->ops->go(b->ctx, s->dev, stream, (unsigned)(s - b->slot), nb);
+		if (rc)
+			goto out;
+		s->batch = nb;
+		pthread_mutex_lock(&s->lock);
+		s->open = true;
+		pthread_mutex_unlock(&s->lock);
+		b->nopened++;
+		fetch_add_relaxed(&b->nopen, 1);
+		t->gate = nb;
+	} else {
+		t->gate = 0;
+	}
+	pthread_mutex_lock(&s->lock);
+	t->slot = (uint16_t)(s - b->slot);
+	t->tseq = ++s->tseq;
+	s->ntasks++;
+	*ring = &b->rings[s->dev][t->slot % nrings];
+	/* reserved under the lock: a stream's tasks take ring positions in tseq order */
+	*pos = gpuos_ring_reserve(*ring);
+	pthread_mutex_unlock(&s->lock);
+out:
+	pthread_mutex_unlock(&b->lock);
+	return rc;
+}
+
+void gpuos_batch_stream_op(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int dev)
+{
+	struct gpuos_slot *s;
+	bool blocking = true;
+
+	if (!gpuos_batch_any_open(b))
+		return;
+	pthread_mutex_lock(&b->lock);
+	s = find(b, key_of(stream, ptsz, dev));
+	stream = normal(stream, ptsz);
+	if (s) {
+		close_slot(b, s);
+		blocking = s->blocking;
+		dev = s->dev;
+	} else if (stream != GPUOS_STREAM_LEGACY && stream != GPUOS_STREAM_PTDS) {
+		/* a stream without tasks: only its legacy relation matters; unknown = blocking */
+		b->ops->describe(b->ctx, stream, &dev, &blocking);
+	}
+	apply_rules(b, stream, dev, blocking, NULL);
+	pthread_mutex_unlock(&b->lock);
+}
+
+void gpuos_batch_close_all(struct gpuos_batches *b)
+{
+	pthread_mutex_lock(&b->lock);
+	for (unsigned i = 0; i < GPUOS_MAX_SLOTS && load_relaxed(&b->nopen); i++)
+		close_slot(b, &b->slot[i]);
+	pthread_mutex_unlock(&b->lock);
+}
+
+void gpuos_batch_forget(struct gpuos_batches *b, uintptr_t stream)
+{
+	struct gpuos_slot *s;
+
+	pthread_mutex_lock(&b->lock);
+	s = find(b, stream);
+	if (s) {
+		close_slot(b, s);
+		for (unsigned i = 0; i < NINDEX; i++)
+			if (load_relaxed(&b->index[i]) == (uint16_t)(s - b->slot + 1))
+				store_relaxed(&b->index[i], 0xffff); /* tombstone: probes go on */
+		pthread_mutex_lock(&s->lock);
+		store_relaxed(&s->key, 0);
+		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+void gpuos_batch_capture_begin(struct gpuos_batches *b)
+{
+	pthread_mutex_lock(&b->lock);
+	fetch_add_relaxed(&b->capture, 1);
+	for (unsigned i = 0; i < GPUOS_MAX_SLOTS && load_relaxed(&b->nopen); i++)
+		close_slot(b, &b->slot[i]);
+	pthread_mutex_unlock(&b->lock);
+}
+
+void gpuos_batch_capture_end(struct gpuos_batches *b)
+{
+	pthread_mutex_lock(&b->lock);
+	if (load_relaxed(&b->capture) > 0)
+		fetch_add_relaxed(&b->capture, -1);
+	pthread_mutex_unlock(&b->lock);
+}
+
+void gpuos_batch_drop_device(struct gpuos_batches *b, int dev)
+{
+	pthread_mutex_lock(&b->lock);
+	if (dev >= 0 && dev < 16)
+		store_release(&b->nrings[dev], 0);
+	for (unsigned i = 0; i < GPUOS_MAX_SLOTS; i++) {
+		struct gpuos_slot *s = &b->slot[i];
+		if (!load_relaxed(&s->key) || s->dev != dev)
+			continue;
+		pthread_mutex_lock(&s->lock);
+		if (s->open)
+			fetch_add_relaxed(&b->nopen, -1);
+		s->open = false;
+		s->ntasks = 0;
+		store_relaxed(&s->key, 0);
+		pthread_mutex_unlock(&s->lock);
+		for (unsigned k = 0; k < NINDEX; k++)
+			if (load_relaxed(&b->index[k]) == (uint16_t)(i + 1))
+				store_relaxed(&b->index[k], 0xffff);
+	}
+	pthread_mutex_unlock(&b->lock);
+}

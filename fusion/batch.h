@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef GPUOS_FUSION_BATCH_H
+#define GPUOS_FUSION_BATCH_H
+
+/*
+ * Per-stream batches: how diverted tasks keep their place in stream order.
+ *
+ * A stream slot has an open batch from its first task until anything else touches the stream.
+ * At open, one "go" write goes on the stream (go[slot] = batch number, after the stream's
+ * earlier work); the batch's first task is gated on it. At close, one "done" wait goes on the
+ * stream (done[slot] >= last task), so later work waits for the batch. Two stream operations
+ * per batch, never per task.
+ *
+ * Rules (DESIGN.md invariant 3):
+ *   - any stream-ordered operation on S closes S's batch;
+ *   - on the legacy default stream it closes every blocking stream's batch of that device, and
+ *     the legacy one; on a blocking stream it also closes the legacy stream's batch;
+ *   - a task on the legacy stream closes the blocking streams' batches (their done waits come
+ *     before its go), a task on a blocking stream closes the legacy batch, then joins or
+ *     opens its own;
+ *   - per-thread default streams are blocking; their batch is opened by their thread; another
+ *     thread closes it with a wait on the legacy stream (which orders the per-thread stream's
+ *     later work as well, both being blocking).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fusion/ring.h"
+
+/* Stream names: CUstream values, and two pseudo handles (CUDA's own values). */
+#define GPUOS_STREAM_LEGACY ((uintptr_t)0x1)
+#define GPUOS_STREAM_PTDS   ((uintptr_t)0x2)
+
+/*
+ * Locks: the table lock (b->lock) for slot creation, rules and opening or closing a batch;
+ * a slot's own lock for its counters. Order: table lock, then slot locks. A task that joins
+ * its stream's open batch takes only the slot lock: while a blocking stream's batch is open
+ * the legacy batch of its device is closed (opening either closes the other), so no rule
+ * applies to it.
+ */
+
+/* What batch.c needs from the GPU side (engine.c; fakes in the unit tests). */
+struct gpuos_batch_ops {
+	/* @stream's device and whether it synchronises with the legacy stream. */
+	int (*describe)(void *ctx, uintptr_t stream, int *dev, bool *blocking);
+	/* Injected logical operator @op (>= GPUOS_BUILTIN_OPS) to the op field tasks carry now,
+	 * or -EAGAIN if it has no live code. Called under the lock. */
+	int (*resolve)(void *ctx, unsigned op);
+	/* Enqueue on @stream (a handle or GPUOS_STREAM_LEGACY/PTDS of device @dev). */
+	int (*go)(void *ctx, int dev, uintptr_t stream, unsigned slot, uint32_t batch);
+	int (*wait)(void *ctx, int dev, uintptr_t stream, unsigned slot, uint32_t tseq);
+};
+
+struct gpuos_slot {
+	pthread_mutex_t lock; /* tseq, ntasks, open; taken alone by a submit that joins an open
+			       * batch; anything else holds the table lock first */
+	_Atomic uintptr_t key; /* 0 = free; a stream handle, or a legacy/per-thread key */
+	uintptr_t stream; /* what memops name: the handle, LEGACY or PTDS */
+	int dev;
+	pid_t owner;	  /* per-thread stream: its thread */
+	bool open, blocking;
+	uint32_t batch;	  /* last batch number handed out (go value) */
+	uint32_t tseq;	  /* last task number handed out */
+	unsigned ntasks;  /* in the open batch */
+};
+
+struct gpuos_batches {
+	pthread_mutex_t lock;
+	_Atomic int nopen;   /* open batches: stream_op is a no-op at 0 */
+	_Atomic int capture; /* captures in progress: no task is accepted */
+	const struct gpuos_batch_ops *ops;
+	void *ctx;
+	/* a slot of device d uses rings[d][s % nrings[d]]; set once when d's engine starts,
+	 * rings before nrings (release), read after nrings (acquire) */
+	struct gpuos_ring *rings[16];
+	_Atomic unsigned nrings[16];
+	struct gpuos_slot slot[GPUOS_MAX_SLOTS];
+	/* open addressing: slot + 1, 0 empty, 0xffff deleted; written under the lock, read
+	 * without it by the submit fast path (which checks the slot's key under its lock) */
+	_Atomic uint16_t index[2 * GPUOS_MAX_SLOTS];
+	uint64_t nopened, nclosed;	     /* statistics */
+};
+
+void gpuos_batch_init(struct gpuos_batches *b, const struct gpuos_batch_ops *ops, void *ctx);
+
+/*
+ * Put @t (op and args set) in @stream's batch on device @dev: apply the rules, open a batch if
+ * needed, number the task and reserve its ring position (-ENODEV if @dev has no rings), in stream order. @ptsz: a NULL
+ * stream means the per-thread default stream. @dev: the current device in, the slot's out.
+ * On success *ring and *pos say where to publish
+ * it (gpuos_ring_wait_room, gpuos_ring_publish); the caller must publish it.
+ * -EBUSY while a capture is in progress, -ENOSPC without a free slot, or the ops' error.
+ */
+int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int *dev,
+		       struct gpuos_task *t, struct gpuos_ring **ring, uint32_t *pos);
+
+/* Before a stream-ordered operation on @stream (see the rules). @dev: the current device. */
+void gpuos_batch_stream_op(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int dev);
+
+/* Close every open batch (park, capture begin). */
+void gpuos_batch_close_all(struct gpuos_batches *b);
+
+/* Forget @stream (destroyed; its batch closed before). */
+void gpuos_batch_forget(struct gpuos_batches *b, uintptr_t stream);
+
+/* Device @dev was reset: forget its slots without closing (their streams are gone) and its
+ * rings (submits for it say -ENODEV until a new engine attaches). */
+void gpuos_batch_drop_device(struct gpuos_batches *b, int dev);
+
+/* Captures: while any is in progress submit says -EBUSY. begin closes every batch. */
+void gpuos_batch_capture_begin(struct gpuos_batches *b);
+void gpuos_batch_capture_end(struct gpuos_batches *b);
+
+static inline bool gpuos_batch_any_open(struct gpuos_batches *b)
+{
+	/* relaxed: a hint; a batch opened concurrently by another thread is that thread's
+	 * stream, ordered by that thread's own later calls */
+	return atomic_load_explicit(&b->nopen, memory_order_relaxed) != 0;
+}
+
+#endif

@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The per-device engine: worker module, rings, go/done arrays, worker streams, and the worker
+ * lifecycle. A worker is one block on a non-blocking stream of its own, per ring; it starts
+ * when a publication finds its ring's worker EXITED, leaves after idle_ns without tasks, and
+ * is parked (told to leave once its ring is empty, waited for, kept off) around calls that
+ * wait for the whole device (DESIGN.md invariant 4).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/atomics.h"
+#include "common/log.h"
+#include "fusion/engine.h"
+#include "fusion/fusion.h"
+#include "kernels/cu.h"
+
+extern const char gpuos_worker_fatbin[];
+
+__thread int gpuos_fusion_in_engine;
+
+struct gpuos_engines gpuos_engines = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+/* The worker's parameters (kernels/worker.cu struct gpuos_worker_params). */
+struct worker_params {
+	struct gpuos_task *tasks;
+	struct gpuos_ring_sh *sh;
+	uint32_t *go, *done;
+	unsigned long long idle_ns;
+	unsigned poll_ns;
+};
+
+#define RING_BYTES (GPUOS_RING_SIZE * sizeof(struct gpuos_task) + sizeof(struct gpuos_ring_sh))
+
+/* Run driver calls as the engine's own: the driver-call observer ignores them. */
+#define ENGINE_ENTER() (gpuos_fusion_in_engine++)
+#define ENGINE_LEAVE() (gpuos_fusion_in_engine--)
+
+/* Make @ctx current for a moment; returns the previous one to restore. */
+static CUcontext ctx_push(const struct gpuos_cu *cu, CUcontext ctx)
+{
+	CUcontext cur = NULL;
+
+	cu->cuCtxGetCurrent(&cur);
+	if (cur != ctx)
+		cu->cuCtxSetCurrent(ctx);
+	return cur;
+}
+
+static void ctx_pop(const struct gpuos_cu *cu, CUcontext ctx, CUcontext prev)
+{
+	if (prev != ctx)
+		cu->cuCtxSetCurrent(prev);
+}
+
+int gpuos_engine_current_dev(void)
+{
+	const struct gpuos_cu *cu = gpuos_cu_get();
+	CUcontext c = NULL;
+	CUdevice d = 0;
+
+	if (!cu)
+		return 0;
+	ENGINE_ENTER();
+	if (cu->cuCtxGetCurrent(&c) || !c || cu->cuCtxGetDevice(&d))
+		d = 0;
+	ENGINE_LEAVE();
+	return (int)d;
+}
+
+static struct gpuos_ring_sh *ring_sh(struct gpuos_engine *e, unsigned r)
+{
+	return (struct gpuos_ring_sh *)((char *)e->pinned + r * RING_BYTES +
+					GPUOS_RING_SIZE * sizeof(struct gpuos_task));
+}
+
+static int launch(struct gpuos_engine *e, unsigned r)
+{
+	const struct gpuos_cu *cu = gpuos_cu_get();
+	size_t off_tasks = r * RING_BYTES;
+	struct worker_params p = {
+		.tasks = (struct gpuos_task *)(uintptr_t)(e->pinned_dev + off_tasks),
+		.sh = (struct gpuos_ring_sh *)(uintptr_t)(e->pinned_dev + off_tasks +
+							GPUOS_RING_SIZE * sizeof(struct gpuos_task)),
+		.go = (uint32_t *)(uintptr_t)e->go,
+		.done = (uint32_t *)(uintptr_t)e->done,
+		.idle_ns = e->idle_ns,
+		.poll_ns = e->poll_ns,
+	};
+	void *args[] = { &p };
+	CUcontext prev;
+	int err = 0;
+
+	ENGINE_ENTER();
+	prev = ctx_push(cu, e->ctx);
+	GPUOS_CU_GOTO(cu->cuLaunchKernel(e->wfn, 1, 1, 1, e->threads, 1, 1, 0, e->wstream[r], args,
+					 NULL),
+		      err, out);
+	fetch_add_relaxed(&e->launches, 1);
+out:
+	ctx_pop(cu, e->ctx, prev);
+	ENGINE_LEAVE();
+	return err;
+}
+
+void gpuos_engine_start_worker(struct gpuos_engine *e, unsigned r)
+{
+	_Atomic uint32_t *state = (_Atomic uint32_t *)&ring_sh(e, r)->sh_state;
+
+	pthread_mutex_lock(&e->wlock);
+	while (e->park_depth && !e->dead)
+		pthread_cond_wait(&e->unparked, &e->wlock);
+	/* acquire: pairs with the worker's release of EXITED (try_exit) */
+	if (!e->dead && load_acquire(state) == GPUOS_WORKER_EXITED) {
+		/* STARTING keeps other producers from launching more; a worker that turned
+		 * back from exiting may overwrite it with RUNNING, which is just as good */
+		store_relaxed(state, GPUOS_WORKER_STARTING);
+		if (launch(e, r)) {
+			store_relaxed(state, GPUOS_WORKER_EXITED);
+			gpuos_err("cannot start the worker: queued tasks wait for the next try");
+		}
+	}
+	pthread_mutex_unlock(&e->wlock);
+}
+
+void gpuos_engine_park(struct gpuos_engine *e)
+{
+	const struct gpuos_cu *cu = gpuos_cu_get();
+	CUcontext prev;
+
+	pthread_mutex_lock(&e->wlock);
+	if (e->dead) {
+		pthread_mutex_unlock(&e->wlock);
+		return;
+	}
+	if (e->park_depth++ == 0) {
+		fetch_add_relaxed(&e->parks, 1);
+		for (unsigned r = 0; r < e->nrings; r++)
+			/* release: nothing to order but the flag; the worker reads it with an
+			 * acquire when its ring is empty */
+			store_release((_Atomic uint32_t *)&ring_sh(e, r)->sh_stop, 1);
+		ENGINE_ENTER();
+		prev = ctx_push(cu, e->ctx);
+		for (unsigned r = 0; r < e->nrings; r++)
+			cu->cuStreamSynchronize(e->wstream[r]); /* the worker drained and left */
+		ctx_pop(cu, e->ctx, prev);
+		ENGINE_LEAVE();
+	}
+	pthread_mutex_unlock(&e->wlock);
+}
+
+void gpuos_engine_kill(struct gpuos_engine *e)
+{
+	pthread_mutex_lock(&e->wlock);
+	e->dead = true;
+	e->park_depth = 0;
+	pthread_cond_broadcast(&e->unparked);
+	pthread_mutex_unlock(&e->wlock);
+}
+
+void gpuos_engine_unpark(struct gpuos_engine *e)
+{
+	bool restart[GPUOS_MAX_RINGS] = { 0 };
+
+	pthread_mutex_lock(&e->wlock);
+	if (!e->dead && e->park_depth > 0 && --e->park_depth == 0) {
+		for (unsigned r = 0; r < e->nrings; r++) {
+			struct gpuos_ring *ring = &e->ring[r];
+			store_release((_Atomic uint32_t *)&ring_sh(e, r)->sh_stop, 0);
+			/* a producer that published while we were parked waits in start_worker;
+			 * one that published just before the worker left, too; both restart it */
+			restart[r] = load_relaxed(&ring->tail) != gpuos_ring_done(ring);
+		}
+		pthread_cond_broadcast(&e->unparked);
+	}
+	pthread_mutex_unlock(&e->wlock);
+	for (unsigned r = 0; r < e->nrings; r++)
+		if (restart[r])
+			gpuos_engine_start_worker(e, r);
+}
+
+void gpuos_engine_done(struct gpuos_engine *e, uint32_t *done)
+{
+	for (unsigned r = 0; r < e->nrings; r++)
+		done[r] = gpuos_ring_done(&e->ring[r]);
+}
+
+void gpuos_engine_tails(struct gpuos_engine *e, uint32_t *tails)
+{
+	for (unsigned r = 0; r < e->nrings; r++)
+		tails[r] = load_relaxed(&e->ring[r].tail);
+}
+
+int gpuos_engine_table_write(struct gpuos_engine *e, unsigned phys, uint64_t fn)
+{
+	const struct gpuos_cu *cu = gpuos_cu_get();
+	static __thread uint64_t staging; /* pageable source: the copy completes before return */
+	CUcontext prev;
+	int err = 0;
+
+	ENGINE_ENTER();
+	prev = ctx_push(cu, e->ctx);
+	staging = fn;
+	GPUOS_CU_GOTO(cu->cuMemcpyHtoDAsync(e->table + phys * sizeof(uint64_t), &staging,
+					    sizeof(staging), e->aux),
+		      err, out);
+	/* the entry is in device memory before any task naming it is published (the caller
+	 * publishes after this returns; the worker reads the entry at L2) */
+	GPUOS_CU_GOTO(cu->cuStreamSynchronize(e->aux), err, out);
+out:
+	ctx_pop(cu, e->ctx, prev);
+	ENGINE_LEAVE();
+	return err;
+}
+
+static int create(int dev, struct gpuos_engine **out)
+{
+	const struct gpuos_cu *cu = gpuos_cu_get();
+	struct gpuos_engines *g = &gpuos_engines;
+	struct gpuos_engine *e;
+	CUcontext prev = NULL;
+	int err = 0, major = 0, minor = 0;
+	size_t bytes;
+
+	if (!cu)
+		return -ENODEV;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->dev = dev;
+	e->nrings = g->rings;
+	e->threads = g->threads;
+	e->idle_ns = (uint64_t)g->idle_ms * 1000000ull;
+	/* pause between looks at an empty ring: each look is a PCIe read of the line the next
+	 * producer writes; GPUOS_POLL_NS tunes it for measurements */
+	e->poll_ns = getenv("GPUOS_POLL_NS") ? (unsigned)atoi(getenv("GPUOS_POLL_NS")) : 200;
+	pthread_mutex_init(&e->wlock, NULL);
+	pthread_cond_init(&e->unparked, NULL);
+
+	ENGINE_ENTER();
+	GPUOS_CU_GOTO(cu->cuInit(0), err, fail);
+	cu->cuCtxGetCurrent(&prev);
+	GPUOS_CU_GOTO(cu->cuDevicePrimaryCtxRetain(&e->ctx, dev), err, fail);
+	GPUOS_CU_GOTO(cu->cuCtxSetCurrent(e->ctx), err, fail);
+	cu->cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev);
+	cu->cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev);
+	e->sm = major * 10 + minor;
+	GPUOS_CU_GOTO(cu->cuModuleLoadData(&e->wmod, gpuos_worker_fatbin), err, fail);
+	GPUOS_CU_GOTO(cu->cuModuleGetFunction(&e->wfn, e->wmod, "gpuos_worker"), err, fail);
+	GPUOS_CU_GOTO(cu->cuModuleGetGlobal(&e->table, &bytes, e->wmod, "gpuos_op_table"), err,
+		      fail);
+	/* An operator called through the table runs in the worker's register allocation:
+	 * one that uses more faults (illegal instruction). They are compiled to fit. */
+	GPUOS_CU_GOTO(cu->cuFuncGetAttribute(&e->regs, CU_FUNC_ATTRIBUTE_NUM_REGS, e->wfn), err,
+		      fail);
+	GPUOS_CU_GOTO(cu->cuMemAlloc(&e->go, 2 * GPUOS_MAX_SLOTS * sizeof(uint32_t)), err, fail);
+	e->done = e->go + GPUOS_MAX_SLOTS * sizeof(uint32_t);
+	GPUOS_CU_GOTO(cu->cuStreamCreate(&e->aux, CU_STREAM_NON_BLOCKING), err, fail);
+	GPUOS_CU_GOTO(cu->cuMemsetD8Async(e->go, 0, 2 * GPUOS_MAX_SLOTS * sizeof(uint32_t), e->aux),
+		      err, fail);
+	GPUOS_CU_GOTO(cu->cuStreamSynchronize(e->aux), err, fail);
+	GPUOS_CU_GOTO(cu->cuMemHostAlloc(&e->pinned, e->nrings * RING_BYTES,
+					 CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP),
+		      err, fail);
+	memset(e->pinned, 0, e->nrings * RING_BYTES);
+	GPUOS_CU_GOTO(cu->cuMemHostGetDevicePointer(&e->pinned_dev, e->pinned, 0), err, fail);
+	for (unsigned r = 0; r < e->nrings; r++) {
+		GPUOS_CU_GOTO(cu->cuStreamCreate(&e->wstream[r], CU_STREAM_NON_BLOCKING), err,
+			      fail);
+		gpuos_ring_init(&e->ring[r], (struct gpuos_task *)((char *)e->pinned + r * RING_BYTES),
+				ring_sh(e, r));
+	}
+	cu->cuCtxSetCurrent(prev ? prev : e->ctx);
+	ENGINE_LEAVE();
+	gpuos_info("engine on device %d (sm_%d): %u worker(s) of %u threads, %d registers, idle "
+		   "exit %u ms", dev, e->sm, e->nrings, e->threads, e->regs, g->idle_ms);
+	*out = e;
+	return 0;
+fail:
+	if (prev)
+		cu->cuCtxSetCurrent(prev);
+	ENGINE_LEAVE();
+	gpuos_engine_destroy(e);
+	return err;
+}
+
+int gpuos_engine_get(int dev, struct gpuos_engine **out)
+{
+	struct gpuos_engines *g = &gpuos_engines;
+	struct gpuos_engine *e;
+	int err = 0;
+
+	if (dev < 0 || dev >= GPUOS_MAX_DEVICES)
+		return -ENODEV;
+	/* acquire: pairs with the release below; the engine's fields are set */
+	e = atomic_load_explicit(&g->eng[dev], memory_order_acquire);
+	if (e) {
+		*out = e;
+		return 0;
+	}
+	pthread_mutex_lock(&g->lock);
+	e = atomic_load_explicit(&g->eng[dev], memory_order_relaxed);
+	if (!e) {
+		err = create(dev, &e);
+		if (!err) {
+			g->batches.rings[dev] = e->ring;
+			/* release: rings[dev] before nrings; pairs with the acquire in
+			 * gpuos_batch_submit (which may run under the batch lock while we are
+			 * here: no lock of ours is taken under that one) */
+			store_release(&g->batches.nrings[dev], e->nrings);
+			atomic_store_explicit(&g->eng[dev], e, memory_order_release);
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
+	if (!err)
+		*out = e;
+	return err;
+}
+
+void gpuos_engine_destroy(struct gpuos_engine *e)
+{
+	const struct gpuos_cu *cu = gpuos_cu_get();
+	CUcontext prev;
+
+	if (!e)
+		return;
+	if (cu && e->ctx) {
+		ENGINE_ENTER();
+		prev = ctx_push(cu, e->ctx);
+		for (unsigned r = 0; r < e->nrings; r++)
+			if (e->wstream[r])
+				cu->cuStreamDestroy(e->wstream[r]);
+		if (e->aux)
+			cu->cuStreamDestroy(e->aux);
+		if (e->pinned)
+			cu->cuMemFreeHost(e->pinned);
+		if (e->go)
+			cu->cuMemFree(e->go);
+		if (e->wmod)
+			cu->cuModuleUnload(e->wmod);
+		ctx_pop(cu, e->ctx, prev);
+		ENGINE_LEAVE();
+	}
+	free(e);
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef GPUOS_FUSION_ENGINE_H
+#define GPUOS_FUSION_ENGINE_H
+
+/*
+ * One engine per device: the worker module, its rings in pinned memory, the go/done arrays,
+ * the worker streams, and the worker lifecycle (start on demand, idle exit, park). Batches
+ * (fusion/batch.c) are process-wide: a stream slot is tied to one device.
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cuda.h>
+
+#include "fusion/batch.h"
+#include "fusion/ring.h"
+#include "kernels/table.h"
+
+#define GPUOS_MAX_DEVICES 16
+
+struct gpuos_op {
+	char name[64];
+	_Atomic int ready;	 /* 1 ready, 0 building, < 0 failed (errno) */
+	struct gpuos_alias alias; /* under the batch lock */
+	uint32_t version;
+	bool used;
+};
+
+struct gpuos_engine {
+	int dev;
+	CUcontext ctx;
+	CUmodule wmod;
+	CUfunction wfn;
+	CUdeviceptr table;	   /* gpuos_op_table in the worker module */
+	CUdeviceptr go, done;	   /* GPUOS_MAX_SLOTS each */
+	CUstream wstream[GPUOS_MAX_RINGS], aux;
+	void *pinned;		   /* rings' descriptors and shared fields */
+	CUdeviceptr pinned_dev;
+	struct gpuos_ring ring[GPUOS_MAX_RINGS];
+	unsigned nrings, threads;
+	uint64_t idle_ns;
+	unsigned poll_ns;
+	int sm;
+	int regs; /* the worker's registers a thread: injected operators may use no more */
+
+	pthread_mutex_t wlock;	   /* worker launches and parking */
+	pthread_cond_t unparked;
+	int park_depth;
+	bool dead; /* its context was reset: nothing may touch its memory */
+
+	_Atomic uint64_t launches, parks;
+};
+
+struct gpuos_engines {
+	pthread_mutex_t lock; /* creation, ops */
+	struct gpuos_engine *_Atomic eng[GPUOS_MAX_DEVICES];
+	struct gpuos_batches batches;
+	struct gpuos_op ops[GPUOS_MAX_OPS];
+	unsigned nops;
+	unsigned rings, threads, idle_ms;
+	char cache_dir[4096];
+	_Atomic bool started;
+	_Atomic uint64_t swaps, retired;
+};
+extern struct gpuos_engines gpuos_engines;
+
+/* The engine of @dev, created on first use (needs a current or primary context). */
+int gpuos_engine_get(int dev, struct gpuos_engine **out);
+/* The device of the calling thread's current context; 0 if none. */
+int gpuos_engine_current_dev(void);
+/* Make sure ring @r has a worker (after a publish found it EXITED). Waits while parked. */
+void gpuos_engine_start_worker(struct gpuos_engine *e, unsigned r);
+/* Drain and stop every worker of @e, keep them off until unpark. */
+void gpuos_engine_park(struct gpuos_engine *e);
+void gpuos_engine_unpark(struct gpuos_engine *e);
+/* Each ring's finished count / reserve position (for retirement). */
+void gpuos_engine_done(struct gpuos_engine *e, uint32_t *done);
+void gpuos_engine_tails(struct gpuos_engine *e, uint32_t *tails);
+/* Write table entry @phys = @fn (device address), ordered before later publications. */
+int gpuos_engine_table_write(struct gpuos_engine *e, unsigned phys, uint64_t fn);
+void gpuos_engine_destroy(struct gpuos_engine *e);
+/* @e's context was reset under it: mark it dead, wake whoever waits to start a worker. */
+void gpuos_engine_kill(struct gpuos_engine *e);
+
+#endif

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef GPUOS_FUSION_H
+#define GPUOS_FUSION_H
+
+/*
+ * fusion: the host side of the engine. What the hooks (interpose/) and the driver-call
+ * observer (interpose/cupti.c) must tell it so that stream order holds:
+ *   - before any stream-ordered call on a stream, that stream's open batch is closed
+ *     (and the legacy stream's rules applied): gpuos_fusion_stream_op;
+ *   - around any call that waits for the whole device or context, the workers are parked
+ *     (DESIGN.md invariant 4): gpuos_fusion_park / gpuos_fusion_unpark;
+ *   - captures: gpuos_fusion_capture_begin / _end (no tasks, no shim CUDA calls inside);
+ *   - the first launch of a function (lazy module loading may sync the context): park.
+ * All are cheap no-ops while no engine is running (one relaxed load).
+ */
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cuda.h>
+
+/* Nonzero while this thread is inside the engine's own driver calls: observers ignore them. */
+extern __thread int gpuos_fusion_in_engine;
+
+/* True once any engine was started (observers may skip all work before that). */
+bool gpuos_fusion_active(void);
+
+/*
+ * Before a stream-ordered call (launch, copy, memset, event record, stream wait, host
+ * function, graph launch, stream sync/query/destroy, memop) on @s. @ptsz: the call is a
+ * per-thread-default-stream variant (_ptsz/_ptds), so a NULL @s means this thread's stream.
+ */
+void gpuos_fusion_stream_op(CUstream s, bool ptsz);
+
+/* After @s was destroyed: forget it (its batch was closed by stream_op before). */
+void gpuos_fusion_stream_gone(CUstream s);
+
+/* Around a call that waits for the whole device/context: workers drained and kept off. */
+void gpuos_fusion_park(void);
+void gpuos_fusion_unpark(void);
+
+/* After the current device's primary context was reset (cudaDeviceReset): its engine's memory,
+ * streams and modules are gone; drop the engine (parked before the reset) and its streams'
+ * batches; the next task starts a new one. Injected operators must be defined again. */
+void gpuos_fusion_device_reset(void);
+
+/* Before a capture begins (any mode) and after it ends. While any capture is in progress
+ * nothing is diverted and the engine makes no CUDA call. */
+void gpuos_fusion_capture_begin(void);
+void gpuos_fusion_capture_end(void);
+
+/* Before a launch of @f (CUfunction or CUkernel): true if it is the first launch seen and the
+ * workers were parked for it; the caller then calls gpuos_fusion_unpark after the call. */
+bool gpuos_fusion_first_launch(const void *f);
+
+#endif

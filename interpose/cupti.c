@@ -1,0 +1,408 @@
+// SPDX-License-Identifier: MIT
+/*
+ * interpose/cupti.c: the driver-call observer (interpose/cupti.h). One CUPTI subscription,
+ * the driver-domain ids of interpose/cupti_ids.h enabled, one callback that turns each
+ * call into what fusion must hear before (CUPTI_API_ENTER) and after (CUPTI_API_EXIT) it.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <link.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cupti.h>
+
+#include "common/log.h"
+#include "fusion/fusion.h"
+#include "interpose/cupti.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Where a call's stream is; see interpose/cupti_ids.h. */
+enum stream_src { SRC_NONE, SRC_FIELD, SRC_CONFIG, SRC_LEGACY, SRC_PER_THREAD };
+
+struct id_entry {
+	uint8_t kind, src, ptsz;
+	uint16_t stream_off, func_off;
+};
+
+/* Indexed by callback id; ids absent from the list are zero: GPUOS_CUPTI_NONE. */
+static const struct id_entry id_table[CUPTI_DRIVER_TRACE_CBID_SIZE] = {
+#define GPUOS_CUPTI_ID(name, kind, src, ptsz, soff, foff)                                          \
+	[CUPTI_DRIVER_TRACE_CBID_##name] = { GPUOS_CUPTI_##kind, SRC_##src, ptsz, soff, foff },
+#include "interpose/cupti_ids.h"
+};
+
+int gpuos_cupti_classify(CUpti_CallbackId cbid, const void *params,
+			 struct gpuos_cupti_action *out)
+{
+	const struct id_entry *e;
+	const CUlaunchConfig *cfg;
+
+	*out = (struct gpuos_cupti_action){ .kind = GPUOS_CUPTI_NONE };
+	if (cbid >= ARRAY_SIZE(id_table) || id_table[cbid].kind == GPUOS_CUPTI_NONE)
+		return GPUOS_CUPTI_NONE;
+	e = &id_table[cbid];
+	out->kind = e->kind;
+	out->ptsz = e->ptsz;
+	switch (e->src) {
+	case SRC_LEGACY:
+		out->stream = CU_STREAM_LEGACY;
+		break;
+	case SRC_PER_THREAD:
+		out->stream = NULL; /* with ptsz: the calling thread's default stream */
+		break;
+	case SRC_FIELD:
+		if (params)
+			memcpy(&out->stream, (const char *)params + e->stream_off,
+			       sizeof(out->stream));
+		break;
+	case SRC_CONFIG:
+		if (!params)
+			break;
+		memcpy(&cfg, (const char *)params + e->stream_off, sizeof(cfg));
+		/* a NULL config fails the call itself; treat it as the default stream */
+		out->stream = cfg ? cfg->hStream : NULL;
+		break;
+	}
+	if (params && (e->kind == GPUOS_CUPTI_LAUNCH || e->kind == GPUOS_CUPTI_FIRST_USE))
+		memcpy(&out->func, (const char *)params + e->func_off, sizeof(void *));
+	return out->kind;
+}
+
+/* ---- the callback ---- */
+
+/* What ENTER did, for EXIT, in the call's correlation data. */
+#define CORR_ENTERED 1u /* fusion heard of the call (an engine had been started) */
+#define CORR_PARKED  2u /* the workers were parked for it: unpark after it */
+
+/* cuStreamEndCapture failed in a way that still ended the capture. When unsure, keep the
+ * capture counted: diverting nothing is safe, diverting into a capture is not. */
+static bool capture_ended(CUresult r)
+{
+	return r == CUDA_SUCCESS || r == CUDA_ERROR_STREAM_CAPTURE_INVALIDATED ||
+	       r == CUDA_ERROR_STREAM_CAPTURE_UNJOINED;
+}
+
+static uint64_t before_call(const struct gpuos_cupti_action *a)
+{
+	uint64_t corr = CORR_ENTERED;
+
+	/* Captures are counted even before any engine runs: one may start before it. */
+	if (a->kind == GPUOS_CUPTI_CAPTURE_BEGIN) {
+		gpuos_fusion_stream_op(a->stream, a->ptsz);
+		gpuos_fusion_capture_begin();
+		return corr;
+	}
+	if (a->kind == GPUOS_CUPTI_CAPTURE_END)
+		return corr;
+	if (!gpuos_fusion_active())
+		return 0;
+
+	switch (a->kind) {
+	case GPUOS_CUPTI_STREAM_OP:
+	case GPUOS_CUPTI_STREAM_DESTROY:
+		gpuos_fusion_stream_op(a->stream, a->ptsz);
+		break;
+	case GPUOS_CUPTI_LAUNCH:
+		gpuos_fusion_stream_op(a->stream, a->ptsz);
+		if (gpuos_fusion_first_launch(a->func))
+			corr |= CORR_PARKED;
+		break;
+	case GPUOS_CUPTI_FIRST_USE:
+		if (gpuos_fusion_first_launch(a->func))
+			corr |= CORR_PARKED;
+		break;
+	case GPUOS_CUPTI_PARK:
+	case GPUOS_CUPTI_RESET:
+		gpuos_fusion_park();
+		corr |= CORR_PARKED;
+		break;
+	}
+	return corr;
+}
+
+static void after_call(const struct gpuos_cupti_action *a, uint64_t corr, CUresult r)
+{
+	if (!(corr & CORR_ENTERED))
+		return;
+	switch (a->kind) {
+	case GPUOS_CUPTI_STREAM_DESTROY:
+		if (r == CUDA_SUCCESS)
+			gpuos_fusion_stream_gone(a->stream);
+		break;
+	case GPUOS_CUPTI_CAPTURE_BEGIN:
+		if (r != CUDA_SUCCESS)
+			gpuos_fusion_capture_end();
+		break;
+	case GPUOS_CUPTI_CAPTURE_END:
+		if (capture_ended(r))
+			gpuos_fusion_capture_end();
+		break;
+	case GPUOS_CUPTI_RESET:
+		/* the engine's memory is gone with the context's: drop it, never unpark it */
+		gpuos_fusion_device_reset();
+		return;
+	}
+	if (corr & CORR_PARKED)
+		gpuos_fusion_unpark();
+}
+
+/* Hot path: every observed driver call in the process, twice. No allocation, no lock, no
+ * log. */
+void CUPTIAPI gpuos_cupti_callback(void *userdata, CUpti_CallbackDomain domain,
+				   CUpti_CallbackId cbid, const void *cbdata)
+{
+	const CUpti_CallbackData *cb = cbdata;
+	struct gpuos_cupti_action a;
+	uint64_t scratch = 0, *corr;
+	CUresult r;
+
+	(void)userdata;
+	if (domain != CUPTI_CB_DOMAIN_DRIVER_API || gpuos_fusion_in_engine || !cb)
+		return;
+	if (gpuos_cupti_classify(cbid, cb->functionParams, &a) == GPUOS_CUPTI_NONE)
+		return;
+	corr = cb->correlationData ? cb->correlationData : &scratch;
+	if (cb->callbackSite == CUPTI_API_ENTER) {
+		*corr = before_call(&a);
+	} else if (cb->callbackSite == CUPTI_API_EXIT) {
+		r = cb->functionReturnValue ? *(const CUresult *)cb->functionReturnValue
+					    : CUDA_SUCCESS;
+		after_call(&a, *corr, r);
+	}
+}
+
+/* ---- loading and subscribing ---- */
+
+#define CUPTI_SONAME "libcupti.so.13"
+#define CUDART_SONAME "libcudart.so.13"
+
+struct cupti_api {
+	CUptiResult (*subscribe)(CUpti_SubscriberHandle *, CUpti_CallbackFunc, void *);
+	CUptiResult (*subscribe_v2)(CUpti_SubscriberHandle *, CUpti_CallbackFunc, void *,
+				    CUpti_SubscriberParams *);
+	CUptiResult (*unsubscribe)(CUpti_SubscriberHandle);
+	CUptiResult (*enable_callback)(uint32_t, CUpti_SubscriberHandle, CUpti_CallbackDomain,
+				       CUpti_CallbackId);
+	CUptiResult (*result_string)(CUptiResult, const char **);
+};
+
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+static int start_rc = 1; /* 1: not tried; else gpuos_cupti_start's result. Under start_lock */
+static CUpti_SubscriberHandle subscriber; /* under start_lock */
+static struct cupti_api api;		  /* filled once, under start_lock */
+
+static int cudart_dir_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+	const char *name = info->dlpi_name, *slash;
+	char *dir = data;
+
+	(void)size;
+	slash = name ? strrchr(name, '/') : NULL;
+	if (!slash || strncmp(slash + 1, CUDART_SONAME, strlen(CUDART_SONAME)) != 0)
+		return 0;
+	if ((size_t)(slash - name) >= PATH_MAX)
+		return 0;
+	memcpy(dir, name, slash - name);
+	dir[slash - name] = '\0';
+	return 1;
+}
+
+static void *open_in(const char *dir, const char *sub)
+{
+	char path[PATH_MAX];
+	int n = snprintf(path, sizeof(path), "%s%s/" CUPTI_SONAME, dir, sub);
+
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return NULL;
+	return dlopen(path, RTLD_NOW | RTLD_LOCAL);
+}
+
+/*
+ * By soname first: that finds one already loaded (a profiler's, PyTorch's) and the loader's
+ * search path; then the copy beside the loaded runtime (PyTorch wheels keep both in
+ * site-packages/nvidia/cu13/lib), which matches the toolkit the program runs with; then
+ * the usual toolkit places.
+ */
+static void *open_cupti(void)
+{
+	static const char *const fixed[] = { "/usr/local/cuda/lib64",
+					     "/usr/local/cuda/extras/CUPTI/lib64" };
+	char dir[PATH_MAX];
+	const char *home = getenv("CUDA_HOME");
+	void *h = dlopen(CUPTI_SONAME, RTLD_NOW | RTLD_LOCAL);
+
+	if (!h && dl_iterate_phdr(cudart_dir_cb, dir))
+		h = open_in(dir, "");
+	if (!h && home && *home)
+		h = open_in(home, "/lib64");
+	for (size_t i = 0; !h && i < ARRAY_SIZE(fixed); i++)
+		h = open_in(fixed[i], "");
+	return h;
+}
+
+static int load_api(void)
+{
+	void *h = open_cupti();
+
+	if (!h) {
+		gpuos_warn(CUPTI_SONAME " not found (set CUDA_HOME?); driver calls cannot be "
+				       "observed, so nothing is diverted");
+		return -ENOENT;
+	}
+	/* never dlclose'd: CUPTI may still be running a callback on another thread */
+	api.subscribe = (__typeof__(api.subscribe))dlsym(h, "cuptiSubscribe");
+	api.subscribe_v2 = (__typeof__(api.subscribe_v2))dlsym(h, "cuptiSubscribe_v2");
+	api.unsubscribe = (__typeof__(api.unsubscribe))dlsym(h, "cuptiUnsubscribe");
+	api.enable_callback = (__typeof__(api.enable_callback))dlsym(h, "cuptiEnableCallback");
+	api.result_string = (__typeof__(api.result_string))dlsym(h, "cuptiGetResultString");
+	if (!api.subscribe || !api.unsubscribe || !api.enable_callback) {
+		gpuos_warn(CUPTI_SONAME " lacks the callback API; driver calls cannot be "
+				       "observed, so nothing is diverted");
+		api = (struct cupti_api){ 0 };
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static const char *result_name(CUptiResult r)
+{
+	const char *s = NULL;
+
+	if (!api.result_string || api.result_string(r, &s) != CUPTI_SUCCESS || !s)
+		return "CUPTI_ERROR_?";
+	return s;
+}
+
+static int cupti_errno(CUptiResult r)
+{
+	switch (r) {
+	case CUPTI_SUCCESS:
+		return 0;
+	case CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED:
+		return -EBUSY;
+	case CUPTI_ERROR_NOT_INITIALIZED:
+	case CUPTI_ERROR_INVALID_DEVICE:
+	case CUPTI_ERROR_INVALID_CONTEXT:
+		return -ENODEV;
+	case CUPTI_ERROR_INSUFFICIENT_PRIVILEGES:
+	case CUPTI_ERROR_VIRTUALIZED_DEVICE_INSUFFICIENT_PRIVILEGES:
+		return -EPERM;
+	case CUPTI_ERROR_NOT_SUPPORTED:
+	case CUPTI_ERROR_NOT_COMPATIBLE:
+	case CUPTI_ERROR_VIRTUALIZED_DEVICE_NOT_SUPPORTED:
+	case CUPTI_ERROR_CONFIDENTIAL_COMPUTING_NOT_SUPPORTED:
+		return -ENOTSUP;
+	default:
+		return -EIO;
+	}
+}
+
+static CUptiResult subscribe(char *other, size_t other_len)
+{
+	CUpti_SubscriberParams p = {
+		.structSize = CUpti_SubscriberParams_STRUCT_SIZE,
+		.subscriberName = "gpuos",
+		.oldSubscriberName = other,
+		.oldSubscriberSize = other_len,
+	};
+
+	other[0] = '\0';
+	/* _v2 names us to the tool that comes second, and names the one that came first */
+	if (api.subscribe_v2)
+		return api.subscribe_v2(&subscriber, gpuos_cupti_callback, NULL, &p);
+	return api.subscribe(&subscriber, gpuos_cupti_callback, NULL);
+}
+
+/* Enable or disable every observed id; stops at the first hard failure. */
+static CUptiResult enable_all(uint32_t on, CUpti_CallbackId *failed)
+{
+	for (CUpti_CallbackId id = 0; id < ARRAY_SIZE(id_table); id++) {
+		CUptiResult r;
+
+		if (id_table[id].kind == GPUOS_CUPTI_NONE)
+			continue;
+		r = api.enable_callback(on, subscriber, CUPTI_CB_DOMAIN_DRIVER_API, id);
+		/* an id this libcupti does not know: the driver has no such call either */
+		if (r == CUPTI_ERROR_INVALID_PARAMETER && on) {
+			gpuos_debug("CUPTI does not know driver callback id %u", id);
+			continue;
+		}
+		if (r != CUPTI_SUCCESS && on) {
+			*failed = id;
+			return r;
+		}
+	}
+	return CUPTI_SUCCESS;
+}
+
+static int start_locked(void)
+{
+	char other[CUPTI_OLD_SUBSCRIBER_NAME_MIN_LEN];
+	CUpti_CallbackId failed = 0;
+	CUptiResult r;
+	int err;
+
+	if (!api.subscribe && (err = load_api()) < 0)
+		return err;
+	r = subscribe(other, sizeof(other));
+	if (r == CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED) {
+		/* an unnamed subscriber (cuptiSubscribe) reads "CUPTI for <not provided>" */
+		other[sizeof(other) - 1] = '\0';
+		gpuos_warn("CUPTI is in use by another tool (%s); driver calls cannot be observed, "
+			   "so nothing is diverted",
+			   other[0] && !strchr(other, '<') ? other : "profiler?");
+		subscriber = NULL;
+		return -EBUSY;
+	}
+	if (r != CUPTI_SUCCESS) {
+		gpuos_warn("cuptiSubscribe: %s; driver calls cannot be observed, so nothing is "
+			   "diverted",
+			   result_name(r));
+		subscriber = NULL;
+		return cupti_errno(r);
+	}
+	r = enable_all(1, &failed);
+	if (r != CUPTI_SUCCESS) {
+		gpuos_warn("cuptiEnableCallback(driver id %u): %s; driver calls cannot be "
+			   "observed, so nothing is diverted",
+			   failed, result_name(r));
+		api.unsubscribe(subscriber);
+		subscriber = NULL;
+		return cupti_errno(r);
+	}
+	gpuos_debug("observing driver calls through CUPTI");
+	return 0;
+}
+
+int gpuos_cupti_start(void)
+{
+	int rc;
+
+	pthread_mutex_lock(&start_lock);
+	if (start_rc == 1)
+		start_rc = start_locked();
+	rc = start_rc;
+	pthread_mutex_unlock(&start_lock);
+	return rc;
+}
+
+void gpuos_cupti_stop(void)
+{
+	CUpti_CallbackId unused;
+
+	pthread_mutex_lock(&start_lock);
+	if (subscriber) {
+		enable_all(0, &unused);
+		api.unsubscribe(subscriber);
+		subscriber = NULL;
+	}
+	start_rc = 1;
+	pthread_mutex_unlock(&start_lock);
+}

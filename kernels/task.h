@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef GPUOS_KERNELS_TASK_H
+#define GPUOS_KERNELS_TASK_H
+
+/*
+ * The ABI between the host (fusion/) and the worker (kernels/worker.cu): task descriptors,
+ * the ring's shared fields and the operator table. Plain C, included by both sides.
+ *
+ * Ownership of every shared field (one writer each):
+ *   ring tasks[]          host producers (the body, then seq with a release store)
+ *   sh_head, sh_done,     the worker: tasks copied out / tasks finished; host reads them
+ *   sh_state              the worker, except GPUOS_WORKER_STARTING written by the host under
+ *                         its launch lock while no worker of that ring can be running
+ *   sh_stop               the host (park); the worker reads it when its ring is empty
+ *   go[slot]              the application's stream (cuStreamWriteValue32 at batch open)
+ *   done[slot]            the worker (the stream's cuStreamWaitValue32 at batch close)
+ */
+#include <stdint.h>
+
+#define GPUOS_RING_ORDER     12			  /* 4096 descriptors a ring */
+#define GPUOS_RING_SIZE	     (1u << GPUOS_RING_ORDER)
+#define GPUOS_MAX_RINGS	     16			  /* = most worker kernels a device */
+#define GPUOS_MAX_SLOTS	     1024		  /* streams with tasks at once */
+#define GPUOS_BUILTIN_OPS    64			  /* op < this: built in, switch dispatch */
+#define GPUOS_MAX_OPS	     256		  /* injected logical operators */
+#define GPUOS_PHYS_OPS	     (2 * GPUOS_MAX_OPS) /* two physical slots each */
+#define GPUOS_TASK_ARGS	     6
+#define GPUOS_FETCH	     32 /* descriptors fetched at once: one warp, one lane each */
+
+/* One task, 64 bytes, in pinned host memory. */
+struct gpuos_task {
+	uint32_t seq;	/* ring position + 1: the descriptor is valid; stored last */
+	uint16_t op;	/* < GPUOS_BUILTIN_OPS built-in; else GPUOS_BUILTIN_OPS + physical slot */
+	uint16_t slot;	/* stream slot: go[slot] gates it, done[slot] reports it */
+	uint32_t gate;	/* != 0: run only once (int32_t)(go[slot] - gate) >= 0 */
+	uint32_t tseq;	/* done[slot] becomes tseq once this task and all before it ran */
+	uint64_t a[GPUOS_TASK_ARGS]; /* the operator's arguments */
+};
+
+/* Worker states in sh_state. */
+#define GPUOS_WORKER_EXITED   0u /* no worker of this ring runs or will look at the ring */
+#define GPUOS_WORKER_STARTING 1u /* host launched one; it has not started yet */
+#define GPUOS_WORKER_RUNNING  2u
+
+/*
+ * The fields of a ring shared with the worker, in pinned host memory, one 128-byte line each:
+ * the worker's frequent stores to sh_head/sh_done must not evict what producers read often.
+ */
+struct gpuos_ring_sh {
+	uint32_t sh_head;  /* worker: descriptors copied out (free for producers) */
+	uint32_t pad0[31];
+	uint32_t sh_state; /* see above; changes only when a worker starts or leaves */
+	uint32_t pad1[31];
+	uint32_t sh_done;  /* worker: descriptors whose tasks finished */
+	uint32_t pad2[31];
+	uint32_t sh_stop;  /* host: exit once the ring is empty */
+	uint32_t pad3[31];
+};
+
+/*
+ * Built-in operators (direct dispatch in the worker's switch). Each takes its arguments in
+ * a[]: pointers and element counts as uint64_t, float scalars as their bits in the low half.
+ */
+enum gpuos_builtin_op {
+	GPUOS_OP_NOP = 0,   /* nothing; orders and counts */
+	GPUOS_OP_AXPB = 1,  /* y[i] = a * x[i] + b:  a0 y, a1 x, a2 n, a3 a, a4 b */
+	GPUOS_OP_ADD = 2,   /* z[i] = x[i] + y[i]:  a0 z, a1 x, a2 y, a3 n */
+	GPUOS_OP_FILL = 3,  /* y[i] = v:            a0 y, a1 n, a2 v (bits) */
+	GPUOS_OP_INC = 4,   /* y[i] = y[i] + 1 (u32): a0 y, a1 n; counts how often a task ran */
+	GPUOS_OP_SPIN = 5,  /* wait a0 ns: a long task for parking/ordering tests */
+	GPUOS_OP_BUILTIN_COUNT
+};
+
+/*
+ * An injected operator: called once for a run of consecutive tasks of the same operator, by
+ * every compute thread of the worker block (all threads but warp 0, which fetches tasks); it
+ * runs them in order, with gpuos_sync() between dependent ones. It must use gpuos_tid(),
+ * gpuos_nthreads() and gpuos_sync() instead of threadIdx.x, blockDim.x and __syncthreads().
+ * Compiled with -rdc (absolute code addresses; see DESIGN.md).
+ */
+#define GPUOS_OP_SIGNATURE(name) void name(const struct gpuos_task *t, int ntasks)
+#define GPUOS_FETCH_WARPS 1 /* warps of the block that fetch and do not compute */
+
+#ifdef __CUDACC__
+static __device__ __forceinline__ unsigned gpuos_tid(void)
+{
+	return threadIdx.x - 32 * GPUOS_FETCH_WARPS;
+}
+
+static __device__ __forceinline__ unsigned gpuos_nthreads(void)
+{
+	return blockDim.x - 32 * GPUOS_FETCH_WARPS;
+}
+
+/* The compute threads' barrier (named barrier 1; the fetching warp never joins it). */
+static __device__ __forceinline__ void gpuos_sync(void)
+{
+	asm volatile("bar.sync 1, %0;" ::"r"(gpuos_nthreads()) : "memory");
+}
+#endif
+
+#endif

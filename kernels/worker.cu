@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The persistent worker: one block per ring, running until its ring is empty and it is told to
+ * stop or has been idle long enough. Built with -rdc so that operators in separately loaded
+ * modules can be called through the table (absolute code addresses; DESIGN.md).
+ *
+ * Warp 0 fetches: up to 32 descriptors at once (one lane each: one PCIe round trip for the
+ * lot, not one per task) into a queue in shared memory, gives the ring slots back, and goes
+ * on fetching while the other warps compute, so the fetch latency hides behind the work.
+ * When the ring is empty it watches only the next descriptor. The compute warps run the queue
+ * in ring order: built-in operators from a switch, an injected operator once per run of its
+ * tasks; a named barrier (gpuos_sync) between dependent tasks.
+ */
+#include <cuda/atomic>
+#include <stdint.h>
+
+extern "C" {
+#include "kernels/task.h"
+}
+
+typedef GPUOS_OP_SIGNATURE((*gpuos_op_fn));
+
+/* Physical operator slots; the host writes an entry only while no task can use it. */
+extern "C" __device__ gpuos_op_fn gpuos_op_table[GPUOS_PHYS_OPS];
+__device__ gpuos_op_fn gpuos_op_table[GPUOS_PHYS_OPS];
+
+struct gpuos_worker_params {
+	struct gpuos_task *tasks;   /* this ring's descriptors (pinned host memory) */
+	struct gpuos_ring_sh *sh;   /* this ring's shared fields (pinned host memory) */
+	uint32_t *go, *done;	    /* per stream slot (device memory) */
+	unsigned long long idle_ns; /* exit after this long with an empty ring */
+	unsigned poll_ns;	    /* pause between looks at an empty ring */
+};
+
+#define QN 64u /* queue in shared memory: two fetches */
+
+typedef cuda::atomic_ref<uint32_t, cuda::thread_scope_system> sys_u32;
+typedef cuda::atomic_ref<uint32_t, cuda::thread_scope_device> dev_u32;
+typedef cuda::atomic_ref<uint32_t, cuda::thread_scope_block> cta_u32;
+
+static __device__ __forceinline__ unsigned long long now_ns(void)
+{
+	unsigned long long t;
+	asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+	return t;
+}
+
+static __device__ __forceinline__ uint32_t ld_acquire_sys(uint32_t *p)
+{
+	return sys_u32(*p).load(cuda::memory_order_acquire);
+}
+
+static __device__ __forceinline__ void st_release_sys(uint32_t *p, uint32_t v)
+{
+	sys_u32(*p).store(v, cuda::memory_order_release);
+}
+
+static __device__ __forceinline__ void st_relaxed_sys(uint32_t *p, uint32_t v)
+{
+	sys_u32(*p).store(v, cuda::memory_order_relaxed);
+}
+
+static __device__ __forceinline__ float f32(uint64_t bits)
+{
+	return __uint_as_float((uint32_t)bits);
+}
+
+/* Built-in operators: every compute thread calls them; direct dispatch, no call. */
+static __device__ __forceinline__ void run_builtin(const struct gpuos_task *t)
+{
+	unsigned i = gpuos_tid(), step = gpuos_nthreads();
+
+	switch (t->op) {
+	case GPUOS_OP_AXPB: {
+		float *y = (float *)t->a[0];
+		const float *x = (const float *)t->a[1];
+		float a = f32(t->a[3]), b = f32(t->a[4]);
+		for (uint64_t k = i; k < t->a[2]; k += step)
+			y[k] = __fmaf_rn(a, x[k], b);
+		break;
+	}
+	case GPUOS_OP_ADD: {
+		float *z = (float *)t->a[0];
+		const float *x = (const float *)t->a[1], *y = (const float *)t->a[2];
+		for (uint64_t k = i; k < t->a[3]; k += step)
+			z[k] = __fadd_rn(x[k], y[k]);
+		break;
+	}
+	case GPUOS_OP_FILL: {
+		uint32_t *y = (uint32_t *)t->a[0];
+		for (uint64_t k = i; k < t->a[1]; k += step)
+			y[k] = (uint32_t)t->a[2];
+		break;
+	}
+	case GPUOS_OP_INC: {
+		uint32_t *y = (uint32_t *)t->a[0];
+		for (uint64_t k = i; k < t->a[1]; k += step)
+			y[k] += 1;
+		break;
+	}
+	case GPUOS_OP_SPIN:
+		if (i == 0) {
+			unsigned long long end = now_ns() + t->a[0];
+			while (now_ns() < end)
+				__nanosleep(1000);
+		}
+		break;
+	default: /* NOP, and anything unknown: the host never sends it */
+		break;
+	}
+}
+
+/*
+ * Exit handshake with the producers (fusion/ring.c gpuos_ring_publish, Dekker style): store
+ * EXITED, then look at the next descriptor once more; a producer stores the descriptor, then
+ * looks at sh_state. With a full fence on both sides at least one of us sees the other:
+ * either we find the task and go on, or the producer finds EXITED and launches a new worker
+ * (which queues behind us on the ring's stream, so two never run at once).
+ */
+static __device__ bool try_exit(const struct gpuos_worker_params &p, uint32_t head)
+{
+	st_release_sys(&p.sh->sh_state, GPUOS_WORKER_EXITED);
+	/* full fence: orders the store above before the load below; pairs with the fence
+	 * between the seq store and the sh_state load in gpuos_ring_publish */
+	cuda::atomic_thread_fence(cuda::memory_order_seq_cst, cuda::thread_scope_system);
+	if (ld_acquire_sys(&p.tasks[head & (GPUOS_RING_SIZE - 1)].seq) == head + 1) {
+		st_release_sys(&p.sh->sh_state, GPUOS_WORKER_RUNNING);
+		return false;
+	}
+	return true;
+}
+
+/* Warp 0: ring -> queue. Returns when the worker is to exit (the queue is empty then). */
+static __device__ void fetch_loop(const struct gpuos_worker_params &p, struct gpuos_task *q,
+				  uint32_t base, uint32_t *s_tail, uint32_t *s_head, uint32_t *s_exit)
+{
+	const unsigned lane = threadIdx.x & 31;
+	uint32_t head = base, tail = 0;
+	unsigned long long idle_since = now_ns();
+	bool watching = false; /* ring was empty: look at the next descriptor only */
+
+	for (;;) {
+		/* acquire: pairs with the compute side's release of s_head after it read the
+		 * queue entries we are about to overwrite */
+		uint32_t room = QN - (tail - cta_u32(*s_head).load(cuda::memory_order_acquire));
+		if (room < 32) {
+			__nanosleep(64);
+			continue;
+		}
+		uint32_t pos = head + lane;
+		struct gpuos_task *d = &p.tasks[pos & (GPUOS_RING_SIZE - 1)];
+		/* acquire: pairs with the release store of seq in gpuos_ring_publish; the body
+		 * read below is then the producer's */
+		bool ok = (!watching || lane == 0) && ld_acquire_sys(&d->seq) == pos + 1;
+		unsigned m = __ballot_sync(0xffffffffu, ok);
+		unsigned n = (m == 0xffffffffu) ? 32 : __ffs(~m) - 1;
+
+		if (n) {
+			if (watching) {
+				watching = false; /* one found: fetch a full batch next time */
+				n = 1;
+			}
+			/* Copy the n descriptors as 16-byte chunks, lane by lane along memory:
+			 * each warp load reads 512 contiguous bytes (a few PCIe reads), where
+			 * one descriptor per lane would scatter 4n small ones, which the bus
+			 * serves a few at a time. Each lane's acquire of a seq, then this warp
+			 * barrier, orders every lane's copy after the producers' stores. */
+			__syncwarp();
+			for (unsigned c = lane; c < 4 * n; c += 32) {
+				const uint4 *src = (const uint4 *)&p.tasks[(head + c / 4) &
+									   (GPUOS_RING_SIZE - 1)];
+				uint4 *dst = (uint4 *)&q[(tail + c / 4) % QN];
+				dst[c % 4] = src[c % 4];
+			}
+			__syncwarp();
+			head += n;
+			tail += n;
+			if (lane == 0) {
+				/* release: the queue entries before the count; pairs with the
+				 * compute side's acquire of s_tail */
+				cta_u32(*s_tail).store(tail, cuda::memory_order_release);
+				/* relaxed, no fence (a system-scope fence costs about a
+				 * microsecond): the descriptor loads it must follow completed,
+				 * their values are in q[]; producers may now reuse them
+				 * (gpuos_ring_wait_room reads it with an acquire) */
+				st_relaxed_sys(&p.sh->sh_head, head);
+			}
+			idle_since = now_ns();
+			continue;
+		}
+		watching = true;
+		/* empty ring: leave when stopped or idle and the queue has drained */
+		bool drained = cta_u32(*s_head).load(cuda::memory_order_acquire) == tail;
+		int leave = 0;
+		if (lane == 0 && drained &&
+		    (ld_acquire_sys(&p.sh->sh_stop) || now_ns() - idle_since > p.idle_ns))
+			leave = try_exit(p, head);
+		if (__shfl_sync(0xffffffffu, leave, 0)) {
+			if (lane == 0)
+				/* release: nothing to publish but the flag; pairs with the compute
+				 * side's acquire */
+				cta_u32(*s_exit).store(1, cuda::memory_order_release);
+			return;
+		}
+		__nanosleep(p.poll_ns);
+	}
+}
+
+/* The compute warps: queue -> operators, in order. */
+static __device__ void compute_loop(const struct gpuos_worker_params &p, struct gpuos_task *q,
+				    uint32_t base, uint32_t *s_tail, uint32_t *s_head,
+				    uint32_t *s_exit, uint32_t *s_avail)
+{
+	const unsigned ctid = gpuos_tid();
+	uint32_t h = 0;
+
+	for (;;) {
+		if (ctid == 0) {
+			uint32_t t;
+			/* acquire: pairs with the fetcher's release of s_tail */
+			while ((t = cta_u32(*s_tail).load(cuda::memory_order_acquire)) == h) {
+				if (cta_u32(*s_exit).load(cuda::memory_order_acquire) &&
+				    cta_u32(*s_tail).load(cuda::memory_order_acquire) == h) {
+					t = h - 1; /* "exit" */
+					break;
+				}
+			}
+			*s_avail = t;
+		}
+		/* the barrier passes ctid 0's acquire on to every compute thread */
+		gpuos_sync();
+		uint32_t end = *s_avail;
+		if (end == h - 1)
+			return;
+
+		for (uint32_t i = h; i != end;) {
+			const struct gpuos_task *t = &q[i % QN];
+			uint32_t r = 1;
+
+			if (t->gate) {
+				if (ctid == 0) {
+					/* acquire: pairs with the stream's cuStreamWriteValue32 at
+					 * batch open (its default flags order the stream's earlier
+					 * writes before it) */
+					while ((int32_t)(ld_acquire_sys(&p.go[t->slot]) - t->gate) < 0)
+						;
+				}
+				gpuos_sync();
+			}
+			if (t->op < GPUOS_BUILTIN_OPS) {
+				run_builtin(t);
+			} else {
+				/* a run of the same operator, contiguous in the queue array */
+				while (i + r != end && (i + r) % QN != 0 && q[(i + r) % QN].op == t->op &&
+				       !q[(i + r) % QN].gate)
+					r++;
+				/* relaxed at device scope: bypasses L1, so a slot the host rewrote
+				 * since an earlier run is read fresh (the host wrote it before
+				 * publishing the task that names it) */
+				uint64_t *e = (uint64_t *)&gpuos_op_table[t->op - GPUOS_BUILTIN_OPS];
+				gpuos_op_fn fn = (gpuos_op_fn)cuda::atomic_ref<uint64_t,
+						cuda::thread_scope_device>(*e).load(cuda::memory_order_relaxed);
+				if (fn)
+					fn(t, (int)r);
+			}
+			gpuos_sync();
+			if (ctid == 0) {
+				/* done[slot] only for the last task of a slot in this stretch:
+				 * consecutive tasks of one stream are one store */
+				for (uint32_t k = i; k != i + r; k++) {
+					const struct gpuos_task *tk = &q[k % QN];
+					if (k + 1 == end || k + 1 == i + r ||
+					    q[(k + 1) % QN].slot != tk->slot)
+						/* release: the block's writes (barrier above) before
+						 * done; pairs with the stream's cuStreamWaitValue32 */
+						dev_u32(p.done[tk->slot]).store(tk->tseq,
+										cuda::memory_order_release);
+				}
+			}
+			i += r;
+		}
+		h = end;
+		if (ctid == 0) {
+			/* release: our reads of the queue entries are done (last barrier);
+			 * pairs with the fetcher's acquire of s_head */
+			cta_u32(*s_head).store(h, cuda::memory_order_release);
+			/* relaxed: the host reads sh_done only to know that the tasks' code has
+			 * run (operator retirement, restarts), not their data, which streams
+			 * get through done[] */
+			st_relaxed_sys(&p.sh->sh_done, base + h);
+		}
+	}
+}
+
+extern "C" __global__ void __launch_bounds__(1024, 1) gpuos_worker(struct gpuos_worker_params p)
+{
+	__shared__ struct gpuos_task q[QN];
+	__shared__ uint32_t s_tail, s_head, s_exit, s_avail, s_base;
+
+	if (threadIdx.x == 0) {
+		s_tail = s_head = s_exit = 0;
+		/* acquire: the previous worker's last sh_head store (it finished before we
+		 * started): the ring position of queue entry 0 */
+		s_base = ld_acquire_sys(&p.sh->sh_head);
+		st_release_sys(&p.sh->sh_state, GPUOS_WORKER_RUNNING);
+	}
+	__syncthreads(); /* the only block-wide barrier: the counters are set */
+	if (threadIdx.x < 32 * GPUOS_FETCH_WARPS)
+		fetch_loop(p, q, s_base, &s_tail, &s_head, &s_exit);
+	else
+		compute_loop(p, q, s_base, &s_tail, &s_head, &s_exit, &s_avail);
+}

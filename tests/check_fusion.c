@@ -1,0 +1,521 @@
+// SPDX-License-Identifier: MIT
+/*
+ * fusion without a GPU: the ring protocol with host threads standing in for the worker
+ * (wrap-around, full ring, many producers), and the batch open/close rules against fake stream
+ * operations that log what would be enqueued where.
+ */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/atomics.h"
+#include "fusion/batch.h"
+#include "fusion/ring.h"
+
+/* ---- ring ---- */
+
+struct rig {
+	struct gpuos_task *tasks;
+	struct gpuos_ring_sh *sh;
+	struct gpuos_ring ring;
+};
+
+static void rig_init(struct rig *g, uint32_t start)
+{
+	g->tasks = calloc(GPUOS_RING_SIZE, sizeof(*g->tasks));
+	g->sh = calloc(1, sizeof(*g->sh));
+	g->sh->sh_head = g->sh->sh_done = start;
+	gpuos_ring_init(&g->ring, g->tasks, g->sh);
+}
+
+static void rig_free(struct rig *g)
+{
+	free(g->tasks);
+	free(g->sh);
+}
+
+/* One producer pushes a..b; the consumer must see exactly that sequence. */
+START_TEST(ring_single_fifo_wraps)
+{
+	struct rig g;
+	struct gpuos_task out[GPUOS_FETCH], t = { 0 };
+	uint64_t next = 0;
+
+	/* start just below 2^32 so positions and seq wrap during the test */
+	rig_init(&g, 0xffffffffu - 3 * GPUOS_RING_SIZE);
+	for (uint64_t i = 0; i < 10 * GPUOS_RING_SIZE; i++) {
+		uint32_t pos = gpuos_ring_reserve(&g.ring);
+		ck_assert_uint_le(gpuos_ring_wait_room(&g.ring, pos, NULL, NULL), 1);
+		t.a[0] = i;
+		gpuos_ring_publish(&g.ring, pos, &t);
+		if (i % 7 == 6) {
+			unsigned n;
+			while ((n = gpuos_ring_fetch(&g.ring, out, GPUOS_FETCH)) > 0) {
+				for (unsigned k = 0; k < n; k++)
+					ck_assert_uint_eq(out[k].a[0], next++);
+				gpuos_ring_consumed(&g.ring, n);
+			}
+		}
+	}
+	ck_assert_uint_eq(next, 10 * GPUOS_RING_SIZE - (10 * GPUOS_RING_SIZE) % 7);
+	rig_free(&g);
+}
+END_TEST
+
+/* A reserved but unpublished descriptor stops the consumer there (contiguous prefix only). */
+START_TEST(ring_gap_stops_fetch)
+{
+	struct rig g;
+	struct gpuos_task out[GPUOS_FETCH], t = { 0 };
+	uint32_t p0, p1, p2;
+
+	rig_init(&g, 0);
+	p0 = gpuos_ring_reserve(&g.ring);
+	p1 = gpuos_ring_reserve(&g.ring);
+	p2 = gpuos_ring_reserve(&g.ring);
+	gpuos_ring_publish(&g.ring, p0, &t);
+	gpuos_ring_publish(&g.ring, p2, &t);
+	ck_assert_uint_eq(gpuos_ring_fetch(&g.ring, out, GPUOS_FETCH), 1);
+	ck_assert_uint_eq(gpuos_ring_fetch(&g.ring, out, GPUOS_FETCH), 0);
+	gpuos_ring_publish(&g.ring, p1, &t);
+	ck_assert_uint_eq(gpuos_ring_fetch(&g.ring, out, GPUOS_FETCH), 2);
+	rig_free(&g);
+}
+END_TEST
+
+/* The ring is full after SIZE unconsumed positions: the next producer waits, and is let go
+ * as soon as the consumer frees one; the publication finds a worker that left. */
+static _Atomic int kicked;
+static void kick(void *ctx)
+{
+	struct rig *g = ctx;
+	struct gpuos_task out[1];
+
+	if (fetch_add_relaxed(&kicked, 1) == 0 && gpuos_ring_fetch(&g->ring, out, 1))
+		gpuos_ring_consumed(&g->ring, 1);
+}
+
+START_TEST(ring_full_backpressure)
+{
+	struct rig g;
+	struct gpuos_task t = { 0 };
+	uint32_t pos;
+
+	rig_init(&g, 5);
+	g.sh->sh_state = GPUOS_WORKER_RUNNING;
+	for (unsigned i = 0; i < GPUOS_RING_SIZE; i++) {
+		pos = gpuos_ring_reserve(&g.ring);
+		ck_assert_uint_eq(gpuos_ring_wait_room(&g.ring, pos, NULL, NULL), 0);
+		ck_assert(!gpuos_ring_publish(&g.ring, pos, &t));
+	}
+	pos = gpuos_ring_reserve(&g.ring);
+	ck_assert_uint_gt(gpuos_ring_wait_room(&g.ring, pos, kick, &g), 1);
+	ck_assert_int_eq(kicked, 1);
+	g.sh->sh_state = GPUOS_WORKER_EXITED;
+	ck_assert(gpuos_ring_publish(&g.ring, pos, &t));
+	rig_free(&g);
+}
+END_TEST
+
+/* Many producers, one consumer thread: nothing lost, nothing twice, each producer's tasks in
+ * its order, across many wraps of a full ring. */
+#define PRODUCERS 6
+#define PER_PRODUCER 60000
+
+static struct rig mp;
+static _Atomic int producers_left;
+
+static void *producer(void *arg)
+{
+	uintptr_t id = (uintptr_t)arg;
+	struct gpuos_task t = { 0 };
+
+	for (uint64_t i = 0; i < PER_PRODUCER; i++) {
+		uint32_t pos = gpuos_ring_reserve(&mp.ring);
+		gpuos_ring_wait_room(&mp.ring, pos, NULL, NULL);
+		t.a[0] = id;
+		t.a[1] = i;
+		gpuos_ring_publish(&mp.ring, pos, &t);
+	}
+	fetch_add_relaxed(&producers_left, -1);
+	return NULL;
+}
+
+START_TEST(ring_many_producers)
+{
+	pthread_t th[PRODUCERS];
+	uint64_t next[PRODUCERS] = { 0 }, total = 0;
+	struct gpuos_task out[GPUOS_FETCH];
+
+	rig_init(&mp, 0xfffff000u);
+	producers_left = PRODUCERS;
+	for (uintptr_t i = 0; i < PRODUCERS; i++)
+		pthread_create(&th[i], NULL, producer, (void *)i);
+	while (total < (uint64_t)PRODUCERS * PER_PRODUCER) {
+		unsigned n = gpuos_ring_fetch(&mp.ring, out, GPUOS_FETCH);
+		for (unsigned k = 0; k < n; k++) {
+			uint64_t id = out[k].a[0];
+			ck_assert_uint_lt(id, PRODUCERS);
+			ck_assert_uint_eq(out[k].a[1], next[id]);
+			next[id]++;
+		}
+		if (n)
+			gpuos_ring_consumed(&mp.ring, n);
+		total += n;
+	}
+	for (int i = 0; i < PRODUCERS; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_uint_eq(gpuos_ring_done(&mp.ring), 0xfffff000u + (uint32_t)total);
+	ck_assert_uint_eq(gpuos_ring_fetch(&mp.ring, out, GPUOS_FETCH), 0);
+	rig_free(&mp);
+}
+END_TEST
+
+/* ---- batches ---- */
+
+/* Fake GPU: streams 0x1000.. are blocking, 0x2000.. non-blocking, all on device 0. */
+static char log_[8192];
+static int fail_go;
+
+static void logf_(const char *fmt, ...)
+{
+	va_list ap;
+	size_t n = strlen(log_);
+
+	va_start(ap, fmt);
+	vsnprintf(log_ + n, sizeof(log_) - n, fmt, ap);
+	va_end(ap);
+}
+
+static const char *sname(uintptr_t s)
+{
+	static char buf[4][32];
+	static int k;
+
+	k = (k + 1) % 4;
+	if (s == GPUOS_STREAM_LEGACY)
+		return "L";
+	if (s == GPUOS_STREAM_PTDS)
+		return "P";
+	snprintf(buf[k], sizeof(buf[k]), "%c%lx", (s & 0x2000) ? 'n' : 'b', (unsigned long)(s & 0xff));
+	return buf[k];
+}
+
+static int f_describe(void *ctx, uintptr_t s, int *dev, bool *blocking)
+{
+	(void)ctx;
+	*dev = 0;
+	*blocking = !(s & 0x2000);
+	return 0;
+}
+
+static int f_resolve(void *ctx, unsigned op)
+{
+	(void)ctx;
+	return (int)op + 1;
+}
+
+static int f_go(void *ctx, int dev, uintptr_t s, unsigned slot, uint32_t v)
+{
+	(void)ctx, (void)dev, (void)slot;
+	if (fail_go)
+		return -EIO;
+	logf_("go(%s,%u) ", sname(s), v);
+	return 0;
+}
+
+static int f_wait(void *ctx, int dev, uintptr_t s, unsigned slot, uint32_t v)
+{
+	(void)ctx, (void)dev, (void)slot;
+	logf_("wait(%s,%u) ", sname(s), v);
+	return 0;
+}
+
+static const struct gpuos_batch_ops fops = { f_describe, f_resolve, f_go, f_wait };
+static struct gpuos_batches B;
+static struct rig br;
+
+static void batches_setup(void)
+{
+	rig_init(&br, 0);
+	gpuos_batch_init(&B, &fops, NULL);
+	B.rings[0] = &br.ring;
+	B.nrings[0] = 1;
+	log_[0] = 0;
+	fail_go = 0;
+}
+
+static int sub(uintptr_t s, bool ptsz, struct gpuos_task *t)
+{
+	struct gpuos_ring *r;
+	uint32_t pos;
+	int dev = 0, rc;
+
+	memset(t, 0, sizeof(*t));
+	rc = gpuos_batch_submit(&B, s, ptsz, &dev, t, &r, &pos);
+	if (!rc) {
+		gpuos_ring_wait_room(r, pos, NULL, NULL);
+		gpuos_ring_publish(r, pos, t);
+	}
+	return rc;
+}
+
+START_TEST(batch_one_go_one_wait)
+{
+	struct gpuos_task t;
+	uintptr_t s = 0x1000;
+
+	batches_setup();
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(sub(s, false, &t), 0);
+	ck_assert_uint_eq(t.tseq, 5);
+	ck_assert_uint_eq(t.gate, 0);
+	ck_assert(gpuos_batch_any_open(&B));
+	gpuos_batch_stream_op(&B, s, false, 0);
+	ck_assert(!gpuos_batch_any_open(&B));
+	gpuos_batch_stream_op(&B, s, false, 0); /* nothing open: nothing enqueued */
+	ck_assert_int_eq(sub(s, false, &t), 0);
+	ck_assert_uint_eq(t.gate, 2);
+	ck_assert_str_eq(log_, "go(b0,1) wait(b0,5) go(b0,2) ");
+}
+END_TEST
+
+START_TEST(batch_first_task_gated)
+{
+	struct gpuos_task t;
+
+	batches_setup();
+	ck_assert_int_eq(sub(0x1000, false, &t), 0);
+	ck_assert_uint_eq(t.gate, 1);
+	ck_assert_uint_eq(t.tseq, 1);
+	ck_assert_int_eq(sub(0x1000, false, &t), 0);
+	ck_assert_uint_eq(t.gate, 0);
+}
+END_TEST
+
+/* An operation on the legacy stream closes the blocking streams' batches, not the
+ * non-blocking ones; one on a blocking stream closes the legacy batch. */
+START_TEST(batch_legacy_rules)
+{
+	struct gpuos_task t;
+
+	batches_setup();
+	sub(0x1000, false, &t);
+	sub(0x1008, false, &t);
+	sub(0x2000, false, &t);
+	log_[0] = 0;
+	gpuos_batch_stream_op(&B, 0, false, 0);
+	ck_assert_str_eq(log_, "wait(b0,1) wait(b8,1) ");
+	log_[0] = 0;
+	sub(0, false, &t); /* a task on the legacy stream */
+	ck_assert_str_eq(log_, "go(L,1) ");
+	log_[0] = 0;
+	gpuos_batch_stream_op(&B, 0x2000, false, 0); /* non-blocking: only itself */
+	ck_assert_str_eq(log_, "wait(n0,1) ");
+	log_[0] = 0;
+	gpuos_batch_stream_op(&B, 0x1010, false, 0); /* blocking, no tasks: legacy closes */
+	ck_assert_str_eq(log_, "wait(L,1) ");
+	ck_assert(!gpuos_batch_any_open(&B));
+}
+END_TEST
+
+/* Tasks: on the legacy stream close blocking batches; on a blocking stream close legacy. */
+START_TEST(batch_task_rules)
+{
+	struct gpuos_task t;
+
+	batches_setup();
+	sub(0x1000, false, &t);
+	sub(0x2000, false, &t);
+	sub(0, false, &t);
+	ck_assert_str_eq(log_, "go(b0,1) go(n0,1) wait(b0,1) go(L,1) ");
+	log_[0] = 0;
+	sub(0x1000, false, &t);
+	ck_assert_str_eq(log_, "wait(L,1) go(b0,2) ");
+	log_[0] = 0;
+	sub(0x2000, false, &t); /* non-blocking: joins its open batch, nothing else */
+	ck_assert_str_eq(log_, "");
+}
+END_TEST
+
+/* Per-thread default stream: a NULL stream with ptsz is this thread's; another thread closes it
+ * with a wait on the legacy stream. */
+static void *other_thread_legacy_op(void *arg)
+{
+	(void)arg;
+	gpuos_batch_stream_op(&B, 0, false, 0);
+	return NULL;
+}
+
+START_TEST(batch_ptds)
+{
+	struct gpuos_task t;
+	pthread_t th;
+
+	batches_setup();
+	sub(0, true, &t);
+	sub(GPUOS_STREAM_PTDS, false, &t);
+	ck_assert_uint_eq(t.tseq, 2);
+	ck_assert_str_eq(log_, "go(P,1) ");
+	log_[0] = 0;
+	pthread_create(&th, NULL, other_thread_legacy_op, NULL);
+	pthread_join(th, NULL);
+	ck_assert_str_eq(log_, "wait(L,2) ");
+	log_[0] = 0;
+	sub(0, true, &t);
+	gpuos_batch_stream_op(&B, 0, true, 0); /* own thread: names its stream */
+	ck_assert_str_eq(log_, "go(P,2) wait(P,3) ");
+}
+END_TEST
+
+START_TEST(batch_capture_and_errors)
+{
+	struct gpuos_task t;
+
+	batches_setup();
+	sub(0x1000, false, &t);
+	gpuos_batch_capture_begin(&B);
+	ck_assert_str_eq(log_, "go(b0,1) wait(b0,1) ");
+	ck_assert_int_eq(sub(0x1000, false, &t), -EBUSY);
+	gpuos_batch_capture_begin(&B);
+	gpuos_batch_capture_end(&B);
+	ck_assert_int_eq(sub(0x1000, false, &t), -EBUSY);
+	gpuos_batch_capture_end(&B);
+	ck_assert_int_eq(sub(0x1000, false, &t), 0);
+	/* a failed go: nothing queued, nothing numbered, the caller falls through */
+	gpuos_batch_close_all(&B);
+	fail_go = 1;
+	uint32_t tail = load_relaxed(&br.ring.tail);
+	ck_assert_int_eq(sub(0x1000, false, &t), -EIO);
+	ck_assert_uint_eq(load_relaxed(&br.ring.tail), tail);
+	fail_go = 0;
+	ck_assert_int_eq(sub(0x1000, false, &t), 0);
+	ck_assert_uint_eq(t.tseq, 3);
+	/* injected operators are resolved under the lock */
+	memset(&t, 0, sizeof(t));
+	t.op = GPUOS_BUILTIN_OPS + 4;
+	struct gpuos_ring *r;
+	uint32_t pos;
+	int dev = 0;
+	ck_assert_int_eq(gpuos_batch_submit(&B, 0x1000, false, &dev, &t, &r, &pos), 0);
+	ck_assert_uint_eq(t.op, GPUOS_BUILTIN_OPS + 5);
+}
+END_TEST
+
+START_TEST(batch_slots_reused)
+{
+	struct gpuos_task t;
+
+	batches_setup();
+	for (uintptr_t i = 0; i < 3 * GPUOS_MAX_SLOTS; i++) {
+		uintptr_t s = 0x100000 + i * 0x10000;
+		ck_assert_int_eq(sub(s, false, &t), 0);
+		gpuos_batch_stream_op(&B, s, false, 0);
+		gpuos_batch_forget(&B, s);
+	}
+	for (uintptr_t i = 0; i < GPUOS_MAX_SLOTS; i++)
+		ck_assert_int_eq(sub(0x100000 + i * 0x10000, false, &t), 0);
+	ck_assert_int_eq(sub(0x1000, false, &t), -ENOSPC);
+}
+END_TEST
+
+/* Many threads submit to a few streams while others close them: every stream's tasks are
+ * numbered 1..n in ring order, and each batch's wait covers exactly its tasks. */
+#define SUBMITTERS 4
+#define PER_SUBMITTER 20000
+static _Atomic int run_closer;
+
+static void *submitter(void *arg)
+{
+	uintptr_t s = 0x1000 + 8 * ((uintptr_t)arg % 2);
+	struct gpuos_task t;
+
+	for (int i = 0; i < PER_SUBMITTER; i++)
+		ck_assert_int_eq(sub(s, false, &t), 0);
+	return NULL;
+}
+
+static void *closer(void *arg)
+{
+	(void)arg;
+	while (load_relaxed(&run_closer))
+		gpuos_batch_stream_op(&B, 0x1000 + 8 * (rand() % 2), false, 0);
+	return NULL;
+}
+
+static int q_wait(void *ctx, int dev, uintptr_t s, unsigned slot, uint32_t v)
+{
+	(void)ctx, (void)dev, (void)s, (void)slot, (void)v;
+	return 0;
+}
+
+static int q_go(void *ctx, int dev, uintptr_t s, unsigned slot, uint32_t v)
+{
+	(void)ctx, (void)dev, (void)s, (void)slot, (void)v;
+	return 0;
+}
+
+START_TEST(batch_threads_keep_order)
+{
+	static const struct gpuos_batch_ops qops = { f_describe, f_resolve, q_go, q_wait };
+	pthread_t th[SUBMITTERS], cl;
+	uint32_t last[GPUOS_MAX_SLOTS] = { 0 };
+	struct gpuos_task out[GPUOS_FETCH];
+	uint64_t total = 0;
+
+	batches_setup();
+	B.ops = &qops;
+	run_closer = 1;
+	pthread_create(&cl, NULL, closer, NULL);
+	for (uintptr_t i = 0; i < SUBMITTERS; i++)
+		pthread_create(&th[i], NULL, submitter, (void *)i);
+	while (total < SUBMITTERS * PER_SUBMITTER) {
+		unsigned n = gpuos_ring_fetch(&br.ring, out, GPUOS_FETCH);
+		for (unsigned k = 0; k < n; k++) {
+			ck_assert_uint_eq(out[k].tseq, last[out[k].slot] + 1);
+			last[out[k].slot] = out[k].tseq;
+		}
+		if (n)
+			gpuos_ring_consumed(&br.ring, n);
+		total += n;
+	}
+	for (int i = 0; i < SUBMITTERS; i++)
+		pthread_join(th[i], NULL);
+	run_closer = 0;
+	pthread_join(cl, NULL);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("fusion");
+	TCase *ring = tcase_create("ring"), *batch = tcase_create("batch");
+	SRunner *sr;
+	int failed;
+
+	tcase_set_timeout(ring, 120);
+	tcase_set_timeout(batch, 120);
+	tcase_add_test(ring, ring_single_fifo_wraps);
+	tcase_add_test(ring, ring_gap_stops_fetch);
+	tcase_add_test(ring, ring_full_backpressure);
+	tcase_add_test(ring, ring_many_producers);
+	tcase_add_test(batch, batch_one_go_one_wait);
+	tcase_add_test(batch, batch_first_task_gated);
+	tcase_add_test(batch, batch_legacy_rules);
+	tcase_add_test(batch, batch_task_rules);
+	tcase_add_test(batch, batch_ptds);
+	tcase_add_test(batch, batch_capture_and_errors);
+	tcase_add_test(batch, batch_slots_reused);
+	tcase_add_test(batch, batch_threads_keep_order);
+	suite_add_tcase(s, ring);
+	suite_add_tcase(s, batch);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
