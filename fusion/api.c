@@ -138,7 +138,7 @@ GPUOS_EXPORT int gpuos_init(const struct gpuos_options *opt)
 	pthread_mutex_lock(&g->lock);
 	if (!load_relaxed(&g->started)) {
 		g->rings = clampu(o.rings, 1, GPUOS_MAX_RINGS, 2);
-		g->threads = clampu(o.threads, 32, 1024, 1024) & ~31u;
+		g->threads = clampu(o.threads, 64, 1024, 512) & ~31u;
 		g->idle_ms = clampu(o.idle_ms, 1, 600000, 100);
 		/* the shim's config (GPUOS_CACHE_DIR, cache_dir =) unless the caller says */
 		gpuos_shim_init();
@@ -254,8 +254,11 @@ GPUOS_EXPORT void gpuos_get_stats(struct gpuos_stats *st)
 		struct gpuos_engine *e = engine_of(d);
 		if (e) {
 			/* every position handed out is a task submitted */
-			for (unsigned r = 0; r < e->nrings; r++)
+			for (unsigned r = 0; r < e->nrings; r++) {
 				st->submitted += load_relaxed(&e->ring[r].tail);
+				for (int k = 0; k < GPUOS_PROF_COUNT && k < 7; k++)
+					st->prof[k] += e->ring[r].sh->sh_prof[k];
+			}
 			st->worker_launches += load_relaxed(&e->launches);
 			st->parks += load_relaxed(&e->parks);
 		}

@@ -39,7 +39,7 @@ extern "C" {
 
 struct gpuos_options {
 	unsigned rings;		  /* worker kernels (one block each); 0 = default (2) */
-	unsigned threads;	  /* threads per worker block; 0 = default (1024) */
+	unsigned threads;	  /* threads per worker block (one warp fetches); 0 = 512 */
 	unsigned idle_ms;	  /* a worker exits after this long without tasks; 0 = 200 */
 	const char *cache_dir;	  /* operator cache; NULL = $XDG_CACHE_HOME/gpuos */
 };
@@ -84,6 +84,10 @@ struct gpuos_stats {
 	uint64_t submitted, batches_opened, batches_closed, worker_launches, parks;
 	uint64_t op_swaps, op_retired;
 	uint64_t jit_compiles, jit_hits, nvrtc_loaded; /* operator builds; NVRTC dlopen'ed */
+	/* where the workers' time went, summed over the runs that have exited (kernels/task.h
+	 * enum gpuos_prof): fetches, tasks fetched, fetch ns, waiting-for-room ns, stretches,
+	 * compute waiting-for-tasks ns, waiting-on-go ns */
+	uint64_t prof[7];
 };
 void gpuos_get_stats(struct gpuos_stats *st);
 

@@ -42,6 +42,18 @@ struct gpuos_task {
 #define GPUOS_WORKER_STARTING 1u /* host launched one; it has not started yet */
 #define GPUOS_WORKER_RUNNING  2u
 
+/* Worker profile counters (nanoseconds unless a count). */
+enum gpuos_prof {
+	GPUOS_PROF_FETCHES,	 /* fetches that found tasks */
+	GPUOS_PROF_FETCHED,	 /* tasks fetched */
+	GPUOS_PROF_FETCH_NS,	 /* from the seq loads to the queue update, summed */
+	GPUOS_PROF_ROOM_NS,	 /* fetcher waiting for queue room */
+	GPUOS_PROF_STRETCHES,	 /* runs of queued tasks the compute warps took */
+	GPUOS_PROF_STARVE_NS,	 /* compute warps waiting for tasks */
+	GPUOS_PROF_GATE_NS,	 /* compute warps waiting on a batch's go */
+	GPUOS_PROF_COUNT
+};
+
 /*
  * The fields of a ring shared with the worker, in pinned host memory, one 128-byte line each:
  * the worker's frequent stores to sh_head/sh_done must not evict what producers read often.
@@ -55,6 +67,9 @@ struct gpuos_ring_sh {
 	uint32_t pad2[31];
 	uint32_t sh_stop;  /* host: exit once the ring is empty */
 	uint32_t pad3[31];
+	/* worker: where its time went, added at each exit (gpuos_get_stats; benchmarks) */
+	uint64_t sh_prof[GPUOS_PROF_COUNT];
+	uint64_t pad4[16 - GPUOS_PROF_COUNT];
 };
 
 /*

@@ -136,7 +136,8 @@ static __device__ void fetch_loop(const struct gpuos_worker_params &p, struct gp
 {
 	const unsigned lane = threadIdx.x & 31;
 	uint32_t head = base, tail = 0;
-	unsigned long long idle_since = now_ns();
+	unsigned long long idle_since = now_ns(), room_since = 0;
+	unsigned long long prof[GPUOS_PROF_COUNT] = { 0 };
 	bool watching = false; /* ring was empty: look at the next descriptor only */
 
 	for (;;) {
@@ -144,8 +145,15 @@ static __device__ void fetch_loop(const struct gpuos_worker_params &p, struct gp
 		 * queue entries we are about to overwrite */
 		uint32_t room = QN - (tail - cta_u32(*s_head).load(cuda::memory_order_acquire));
 		if (room < 32) {
+			if (!room_since)
+				room_since = now_ns();
 			__nanosleep(64);
 			continue;
+		}
+		unsigned long long t0 = now_ns();
+		if (room_since) {
+			prof[GPUOS_PROF_ROOM_NS] += t0 - room_since;
+			room_since = 0;
 		}
 		uint32_t pos = head + lane;
 		struct gpuos_task *d = &p.tasks[pos & (GPUOS_RING_SIZE - 1)];
@@ -186,6 +194,9 @@ static __device__ void fetch_loop(const struct gpuos_worker_params &p, struct gp
 				st_relaxed_sys(&p.sh->sh_head, head);
 			}
 			idle_since = now_ns();
+			prof[GPUOS_PROF_FETCHES]++;
+			prof[GPUOS_PROF_FETCHED] += n;
+			prof[GPUOS_PROF_FETCH_NS] += idle_since - t0;
 			continue;
 		}
 		watching = true;
@@ -196,13 +207,36 @@ static __device__ void fetch_loop(const struct gpuos_worker_params &p, struct gp
 		    (ld_acquire_sys(&p.sh->sh_stop) || now_ns() - idle_since > p.idle_ns))
 			leave = try_exit(p, head);
 		if (__shfl_sync(0xffffffffu, leave, 0)) {
-			if (lane == 0)
+			if (lane == 0) {
+				for (int k = 0; k < GPUOS_PROF_STRETCHES; k++)
+					p.sh->sh_prof[k] += prof[k];
 				/* release: nothing to publish but the flag; pairs with the compute
 				 * side's acquire */
 				cta_u32(*s_exit).store(1, cuda::memory_order_release);
+			}
 			return;
 		}
 		__nanosleep(p.poll_ns);
+	}
+}
+
+/*
+ * Report the queue entries [from, to) as done: done[slot] = the last of each stream's tasks
+ * there. Called by one thread, after a barrier that ended the tasks; one device-scope fence
+ * (about half a microsecond) for the lot, never one per task.
+ */
+static __device__ void flush_done(const struct gpuos_worker_params &p, const struct gpuos_task *q,
+				  uint32_t from, uint32_t to)
+{
+	if (from == to)
+		return;
+	/* release: the block's writes to the tasks' outputs (barrier before the call) before
+	 * done; pairs with the streams' cuStreamWaitValue32 at batch close */
+	cuda::atomic_thread_fence(cuda::memory_order_release, cuda::thread_scope_device);
+	for (uint32_t k = from; k != to; k++) {
+		const struct gpuos_task *tk = &q[k % QN];
+		if (k + 1 == to || q[(k + 1) % QN].slot != tk->slot)
+			dev_u32(p.done[tk->slot]).store(tk->tseq, cuda::memory_order_relaxed);
 	}
 }
 
@@ -213,6 +247,7 @@ static __device__ void compute_loop(const struct gpuos_worker_params &p, struct 
 {
 	const unsigned ctid = gpuos_tid();
 	uint32_t h = 0;
+	unsigned long long stretches = 0, starve = 0, gate = 0, busy_until = now_ns();
 
 	for (;;) {
 		if (ctid == 0) {
@@ -226,29 +261,51 @@ static __device__ void compute_loop(const struct gpuos_worker_params &p, struct 
 				}
 			}
 			*s_avail = t;
+			unsigned long long now = now_ns();
+			starve += now - busy_until;
+			stretches++;
 		}
 		/* the barrier passes ctid 0's acquire on to every compute thread */
 		gpuos_sync();
 		uint32_t end = *s_avail;
-		if (end == h - 1)
+		if (end == h - 1) {
+			if (ctid == 0) {
+				/* the fetcher wrote its counters before s_exit (acquired above) */
+				p.sh->sh_prof[GPUOS_PROF_STRETCHES] += stretches - 1;
+				p.sh->sh_prof[GPUOS_PROF_STARVE_NS] += starve;
+				p.sh->sh_prof[GPUOS_PROF_GATE_NS] += gate;
+			}
 			return;
+		}
 
+		uint32_t flushed = h; /* entries before it are reported done */
 		for (uint32_t i = h; i != end;) {
 			const struct gpuos_task *t = &q[i % QN];
 			uint32_t r = 1;
 
 			if (t->gate) {
 				if (ctid == 0) {
+					unsigned long long g0 = now_ns();
+					/* what ran before is reported first: this batch's go may wait
+					 * for it (a stream waiting on another's event) */
+					flush_done(p, q, flushed, i);
 					/* acquire: pairs with the stream's cuStreamWriteValue32 at
 					 * batch open (its default flags order the stream's earlier
 					 * writes before it) */
 					while ((int32_t)(ld_acquire_sys(&p.go[t->slot]) - t->gate) < 0)
 						;
+					gate += now_ns() - g0;
 				}
+				flushed = i;
 				gpuos_sync();
 			}
 			if (t->op < GPUOS_BUILTIN_OPS) {
-				run_builtin(t);
+				/* the descriptor into registers in four 16-byte loads, not one
+				 * dependent shared-memory load per field */
+				struct gpuos_task tk;
+				for (int w = 0; w < 4; w++)
+					((uint4 *)&tk)[w] = ((const uint4 *)t)[w];
+				run_builtin(&tk);
 			} else {
 				/* a run of the same operator, contiguous in the queue array */
 				while (i + r != end && (i + r) % QN != 0 && q[(i + r) % QN].op == t->op &&
@@ -263,22 +320,17 @@ static __device__ void compute_loop(const struct gpuos_worker_params &p, struct 
 				if (fn)
 					fn(t, (int)r);
 			}
-			gpuos_sync();
-			if (ctid == 0) {
-				/* done[slot] only for the last task of a slot in this stretch:
-				 * consecutive tasks of one stream are one store */
-				for (uint32_t k = i; k != i + r; k++) {
-					const struct gpuos_task *tk = &q[k % QN];
-					if (k + 1 == end || k + 1 == i + r ||
-					    q[(k + 1) % QN].slot != tk->slot)
-						/* release: the block's writes (barrier above) before
-						 * done; pairs with the stream's cuStreamWaitValue32 */
-						dev_u32(p.done[tk->slot]).store(tk->tseq,
-										cuda::memory_order_release);
-				}
-			}
 			i += r;
+			/* The next task sees this one's writes if it is of the same stream, or
+			 * gated (its go may follow a done we report), or the stretch ends (done
+			 * is reported). Tasks of other streams do not depend on this one:
+			 * anything that orders two streams goes through a batch's go. */
+			if (i == end || q[i % QN].gate || q[i % QN].slot == q[(i - 1) % QN].slot ||
+			    t->op >= GPUOS_BUILTIN_OPS)
+				gpuos_sync();
 		}
+		if (ctid == 0)
+			flush_done(p, q, flushed, end);
 		h = end;
 		if (ctid == 0) {
 			/* release: our reads of the queue entries are done (last barrier);
@@ -288,6 +340,7 @@ static __device__ void compute_loop(const struct gpuos_worker_params &p, struct 
 			 * run (operator retirement, restarts), not their data, which streams
 			 * get through done[] */
 			st_relaxed_sys(&p.sh->sh_done, base + h);
+			busy_until = now_ns();
 		}
 	}
 }

@@ -9,7 +9,7 @@ B=$BUILD/gpu/bench_engine
 [ -x "$B" ] || { echo "build it first: make gpu-deps" >&2; exit 2; }
 nvidia-smi -L >/dev/null 2>&1 || { echo "no GPU on this machine: nothing to measure" >&2; exit 77; }
 export GPUOS_CONFIG=/dev/null
-echo "== default worker (2 rings x 1024 threads)"
+echo "== default worker (2 rings x 512 threads)"
 LD_PRELOAD=$PWD/$BUILD/libgpuos_shim.so "$B" "${1:-10000}" "${2:-5}"
 echo "== 4 rings, 8 producer threads"
 GPUOS_RINGS=4 BENCH_THREADS=8 LD_PRELOAD=$PWD/$BUILD/libgpuos_shim.so "$B" "${1:-10000}" "${2:-5}"

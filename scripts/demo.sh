@@ -9,7 +9,8 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
 	echo "gpuos demo: without a GPU, 'make test' runs the CPU tests, and 'build/gpuos inspect FILE' works."
 	exit 1
 fi
-[ -x "$BUILD/gpuos" ] && [ -x "$BUILD/hooks/prog" ] || make --no-print-directory -s all cpu-test-deps
+[ -x "$BUILD/gpuos" ] && [ -x "$BUILD/hooks/prog" ] && [ -x "$BUILD/gpu/bench_engine" ] ||
+	make --no-print-directory -s all cpu-test-deps gpu-deps
 G=$BUILD/gpuos
 echo "== $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
 echo "== a CUDA program (nvcc -cudart shared), plain vs under gpuos run --report"
@@ -24,3 +25,5 @@ if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
 	cmp -s /tmp/gpuos-demo-plain.out /tmp/gpuos-demo-shim.out && echo "== losses and weights bit-identical" ||
 		{ echo "== OUTPUTS DIFFER"; exit 1; }
 fi
+echo "== the engine (C API): 10,000 dependent tiny tasks vs plain launches and a CUDA graph"
+scripts/bench_engine.sh 10000 3

@@ -267,11 +267,15 @@ int main(int argc, char **argv)
 		gated(1, &tnop, NULL);
 		gated(2, &t32, NULL);
 	}
+	gpuos_park(); /* the workers exit and add up their profiles */
+	gpuos_unpark();
+	struct gpuos_stats ps;
+	gpuos_get_stats(&ps);
 	double p = median(tplain), gr = median(tgraph), go = median(tgpuos), su = median(tsubmit);
 	struct gpuos_stats st;
 	gpuos_get_stats(&st);
 	printf("device: %s (sm_%d%d), worker: %u ring(s) x %u threads\n", prop.name, prop.major,
-	       prop.minor, o.rings ? o.rings : 2, o.threads ? o.threads : 1024);
+	       prop.minor, o.rings ? o.rings : 2, o.threads ? o.threads : 512);
 	printf("chain of %d dependent tasks (1024 floats), median of %d runs, results bit-identical:\n",
 	       N, reps);
 	printf("  plain launches      %7.3f us/task\n", p * 1e6);
@@ -285,6 +289,15 @@ int main(int argc, char **argv)
 	       median(tsub_idle) * 1e6);
 	printf("  worker alone, NOP tasks %.3f us/task, AXPB on 32 floats %.3f us/task\n",
 	       median(tnop) * 1e6, median(t32) * 1e6);
+	{
+		double f = ps.prof[0] ? (double)ps.prof[0] : 1, st = ps.prof[4] ? (double)ps.prof[4] : 1;
+		printf("  worker profile (all runs above): %llu fetches, %.1f tasks and %.2f us each; "
+		       "fetcher waited for room %.1f ms; compute: %llu stretches of %.1f tasks, "
+		       "starved %.1f ms, on go %.1f ms\n",
+		       (unsigned long long)ps.prof[0], ps.prof[1] / f, ps.prof[2] / 1e3 / f,
+		       ps.prof[3] / 1e6, (unsigned long long)ps.prof[4], ps.prof[1] / st,
+		       ps.prof[5] / 1e6, ps.prof[6] / 1e6);
+	}
 	printf("  plain launches with the driver-call observer on: %.3f us/task (+%.3f us)\n",
 	       median(tplain_obs) * 1e6, (median(tplain_obs) - p) * 1e6);
 

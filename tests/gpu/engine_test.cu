@@ -14,6 +14,7 @@
 #include <cuda.h>
 #include <cuda_runtime.h>
 #include <atomic>
+#include <vector>
 #include <execinfo.h>
 #include <errno.h>
 #include <pthread.h>
@@ -553,6 +554,46 @@ static int mode_swap(int swaps, int variants)
 	return 0;
 }
 
+/* One engine per device: tasks on every GPU's streams, from one thread, interleaved. */
+static int mode_multigpu(void)
+{
+	int ndev = 0;
+	const size_t n = 4096;
+	CK(cudaGetDeviceCount(&ndev));
+	if (ndev < 2) {
+		printf("multigpu: %d device(s): skipped\n", ndev);
+		return 77;
+	}
+	std::vector<cudaStream_t> s(ndev);
+	std::vector<float *> y(ndev);
+	use_gpuos = true;
+	for (int d = 0; d < ndev; d++) {
+		CK(cudaSetDevice(d));
+		CK(cudaStreamCreate(&s[d]));
+		CK(cudaMalloc(&y[d], n * 4));
+		CK(cudaMemset(y[d], 0, n * 4));
+	}
+	for (int i = 0; i < 1000; i++)
+		for (int d = 0; d < ndev; d++) {
+			CK(cudaSetDevice(d));
+			axpb(s[d], y[d], y[d], n, 1.0f, (float)(d + 1)); /* y += d + 1 */
+		}
+	for (int d = 0; d < ndev; d++) {
+		std::vector<float> h(n);
+		CK(cudaSetDevice(d));
+		CK(cudaMemcpyAsync(h.data(), y[d], n * 4, cudaMemcpyDeviceToHost, s[d]));
+		CK(cudaStreamSynchronize(s[d]));
+		for (size_t i = 0; i < n; i++)
+			if (h[i] != 1000.0f * (d + 1))
+				FAIL("device %d: y[%zu] = %g, want %g", d, i, h[i], 1000.0f * (d + 1));
+	}
+	struct gpuos_stats st;
+	gpuos_get_stats(&st);
+	printf("multigpu: %d devices, %llu tasks, %llu worker launches, results right\n", ndev,
+	       (unsigned long long)st.submitted, (unsigned long long)st.worker_launches);
+	return 0;
+}
+
 static int mode_cache(void)
 {
 	char src[2048];
@@ -615,5 +656,7 @@ int main(int argc, char **argv)
 		return mode_swap(argc > 2 ? atoi(argv[2]) : 2000, argc > 3 ? atoi(argv[3]) : 4);
 	if (!strcmp(argv[1], "cache"))
 		return mode_cache();
+	if (!strcmp(argv[1], "multigpu"))
+		return mode_multigpu();
 	FAIL("unknown mode %s", argv[1]);
 }
