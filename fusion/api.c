@@ -179,6 +179,10 @@ GPUOS_EXPORT int gpuos_submit(void *stream, unsigned op, const uint64_t *args, u
 	if (nargs)
 		memcpy(t.a, args, nargs * sizeof(*args));
 	/* the current device matters for the default streams only; a stream knows its own */
+	/* acquire: pairs with the release in gpuos_fusion_park; a submit that passed this
+	 * check before a park began is drained by the park (gpuos_engine_park) */
+	if (load_acquire(&g->parking))
+		return load_relaxed(&g->batches.capture) ? -EBUSY : -EAGAIN;
 	dev = (!stream || stream == CU_STREAM_LEGACY || stream == CU_STREAM_PER_THREAD)
 		      ? gpuos_engine_current_dev()
 		      : -1;
@@ -272,6 +276,37 @@ GPUOS_EXPORT void gpuos_get_stats(struct gpuos_stats *st)
 	st->nvrtc_loaded = js.nvrtc_loaded;
 }
 
+GPUOS_EXPORT void gpuos_debug_dump(int fd)
+{
+	struct gpuos_engines *g = &gpuos_engines;
+
+	for (int d = 0; d < GPUOS_MAX_DEVICES; d++) {
+		struct gpuos_engine *e = engine_of(d);
+		if (!e)
+			continue;
+		dprintf(fd, "gpuos: device %d: park depth %d%s, %llu worker launches\n", d,
+			e->park_depth, e->dead ? " (dead)" : "",
+			(unsigned long long)load_relaxed(&e->launches));
+		for (unsigned r = 0; r < e->nrings; r++) {
+			volatile struct gpuos_ring_sh *sh = e->ring[r].sh;
+			dprintf(fd,
+				"gpuos:   ring %u: tail %u head %u done %u state %u stop %u%s",
+				r, load_relaxed(&e->ring[r].tail), sh->sh_head, sh->sh_done,
+				sh->sh_state, sh->sh_stop, sh->sh_wait_on ? "" : "\n");
+			if (sh->sh_wait_on)
+				dprintf(fd, "; waits on go[%u] >= %u (saw %u)\n", sh->sh_wait_slot,
+					sh->sh_wait_gate, sh->sh_wait_go);
+		}
+	}
+	for (unsigned i = 0; i < GPUOS_MAX_SLOTS; i++) {
+		struct gpuos_slot *s = &g->batches.slot[i];
+		if (load_relaxed(&s->key))
+			dprintf(fd, "gpuos:   slot %u: stream %#lx dev %d %s batch %u tseq %u%s\n", i,
+				(unsigned long)s->stream, s->dev, s->blocking ? "blocking" : "non-blocking",
+				s->batch, s->tseq, s->open ? " OPEN" : "");
+	}
+}
+
 /* ---- fusion.h: what the observers call ---- */
 
 bool gpuos_fusion_active(void)
@@ -300,14 +335,20 @@ void gpuos_fusion_stream_gone(CUstream s)
 
 void gpuos_fusion_park(void)
 {
-	if (gpuos_fusion_active())
-		each_engine(gpuos_engine_park);
+	if (!gpuos_fusion_active())
+		return;
+	/* seq_cst: before the drains look at the rings' tails */
+	atomic_fetch_add(&gpuos_engines.parking, 1);
+	each_engine(gpuos_engine_park);
 }
 
 void gpuos_fusion_unpark(void)
 {
-	if (gpuos_fusion_active())
-		each_engine(gpuos_engine_unpark);
+	if (!gpuos_fusion_active())
+		return;
+	each_engine(gpuos_engine_unpark);
+	if (load_relaxed(&gpuos_engines.parking) > 0)
+		atomic_fetch_sub(&gpuos_engines.parking, 1);
 }
 
 void gpuos_fusion_device_reset(void)
@@ -343,7 +384,7 @@ void gpuos_fusion_capture_begin(void)
 	 * and park the workers now, before the capture begins; submits say -EBUSY until the
 	 * last capture ends, so the workers stay off and the shim makes no CUDA call. */
 	gpuos_batch_capture_begin(&gpuos_engines.batches);
-	each_engine(gpuos_engine_park);
+	gpuos_fusion_park();
 }
 
 void gpuos_fusion_capture_end(void)
@@ -351,7 +392,7 @@ void gpuos_fusion_capture_end(void)
 	if (!gpuos_fusion_active())
 		return;
 	gpuos_batch_capture_end(&gpuos_engines.batches);
-	each_engine(gpuos_engine_unpark);
+	gpuos_fusion_unpark();
 }
 
 /* Functions launched before: a lock-free set of handles, never shrinks. */

@@ -3,10 +3,12 @@
  * The per-device engine: worker module, rings, go/done arrays, worker streams, and the worker
  * lifecycle. A worker is one block on a non-blocking stream of its own, per ring; it starts
  * when a publication finds its ring's worker EXITED, leaves after idle_ns without tasks, and
- * is parked (told to leave once its ring is empty, waited for, kept off) around calls that
- * wait for the whole device (DESIGN.md invariant 4).
+ * is parked around calls that wait for the whole device (DESIGN.md invariant 4): told to
+ * leave once its ring is empty and waited for; until unparked, workers started for new
+ * tasks drain them and leave, never waiting idle.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,13 +108,17 @@ out:
 	return err;
 }
 
+/*
+ * While parked, the ring's stop flag is set: a worker started now drains what is published and
+ * leaves, it never waits idle. So starting one is always safe, even during the call we parked
+ * for (a device sync waits for it, and it ends): a published task is never stranded behind a
+ * park, and no producer ever blocks here.
+ */
 void gpuos_engine_start_worker(struct gpuos_engine *e, unsigned r)
 {
 	_Atomic uint32_t *state = (_Atomic uint32_t *)&ring_sh(e, r)->sh_state;
 
 	pthread_mutex_lock(&e->wlock);
-	while (e->park_depth && !e->dead)
-		pthread_cond_wait(&e->unparked, &e->wlock);
 	/* acquire: pairs with the worker's release of EXITED (try_exit) */
 	if (!e->dead && load_acquire(state) == GPUOS_WORKER_EXITED) {
 		/* STARTING keeps other producers from launching more; a worker that turned
@@ -126,10 +132,17 @@ void gpuos_engine_start_worker(struct gpuos_engine *e, unsigned r)
 	pthread_mutex_unlock(&e->wlock);
 }
 
+/*
+ * Park: every task reserved on a ring runs and every worker leaves before we return, so the
+ * call we park for (a device sync, a module load, a reset) finds no worker and no stream
+ * waiting on a task that no worker would run. Submits say -EAGAIN meanwhile (api.c), so the
+ * drain ends; a descriptor still being written when a worker left gets a new drain worker.
+ */
 void gpuos_engine_park(struct gpuos_engine *e)
 {
 	const struct gpuos_cu *cu = gpuos_cu_get();
 	CUcontext prev;
+	bool pending;
 
 	pthread_mutex_lock(&e->wlock);
 	if (e->dead) {
@@ -144,8 +157,25 @@ void gpuos_engine_park(struct gpuos_engine *e)
 			store_release((_Atomic uint32_t *)&ring_sh(e, r)->sh_stop, 1);
 		ENGINE_ENTER();
 		prev = ctx_push(cu, e->ctx);
-		for (unsigned r = 0; r < e->nrings; r++)
-			cu->cuStreamSynchronize(e->wstream[r]); /* the worker drained and left */
+		do {
+			pending = false;
+			for (unsigned r = 0; r < e->nrings; r++)
+				cu->cuStreamSynchronize(e->wstream[r]); /* drained and left */
+			for (unsigned r = 0; r < e->nrings; r++) {
+				_Atomic uint32_t *state = (_Atomic uint32_t *)&ring_sh(e, r)->sh_state;
+				if (load_relaxed(&e->ring[r].tail) == gpuos_ring_done(&e->ring[r]))
+					continue;
+				pending = true;
+				/* acquire: pairs with the worker's release of EXITED */
+				if (load_acquire(state) == GPUOS_WORKER_EXITED) {
+					store_relaxed(state, GPUOS_WORKER_STARTING);
+					if (launch(e, r))
+						store_relaxed(state, GPUOS_WORKER_EXITED);
+				}
+			}
+			if (pending)
+				sched_yield();
+		} while (pending);
 		ctx_pop(cu, e->ctx, prev);
 		ENGINE_LEAVE();
 	}
@@ -157,7 +187,6 @@ void gpuos_engine_kill(struct gpuos_engine *e)
 	pthread_mutex_lock(&e->wlock);
 	e->dead = true;
 	e->park_depth = 0;
-	pthread_cond_broadcast(&e->unparked);
 	pthread_mutex_unlock(&e->wlock);
 }
 
@@ -170,11 +199,9 @@ void gpuos_engine_unpark(struct gpuos_engine *e)
 		for (unsigned r = 0; r < e->nrings; r++) {
 			struct gpuos_ring *ring = &e->ring[r];
 			store_release((_Atomic uint32_t *)&ring_sh(e, r)->sh_stop, 0);
-			/* a producer that published while we were parked waits in start_worker;
-			 * one that published just before the worker left, too; both restart it */
+			/* a drain worker may have left with a descriptor still being written */
 			restart[r] = load_relaxed(&ring->tail) != gpuos_ring_done(ring);
 		}
-		pthread_cond_broadcast(&e->unparked);
 	}
 	pthread_mutex_unlock(&e->wlock);
 	for (unsigned r = 0; r < e->nrings; r++)
@@ -238,7 +265,6 @@ static int create(int dev, struct gpuos_engine **out)
 	 * producer writes; GPUOS_POLL_NS tunes it for measurements */
 	e->poll_ns = getenv("GPUOS_POLL_NS") ? (unsigned)atoi(getenv("GPUOS_POLL_NS")) : 200;
 	pthread_mutex_init(&e->wlock, NULL);
-	pthread_cond_init(&e->unparked, NULL);
 
 	ENGINE_ENTER();
 	GPUOS_CU_GOTO(cu->cuInit(0), err, fail);

@@ -45,7 +45,6 @@ struct gpuos_engine {
 	int regs; /* the worker's registers a thread: injected operators may use no more */
 
 	pthread_mutex_t wlock;	   /* worker launches and parking */
-	pthread_cond_t unparked;
 	int park_depth;
 	bool dead; /* its context was reset: nothing may touch its memory */
 
@@ -61,6 +60,7 @@ struct gpuos_engines {
 	unsigned rings, threads, idle_ms;
 	char cache_dir[4096];
 	_Atomic bool started;
+	_Atomic int parking; /* parks in progress: submits say -EAGAIN */
 	_Atomic uint64_t swaps, retired;
 };
 extern struct gpuos_engines gpuos_engines;
@@ -69,7 +69,8 @@ extern struct gpuos_engines gpuos_engines;
 int gpuos_engine_get(int dev, struct gpuos_engine **out);
 /* The device of the calling thread's current context; 0 if none. */
 int gpuos_engine_current_dev(void);
-/* Make sure ring @r has a worker (after a publish found it EXITED). Waits while parked. */
+/* Make sure ring @r has a worker (after a publication found it EXITED). Never blocks on a
+ * park: a worker started while parked drains the ring and leaves. */
 void gpuos_engine_start_worker(struct gpuos_engine *e, unsigned r);
 /* Drain and stop every worker of @e, keep them off until unpark. */
 void gpuos_engine_park(struct gpuos_engine *e);

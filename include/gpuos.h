@@ -49,8 +49,9 @@ int gpuos_shutdown(void);
 
 /*
  * Queue one task. @args: up to 6 64-bit arguments of the operator. -EAGAIN: the operator is
- * not ready yet (still compiling), -EBUSY: a stream capture is in progress, -ENOSPC: too many
- * streams; in each case nothing was queued and the caller runs the work itself.
+ * not ready yet (still compiling) or the workers are parked for a call that waits for the
+ * whole device; -EBUSY: a stream capture is in progress; -ENOSPC: too many streams; in each
+ * case nothing was queued and the caller runs the work itself.
  */
 int gpuos_submit(void *stream, unsigned op, const uint64_t *args, unsigned nargs,
 		 unsigned flags);
@@ -90,6 +91,10 @@ struct gpuos_stats {
 	uint64_t prof[7];
 };
 void gpuos_get_stats(struct gpuos_stats *st);
+
+/* Diagnostics: each worker's ring and state, and every open batch, as text on @fd (no lock
+ * taken: for a program that seems stuck). */
+void gpuos_debug_dump(int fd);
 
 #ifdef __cplusplus
 }

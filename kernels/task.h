@@ -69,7 +69,9 @@ struct gpuos_ring_sh {
 	uint32_t pad3[31];
 	/* worker: where its time went, added at each exit (gpuos_get_stats; benchmarks) */
 	uint64_t sh_prof[GPUOS_PROF_COUNT];
-	uint64_t pad4[16 - GPUOS_PROF_COUNT];
+	/* worker: the gate it is waiting on, if any (gpuos_debug_dump) */
+	uint32_t sh_wait_on, sh_wait_slot, sh_wait_gate, sh_wait_go;
+	uint64_t pad4[14 - GPUOS_PROF_COUNT];
 };
 
 /*

@@ -12,6 +12,7 @@
  * tasks; a named barrier (gpuos_sync) between dependent tasks.
  */
 #include <cuda/atomic>
+#include <stddef.h>
 #include <stdint.h>
 
 extern "C" {
@@ -19,6 +20,12 @@ extern "C" {
 }
 
 typedef GPUOS_OP_SIGNATURE((*gpuos_op_fn));
+
+/* The compute loop reads a task's header as one uint4 {seq, op | slot << 16, gate, tseq}. */
+static_assert(sizeof(struct gpuos_task) == 64 && offsetof(struct gpuos_task, op) == 4 &&
+		      offsetof(struct gpuos_task, slot) == 6 && offsetof(struct gpuos_task, gate) == 8 &&
+		      offsetof(struct gpuos_task, tseq) == 12,
+	      "task header layout");
 
 /* Physical operator slots; the host writes an entry only while no task can use it. */
 extern "C" __device__ gpuos_op_fn gpuos_op_table[GPUOS_PHYS_OPS];
@@ -71,19 +78,44 @@ static __device__ __forceinline__ void run_builtin(const struct gpuos_task *t)
 	unsigned i = gpuos_tid(), step = gpuos_nthreads();
 
 	switch (t->op) {
+	/* Elementwise built-ins load four elements a thread before storing any: a chain of
+	 * dependent tasks pays one L2 round trip a task, not one per element (the compiler may
+	 * not reorder them itself: y may be x). Same results: each element is written from
+	 * its own inputs only, as in one thread per element. */
 	case GPUOS_OP_AXPB: {
 		float *y = (float *)t->a[0];
 		const float *x = (const float *)t->a[1];
-		float a = f32(t->a[3]), b = f32(t->a[4]);
-		for (uint64_t k = i; k < t->a[2]; k += step)
-			y[k] = __fmaf_rn(a, x[k], b);
+		float a = f32(t->a[3]), b = f32(t->a[4]), v[4];
+		uint64_t n = t->a[2];
+		for (uint64_t k0 = i; k0 < n; k0 += 4 * (uint64_t)step) {
+#pragma unroll
+			for (int j = 0; j < 4; j++)
+				if (k0 + j * step < n)
+					v[j] = x[k0 + j * step];
+#pragma unroll
+			for (int j = 0; j < 4; j++)
+				if (k0 + j * step < n)
+					y[k0 + j * step] = __fmaf_rn(a, v[j], b);
+		}
 		break;
 	}
 	case GPUOS_OP_ADD: {
 		float *z = (float *)t->a[0];
 		const float *x = (const float *)t->a[1], *y = (const float *)t->a[2];
-		for (uint64_t k = i; k < t->a[3]; k += step)
-			z[k] = __fadd_rn(x[k], y[k]);
+		float u[4], v[4];
+		uint64_t n = t->a[3];
+		for (uint64_t k0 = i; k0 < n; k0 += 4 * (uint64_t)step) {
+#pragma unroll
+			for (int j = 0; j < 4; j++)
+				if (k0 + j * step < n) {
+					u[j] = x[k0 + j * step];
+					v[j] = y[k0 + j * step];
+				}
+#pragma unroll
+			for (int j = 0; j < 4; j++)
+				if (k0 + j * step < n)
+					z[k0 + j * step] = __fadd_rn(u[j], v[j]);
+		}
 		break;
 	}
 	case GPUOS_OP_FILL: {
@@ -137,6 +169,7 @@ static __device__ void fetch_loop(const struct gpuos_worker_params &p, struct gp
 	const unsigned lane = threadIdx.x & 31;
 	uint32_t head = base, tail = 0;
 	unsigned long long idle_since = now_ns(), room_since = 0;
+	unsigned backoff = 64;
 	unsigned long long prof[GPUOS_PROF_COUNT] = { 0 };
 	bool watching = false; /* ring was empty: look at the next descriptor only */
 
@@ -145,9 +178,14 @@ static __device__ void fetch_loop(const struct gpuos_worker_params &p, struct gp
 		 * queue entries we are about to overwrite */
 		uint32_t room = QN - (tail - cta_u32(*s_head).load(cuda::memory_order_acquire));
 		if (room < 32) {
-			if (!room_since)
+			/* the compute warps need microseconds to free a fetch's worth: back
+			 * off, so that this loop takes few issue slots from them */
+			if (!room_since) {
 				room_since = now_ns();
-			__nanosleep(64);
+				backoff = 64;
+			}
+			__nanosleep(backoff);
+			backoff = backoff < 1024 ? 2 * backoff : backoff;
 			continue;
 		}
 		unsigned long long t0 = now_ns();
@@ -247,7 +285,7 @@ static __device__ void compute_loop(const struct gpuos_worker_params &p, struct 
 {
 	const unsigned ctid = gpuos_tid();
 	uint32_t h = 0;
-	unsigned long long stretches = 0, starve = 0, gate = 0, busy_until = now_ns();
+	unsigned long long stretches = 0, starve = 0, gate_ns = 0, busy_until = now_ns();
 
 	for (;;) {
 		if (ctid == 0) {
@@ -273,17 +311,22 @@ static __device__ void compute_loop(const struct gpuos_worker_params &p, struct 
 				/* the fetcher wrote its counters before s_exit (acquired above) */
 				p.sh->sh_prof[GPUOS_PROF_STRETCHES] += stretches - 1;
 				p.sh->sh_prof[GPUOS_PROF_STARVE_NS] += starve;
-				p.sh->sh_prof[GPUOS_PROF_GATE_NS] += gate;
+				p.sh->sh_prof[GPUOS_PROF_GATE_NS] += gate_ns;
 			}
 			return;
 		}
 
 		uint32_t flushed = h; /* entries before it are reported done */
+		/* The task header (seq, op|slot, gate, tseq) rides in registers: the next one
+		 * is loaded before the barrier, so no dependent shared-memory load sits on the
+		 * per-task path. */
+		uint4 hdr = ((const uint4 *)&q[h % QN])[0];
 		for (uint32_t i = h; i != end;) {
 			const struct gpuos_task *t = &q[i % QN];
+			const uint32_t op = hdr.y & 0xffff, slot = hdr.y >> 16, gate = hdr.z;
 			uint32_t r = 1;
 
-			if (t->gate) {
+			if (gate) {
 				if (ctid == 0) {
 					unsigned long long g0 = now_ns();
 					/* what ran before is reported first: this batch's go may wait
@@ -292,41 +335,49 @@ static __device__ void compute_loop(const struct gpuos_worker_params &p, struct 
 					/* acquire: pairs with the stream's cuStreamWriteValue32 at
 					 * batch open (its default flags order the stream's earlier
 					 * writes before it) */
-					while ((int32_t)(ld_acquire_sys(&p.go[t->slot]) - t->gate) < 0)
-						;
-					gate += now_ns() - g0;
+					uint32_t seen = ld_acquire_sys(&p.go[slot]);
+					if ((int32_t)(seen - gate) < 0) {
+						/* for gpuos_debug_dump: what we wait for */
+						st_relaxed_sys(&p.sh->sh_wait_slot, slot);
+						st_relaxed_sys(&p.sh->sh_wait_gate, gate);
+						st_relaxed_sys(&p.sh->sh_wait_go, seen);
+						st_relaxed_sys(&p.sh->sh_wait_on, 1);
+						while ((int32_t)(ld_acquire_sys(&p.go[slot]) - gate) < 0)
+							;
+						st_relaxed_sys(&p.sh->sh_wait_on, 0);
+					}
+					gate_ns += now_ns() - g0;
 				}
 				flushed = i;
 				gpuos_sync();
 			}
-			if (t->op < GPUOS_BUILTIN_OPS) {
-				/* the descriptor into registers in four 16-byte loads, not one
-				 * dependent shared-memory load per field */
+			if (op < GPUOS_BUILTIN_OPS) {
 				struct gpuos_task tk;
-				for (int w = 0; w < 4; w++)
+				((uint4 *)&tk)[0] = hdr;
+				for (int w = 1; w < 4; w++)
 					((uint4 *)&tk)[w] = ((const uint4 *)t)[w];
 				run_builtin(&tk);
 			} else {
 				/* a run of the same operator, contiguous in the queue array */
-				while (i + r != end && (i + r) % QN != 0 && q[(i + r) % QN].op == t->op &&
+				while (i + r != end && (i + r) % QN != 0 && q[(i + r) % QN].op == op &&
 				       !q[(i + r) % QN].gate)
 					r++;
 				/* relaxed at device scope: bypasses L1, so a slot the host rewrote
 				 * since an earlier run is read fresh (the host wrote it before
 				 * publishing the task that names it) */
-				uint64_t *e = (uint64_t *)&gpuos_op_table[t->op - GPUOS_BUILTIN_OPS];
+				uint64_t *e = (uint64_t *)&gpuos_op_table[op - GPUOS_BUILTIN_OPS];
 				gpuos_op_fn fn = (gpuos_op_fn)cuda::atomic_ref<uint64_t,
 						cuda::thread_scope_device>(*e).load(cuda::memory_order_relaxed);
 				if (fn)
 					fn(t, (int)r);
 			}
 			i += r;
+			hdr = i != end ? ((const uint4 *)&q[i % QN])[0] : make_uint4(0, 0, 0, 0);
 			/* The next task sees this one's writes if it is of the same stream, or
 			 * gated (its go may follow a done we report), or the stretch ends (done
 			 * is reported). Tasks of other streams do not depend on this one:
 			 * anything that orders two streams goes through a batch's go. */
-			if (i == end || q[i % QN].gate || q[i % QN].slot == q[(i - 1) % QN].slot ||
-			    t->op >= GPUOS_BUILTIN_OPS)
+			if (i == end || hdr.z || (hdr.y >> 16) == slot || op >= GPUOS_BUILTIN_OPS)
 				gpuos_sync();
 		}
 		if (ctid == 0)

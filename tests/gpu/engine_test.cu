@@ -84,7 +84,8 @@ static void axpb(cudaStream_t s, float *y, const float *x, size_t n, float a, fl
 		int rc = gpuos_submit(s, GPUOS_OP_AXPB, args, 5, flags);
 		if (rc == 0)
 			return;
-		if (rc != -EBUSY)
+		/* capturing, or parked for another thread's device-wide call: run it here */
+		if (rc != -EBUSY && rc != -EAGAIN)
 			FAIL("gpuos_submit: %d", rc);
 	}
 	k_axpb<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(y, x, n, a, b);
@@ -97,7 +98,8 @@ static void add(cudaStream_t s, float *z, const float *x, const float *y, size_t
 		int rc = gpuos_submit(s, GPUOS_OP_ADD, args, 4, 0);
 		if (rc == 0)
 			return;
-		if (rc != -EBUSY)
+		/* capturing, or parked for another thread's device-wide call: run it here */
+		if (rc != -EBUSY && rc != -EAGAIN)
 			FAIL("gpuos_submit: %d", rc);
 	}
 	k_add<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(z, x, y, n);
@@ -123,6 +125,8 @@ struct lane {
 	uint64_t hash;
 	std::atomic<unsigned> hostfn;
 };
+
+static volatile int lane_step[8], lane_op[8];
 
 static unsigned rnd(unsigned *s)
 {
@@ -159,6 +163,8 @@ static void *order_lane(void *arg)
 		size_t n = 1 + rnd(&L->seed) % MAXN;
 		cudaStream_t s = L->s[k];
 		float a = 0.5f + (rnd(&L->seed) % 64) / 128.0f, b = (rnd(&L->seed) % 16) / 16.0f;
+		lane_step[L->id] = step;
+		lane_op[L->id] = (int)r;
 
 		if (r < 40) {
 			axpb(s, L->buf[k][i], L->buf[k][j], n, a, b);
@@ -218,8 +224,20 @@ static void *order_lane(void *arg)
 	return NULL;
 }
 
+static void on_order_alarm(int sig)
+{
+	(void)sig;
+	for (int i = 0; i < 3; i++)
+		dprintf(2, "lane %d: step %d, op %d\n", i, lane_step[i], lane_op[i]);
+	dprintf(2, "FAIL: order test stuck; engine state:\n");
+	gpuos_debug_dump(2);
+	_exit(1);
+}
+
 static int mode_order(unsigned seed)
 {
+	signal(SIGALRM, on_order_alarm);
+	alarm(45);
 	enum { LANES = 3 };
 	struct lane L[LANES];
 	pthread_t th[LANES];
