@@ -137,11 +137,13 @@ GPUOS_EXPORT int gpuos_init(const struct gpuos_options *opt)
 		o = *opt;
 	pthread_mutex_lock(&g->lock);
 	if (!load_relaxed(&g->started)) {
-		g->rings = clampu(o.rings, 1, GPUOS_MAX_RINGS, 2);
-		g->threads = clampu(o.threads, 64, 1024, 512) & ~31u;
-		g->idle_ms = clampu(o.idle_ms, 1, 600000, 100);
-		/* the shim's config (GPUOS_CACHE_DIR, cache_dir =) unless the caller says */
-		gpuos_shim_init();
+		/* the caller's options, else the shim's config (file, GPUOS_* variables) */
+		const struct gpuos_cfg *cfg = (gpuos_shim_init(), &gpuos_shim.cfg);
+		g->rings = clampu(o.rings ? o.rings : (unsigned)cfg->workers, 1, GPUOS_MAX_RINGS, 2);
+		g->threads = clampu(o.threads ? o.threads : (unsigned)cfg->worker_threads, 64, 1024,
+				    512) & ~31u;
+		g->idle_ms = clampu(o.idle_ms ? o.idle_ms : (unsigned)cfg->worker_idle_ms, 1, 600000,
+				    100);
 		snprintf(g->cache_dir, sizeof(g->cache_dir), "%s",
 			 o.cache_dir ? o.cache_dir : gpuos_shim.cfg.cache_dir);
 		gpuos_batch_init(&g->batches, &batch_ops, g);

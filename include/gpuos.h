@@ -37,11 +37,13 @@ extern "C" {
 /* gpuos_submit flags */
 #define GPUOS_PTSZ 0x1u /* a NULL stream means this thread's per-thread default stream */
 
+/* Zero fields take the shim's config (options workers, worker_threads, worker_idle_ms,
+ * cache_dir; GPUOS_WORKERS etc.), whose defaults are 2, 512, 100 ms, $XDG_CACHE_HOME/gpuos. */
 struct gpuos_options {
-	unsigned rings;		  /* worker kernels (one block each); 0 = default (2) */
-	unsigned threads;	  /* threads per worker block (one warp fetches); 0 = 512 */
-	unsigned idle_ms;	  /* a worker exits after this long without tasks; 0 = 200 */
-	const char *cache_dir;	  /* operator cache; NULL = $XDG_CACHE_HOME/gpuos */
+	unsigned rings;	       /* worker kernels, one block (one SM) each, 1..16 */
+	unsigned threads;      /* threads a worker block, 64..1024; one warp fetches */
+	unsigned idle_ms;      /* a worker exits after this long without tasks */
+	const char *cache_dir; /* compiled operators */
 };
 
 int gpuos_init(const struct gpuos_options *opt); /* NULL: defaults (or GPUOS_* env) */

@@ -21,6 +21,9 @@ struct gpuos_cfg {
 	uint64_t max_blocks;
 	uint64_t max_threads; /* per block */
 	char cache_dir[4096]; /* compiled operators; "" = $XDG_CACHE_HOME/gpuos */
+	uint64_t workers;	 /* worker blocks (rings) a device */
+	uint64_t worker_threads; /* threads a worker block */
+	uint64_t worker_idle_ms; /* idle time before a worker exits */
 	unsigned nallow, ndeny;
 	char *allow[GPUOS_CFG_MAX_PATTERNS];
 	char *deny[GPUOS_CFG_MAX_PATTERNS];

@@ -12,4 +12,4 @@ export GPUOS_CONFIG=/dev/null
 echo "== default worker (2 rings x 512 threads)"
 LD_PRELOAD=$PWD/$BUILD/libgpuos_shim.so "$B" "${1:-10000}" "${2:-5}"
 echo "== 4 rings, 8 producer threads"
-GPUOS_RINGS=4 BENCH_THREADS=8 LD_PRELOAD=$PWD/$BUILD/libgpuos_shim.so "$B" "${1:-10000}" "${2:-5}"
+GPUOS_WORKERS=4 BENCH_THREADS=8 LD_PRELOAD=$PWD/$BUILD/libgpuos_shim.so "$B" "${1:-10000}" "${2:-5}"

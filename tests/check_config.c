@@ -90,6 +90,9 @@ static void assert_defaults(const struct gpuos_cfg *cfg, bool enable)
 	ck_assert_uint_eq(cfg->max_elements, 1048576);
 	ck_assert_uint_eq(cfg->max_blocks, 4096);
 	ck_assert_uint_eq(cfg->max_threads, 1024);
+	ck_assert_uint_eq(cfg->workers, 2);
+	ck_assert_uint_eq(cfg->worker_threads, 512);
+	ck_assert_uint_eq(cfg->worker_idle_ms, 100);
 	ck_assert_str_eq(cfg->cache_dir, "");
 	ck_assert_uint_eq(cfg->nallow, 0);
 	ck_assert_uint_eq(cfg->ndeny, 0);
@@ -115,6 +118,9 @@ static const char all_options[] = "# every option\n"
 				  "max_blocks = 128\n"
 				  "max_threads = 256\n"
 				  "cache_dir = /var/cache/gpuos\n"
+				  "workers = 4\n"
+				  "worker_threads = 1024\n"
+				  "worker_idle_ms = 5000\n"
 				  "allow = *elementwise_kernel<*\n"
 				  "allow = *reduce_kernel<*\n"
 				  "deny = *Gelu*\n";
@@ -128,6 +134,9 @@ static void assert_all_options(const struct gpuos_cfg *cfg)
 	ck_assert_uint_eq(cfg->max_blocks, 128);
 	ck_assert_uint_eq(cfg->max_threads, 256);
 	ck_assert_str_eq(cfg->cache_dir, "/var/cache/gpuos");
+	ck_assert_uint_eq(cfg->workers, 4);
+	ck_assert_uint_eq(cfg->worker_threads, 1024);
+	ck_assert_uint_eq(cfg->worker_idle_ms, 5000);
 	ck_assert_uint_eq(cfg->nallow, 2);
 	ck_assert_str_eq(cfg->allow[0], "*elementwise_kernel<*");
 	ck_assert_str_eq(cfg->allow[1], "*reduce_kernel<*");
@@ -156,6 +165,9 @@ START_TEST(test_env_every_option)
 			"GPUOS_MAX_BLOCKS= 128 ",
 			"GPUOS_MAX_THREADS=256",
 			"GPUOS_CACHE_DIR=/var/cache/gpuos",
+			"GPUOS_WORKERS=4",
+			"GPUOS_WORKER_THREADS=1k",
+			"GPUOS_WORKER_IDLE_MS=5000",
 			"GPUOS_ALLOW=*elementwise_kernel<*; *reduce_kernel<* ;;",
 			"GPUOS_DENY=*Gelu*",
 			"GPUOS_UNRELATED=whatever", /* other parts own other GPUOS_ names */
@@ -177,6 +189,9 @@ START_TEST(test_env_every_option)
 			 "GPUOS_MAX_BLOCKS=128",
 			 "GPUOS_MAX_THREADS=256",
 			 "GPUOS_CACHE_DIR=/var/cache/gpuos",
+			 "GPUOS_WORKERS=4",
+			 "GPUOS_WORKER_THREADS=1024",
+			 "GPUOS_WORKER_IDLE_MS=5000",
 			 "GPUOS_ALLOW=*elementwise_kernel<*;*reduce_kernel<*",
 			 "GPUOS_DENY=*Gelu*",
 			 NULL };

@@ -6,7 +6,7 @@
  *           and the host cost per gpuos_submit; results compared bit for bit
  *   multi   independent tasks from several streams and threads: tasks per second, GPUOS and
  *           plain launches
- * Usage: bench_engine [N] [reps]   (env GPUOS_RINGS, GPUOS_THREADS set the worker shape)
+ * Usage: bench_engine [N] [reps]   (GPUOS_WORKERS, GPUOS_WORKER_THREADS set the worker shape)
  */
 #include <cuda_runtime.h>
 #include <errno.h>
@@ -157,8 +157,7 @@ int main(int argc, char **argv)
 		return 77;
 	}
 	CK(cudaGetDeviceProperties(&prop, 0));
-	o.rings = getenv("GPUOS_RINGS") ? atoi(getenv("GPUOS_RINGS")) : 0;
-	o.threads = getenv("GPUOS_THREADS") ? atoi(getenv("GPUOS_THREADS")) : 0;
+	/* GPUOS_WORKERS / GPUOS_WORKER_THREADS reach the engine through the shim's config */
 	o.idle_ms = 1000;
 	CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
 	CK(cudaMalloc(&y, n * 4));
@@ -277,8 +276,9 @@ int main(int argc, char **argv)
 	double p = median(tplain), gr = median(tgraph), go = median(tgpuos), su = median(tsubmit);
 	struct gpuos_stats st;
 	gpuos_get_stats(&st);
-	printf("device: %s (sm_%d%d), worker: %u ring(s) x %u threads\n", prop.name, prop.major,
-	       prop.minor, o.rings ? o.rings : 2, o.threads ? o.threads : 512);
+	printf("device: %s (sm_%d%d), worker: %s ring(s) x %s threads\n", prop.name, prop.major,
+	       prop.minor, getenv("GPUOS_WORKERS") ? getenv("GPUOS_WORKERS") : "2",
+	       getenv("GPUOS_WORKER_THREADS") ? getenv("GPUOS_WORKER_THREADS") : "512");
 	printf("chain of %d dependent tasks (1024 floats), median of %d runs, results bit-identical:\n",
 	       N, reps);
 	printf("  plain launches      %7.3f us/task\n", p * 1e6);
