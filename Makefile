@@ -103,6 +103,7 @@ $(BUILD)/tests/check_cupti: $(BUILD)/obj/tests/check_cupti.o $(BUILD)/obj/interp
 .PHONY: cupti-ids
 
 include tests/fixtures/fixtures.mk
+include tests/fixtures/lift/lift.mk
 include tests/cpu.mk
 include tests/gpu/gpu.mk
 include tests/fuzz/fuzz.mk

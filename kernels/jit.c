@@ -59,6 +59,7 @@ static _Atomic unsigned st_nvrtc_loaded, st_compiles, st_hits, st_misses;
 
 static pthread_once_t jit_once = PTHREAD_ONCE_INIT;
 static void jit_atfork(void);
+static pthread_mutex_t compile_lock = PTHREAD_MUTEX_INITIALIZER; /* see gpuos_jit_build */
 
 /* ---- SHA-256 (FIPS 180-4), for the key and the file digest ---- */
 
@@ -745,8 +746,14 @@ int gpuos_jit_build(const struct gpuos_jit_req *req, struct gpuos_jit_image *out
 	}
 	fetch_add_relaxed(&st_misses, 1);
 	ret = jit_load();
-	if (!ret)
+	if (!ret) {
+		/* NVRTC and nvJitLink keep locks of their own: a fork() in the middle of a
+		 * compile would leave the child's copies held. jit_fork_prepare takes this lock,
+		 * so a fork waits for the compile to end. */
+		pthread_mutex_lock(&compile_lock);
 		ret = jit_compile(req, name, out);
+		pthread_mutex_unlock(&compile_lock);
+	}
 	if (!ret && jit_check_cubin(out->data, out->size, req->sm)) {
 		gpuos_warn("jit: %s: nvJitLink gave no executable cubin for sm_%u", name, req->sm);
 		ret = -EIO;
@@ -797,9 +804,12 @@ static struct {
 	.tail = &jq.head,
 };
 
-/* Fork with both locks held, so that the child's copies are consistent and unlocked. */
+/* Fork with every lock held (no compile under way), so that the child's copies are
+ * consistent and unlocked. Order: compile_lock, jq.lock, tc.lock; nothing takes them in
+ * another order (a compile holds compile_lock alone). */
 static void jit_fork_prepare(void)
 {
+	pthread_mutex_lock(&compile_lock);
 	pthread_mutex_lock(&jq.lock);
 	pthread_mutex_lock(&tc.lock);
 }
@@ -808,6 +818,7 @@ static void jit_fork_parent(void)
 {
 	pthread_mutex_unlock(&tc.lock);
 	pthread_mutex_unlock(&jq.lock);
+	pthread_mutex_unlock(&compile_lock);
 }
 
 /*
@@ -827,6 +838,7 @@ static void jit_fork_child(void)
 	pthread_cond_init(&jq.cond, NULL); /* the parent's jit thread may have been waiting */
 	pthread_mutex_unlock(&tc.lock);
 	pthread_mutex_unlock(&jq.lock);
+	pthread_mutex_unlock(&compile_lock);
 }
 
 static void jit_atfork(void)

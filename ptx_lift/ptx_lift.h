@@ -10,6 +10,7 @@
  * Every parser takes (buf, len), checks every offset, and returns 0 or a negative errno
  * (-EINVAL malformed, -ENOENT not there, -ENOMEM, -ENOTSUP unknown compression/kind).
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -103,6 +104,78 @@ const struct gpuos_kinfo *gpuos_cubin_find(const struct gpuos_cubin *c, const ch
  */
 int gpuos_cubin_from_fatbin(const void *buf, size_t len, unsigned sm, struct gpuos_cubin **out,
 			    unsigned *arch);
+
+/* ---- lift.c ---- */
+/*
+ * Why a kernel cannot be lifted into the worker (gpuos inspect and the report show the key).
+ * X(id, key, text)
+ */
+#define GPUOS_LIFT_REASONS(X)                                                                      \
+	X(OK, "ok", "liftable")                                                                   \
+	X(PARSE, "ptx_parse", "PTX the lifter does not understand")                               \
+	X(NO_ENTRY, "no_entry", "no such .entry in the PTX")                                      \
+	X(GRID_SYNC, "grid_sync", "grid-wide sync (cooperative launch)")                          \
+	X(DYNAMIC_PARALLELISM, "dynamic_parallelism", "launches kernels from the device")          \
+	X(CLUSTER, "cluster", "thread-block cluster features")                                    \
+	X(TEXTURE, "texture", "texture instructions")                                             \
+	X(SURFACE, "surface", "surface instructions")                                             \
+	X(GRIDDEPCONTROL, "griddepcontrol", "programmatic dependent launch (griddepcontrol)")      \
+	X(SETMAXNREG, "setmaxnreg", "setmaxnreg")                                                 \
+	X(EXIT_BEFORE_BARRIER, "exit_before_barrier", "a barrier reachable after an early exit")   \
+	X(BLOCK_TOO_LARGE, "block_too_large", "requires more threads a block than the worker's")   \
+	X(SHARED_TOO_LARGE, "shared_too_large", "static shared memory beyond the worker's window") \
+	X(PARAMS_TOO_LARGE, "params_too_large", "parameters over 4 KiB")                          \
+	X(MODULE_GLOBAL, "module_global", "uses a module-scope .global variable")                 \
+	X(MODULE_CONST, "module_const", "uses a module-scope .const variable")                    \
+	X(EXTERN_CALL, "extern_call", "calls a function outside its module")                      \
+	X(TARGET_TOO_NEW, "target_too_new", "PTX target newer than the device")                   \
+	X(UNSUPPORTED, "unsupported", "a construct the lifter does not rewrite")
+
+enum gpuos_lift_reason {
+#define X(id, key, text) GPUOS_LIFT_##id,
+	GPUOS_LIFT_REASONS(X)
+#undef X
+	GPUOS_LIFT_REASON_COUNT
+};
+
+const char *gpuos_lift_reason_key(int reason);
+const char *gpuos_lift_reason_text(int reason);
+
+struct gpuos_lift_opts {
+	unsigned max_threads; /* the worker's compute threads a block (0: 480) */
+	unsigned smem_window; /* bytes of shared memory the worker lends a task (0: 44 KiB) */
+	unsigned sm;	      /* the device, e.g. 90 (0: no target check) */
+};
+
+struct gpuos_lift_result {
+	int reason;	      /* enum gpuos_lift_reason */
+	char detail[160];     /* what and where, e.g. "tex.1d.v4.f32.s32 at line 42" */
+	char *ptx;	      /* the lifted module (NUL-terminated), when reason == OK */
+	size_t ptx_len;
+	char func[160];	      /* its .func: gpuos_lift_<entry> */
+	unsigned nparams, param_bytes;
+	struct gpuos_kparam params[64]; /* offsets from the PTX ABI (the cubin's agree) */
+	unsigned static_smem; /* bytes of the window its static .shared variables take */
+	bool dynamic_smem;    /* uses extern .shared: the launch's bytes follow static_smem */
+	bool barriers;	      /* has block barriers: needs whole warps (block size % 32 == 0) */
+	unsigned reqntid[3], maxntid[3];
+	unsigned ptx_version, target_sm;
+};
+
+/*
+ * Lift the .entry @entry of the PTX module (buf, len) into a module holding one
+ * `.visible .func` the worker can call (the ABI is written at the top of lift.c), plus the
+ * module's device functions it calls, renamed. Returns 0 with r->reason OK and r->ptx set;
+ * 1 with r->reason and r->detail saying why it cannot be lifted; -ENOMEM.
+ * Free with gpuos_lift_free (r may be reused after).
+ */
+int gpuos_lift(const char *buf, size_t len, const char *entry, const struct gpuos_lift_opts *o,
+	       struct gpuos_lift_result *r);
+void gpuos_lift_free(struct gpuos_lift_result *r);
+
+/* Call fn(name, arg) for every .entry of the PTX module; -EINVAL if it does not tokenize. */
+int gpuos_lift_entries(const char *buf, size_t len, void (*fn)(const char *name, void *arg),
+		       void *arg);
 
 /* ---- hostelf.c ---- */
 /*

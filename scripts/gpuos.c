@@ -139,6 +139,31 @@ static void archs_str(char *buf, size_t len, const unsigned *a, unsigned n)
 		o += snprintf(buf + o, len - o, "%s%u", i ? "," : "", a[i]);
 }
 
+/* What ptx_lift says of kernel @k: "ok", "no PTX", or the reason key and its detail. */
+static void lift_status(const char *ptx, size_t len, const struct gpuos_kinfo *k, unsigned sm,
+			char *buf, size_t blen)
+{
+	struct gpuos_lift_opts o = { .sm = sm };
+	struct gpuos_lift_result r;
+	int rc;
+
+	if (!ptx) {
+		snprintf(buf, blen, "no PTX");
+		return;
+	}
+	rc = gpuos_lift(ptx, len, k->name, &o, &r);
+	if (rc < 0)
+		snprintf(buf, blen, "error (%s)", strerror(-rc));
+	else if (rc == 0 && r.param_bytes != k->param_bytes)
+		snprintf(buf, blen, "ptx_parse (PTX parameters %u bytes, cubin %u)", r.param_bytes,
+			 k->param_bytes);
+	else if (rc == 0)
+		snprintf(buf, blen, "ok%s", r.barriers ? " (barriers: whole warps)" : "");
+	else
+		snprintf(buf, blen, "%s (%s)", gpuos_lift_reason_key(r.reason), r.detail);
+	gpuos_lift_free(&r);
+}
+
 static int inspect_fatbin(const void *fat, size_t len, void *arg)
 {
 	struct inspect *in = arg;
@@ -179,12 +204,19 @@ static int inspect_fatbin(const void *fat, size_t len, void *arg)
 			in->nfat, want, strerror(-rc));
 		return 0;
 	}
+	/* the PTX ptx_lift would start from: the newest not newer than the device */
+	void *ptxtext = NULL;
+	size_t ptxlen = 0;
+	if (!gpuos_fatbin_pick(fat, len, GPUOS_FATBIN_PTX, want, &e) &&
+	    gpuos_fatbin_payload(&e, &ptxtext, &ptxlen))
+		ptxtext = NULL;
 	for (unsigned i = 0; i < gpuos_cubin_count(cubin); i++) {
 		const struct gpuos_kinfo *k = gpuos_cubin_kernel(cubin, i);
 		char *dm = gpuos_demangle(k->name);
 		const char *name = dm ? dm : k->name;
-		char act[64];
+		char act[64], lift[224];
 
+		lift_status(ptxtext, ptxlen, k, want, lift, sizeof(lift));
 		in->nkernels++;
 		if (in->json) {
 			printf("%s  {\"name\": ", in->first ? "" : ",\n");
@@ -202,18 +234,21 @@ static int inspect_fatbin(const void *fat, size_t len, void *arg)
 			       k->param_bytes, k->regs, k->static_smem, arch, sasss, ptxs);
 			action(in, name, act, sizeof(act));
 			gpuos_report_json_str(stdout, act);
+			printf(", \"lift\": ");
+			gpuos_report_json_str(stdout, lift);
 			putchar('}');
 		} else {
 			action(in, name, act, sizeof(act));
 			printf("%s\n    params", name);
 			for (unsigned p = 0; p < k->nparams; p++)
 				printf(" %u:%u", k->params[p].offset, k->params[p].size);
-			printf("%s  regs %d  smem %u  sm_%u  sass %s  ptx %s\n    %s\n",
+			printf("%s  regs %d  smem %u  sm_%u  sass %s  ptx %s\n    %s\n    lift: %s\n",
 			       k->nparams ? "" : " none", k->regs, k->static_smem, arch, sasss,
-			       ptxs[0] ? ptxs : "none", act);
+			       ptxs[0] ? ptxs : "none", act, lift);
 		}
 		free(dm);
 	}
+	free(ptxtext);
 	gpuos_cubin_close(cubin);
 	return 0;
 }

@@ -43,4 +43,13 @@ set +e
 rc=$?
 set -e
 [ $rc -eq 127 ] || fail "run missing command: exit $rc"
+# inspect says what ptx_lift makes of each kernel of a default nvcc build (compute_75 PTX, ZSTD)
+L=${GPUOS_FIXTURES:-build/fixtures}/lift/corpus_default
+if [ -e "$L" ]; then
+	"$G" inspect "$L" >"$T/lift.txt"
+	grep -A3 '^ok_block_reduce$' "$T/lift.txt" | grep -q 'lift: ok (barriers' || fail "inspect: ok_block_reduce"
+	grep -A3 '^hz_texture$' "$T/lift.txt" | grep -q 'lift: texture (tex at line' || fail "inspect: hz_texture"
+	grep -A3 '^hz_grid_sync$' "$T/lift.txt" | grep -q 'lift: grid_sync' || fail "inspect: hz_grid_sync"
+	"$G" inspect --json "$L" | python3 -c 'import json,sys; k={x["name"]: x["lift"] for x in json.load(sys.stdin)}; assert k["ok_axpb"] == "ok", k; assert k["hz_big_params"].startswith("params_too_large"), k'
+fi
 echo "cli: ok"
