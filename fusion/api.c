@@ -126,13 +126,43 @@ static unsigned clampu(unsigned v, unsigned lo, unsigned hi, unsigned dflt)
 	return v < lo ? lo : v > hi ? hi : v;
 }
 
+/*
+ * fork(): the child has no GPU context, no worker and no CUPTI subscription of its own, and
+ * copies of engines that name the parent's. It gets no engine: everything falls through
+ * (one line if it asks for one), as under a bad config.
+ */
+static bool forked;
+
+static void fork_child(void)
+{
+	forked = true;
+	store_relaxed(&gpuos_engines.started, false);
+	for (int d = 0; d < GPUOS_MAX_DEVICES; d++)
+		atomic_store_explicit(&gpuos_engines.eng[d], NULL, memory_order_relaxed);
+	pthread_mutex_init(&gpuos_engines.lock, NULL);
+}
+
+static void atfork_once(void)
+{
+	pthread_atfork(NULL, NULL, fork_child);
+}
+
 GPUOS_EXPORT int gpuos_init(const struct gpuos_options *opt)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct gpuos_engines *g = &gpuos_engines;
 	struct gpuos_options o = { 0 };
 	struct gpuos_engine *e;
 	int rc = 0;
 
+	pthread_once(&once, atfork_once);
+	if (forked) {
+		static _Atomic bool said;
+		if (!atomic_exchange(&said, true))
+			gpuos_warn("no engine in a child of fork() (the parent's GPU state is "
+				   "not its own): its work runs as plain launches");
+		return -ENODEV;
+	}
 	if (opt)
 		o = *opt;
 	pthread_mutex_lock(&g->lock);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "include/gpuos.h"
@@ -612,6 +613,38 @@ static int mode_multigpu(void)
 	return 0;
 }
 
+/* fork(): the child gets no engine (-ENODEV, no hang, no crash); the parent's goes on. */
+static int mode_fork(void)
+{
+	const size_t n = 1024;
+	float *y, h[1024];
+	cudaStream_t s;
+	int status;
+
+	if (gpuos_init(NULL))
+		FAIL("gpuos_init");
+	use_gpuos = true;
+	CK(cudaStreamCreate(&s));
+	CK(cudaMalloc(&y, n * 4));
+	CK(cudaMemset(y, 0, n * 4));
+	axpb(s, y, y, n, 1.0f, 1.0f);
+	pid_t pid = fork();
+	if (pid == 0) {
+		uint64_t args[5] = { 0, 0, 0, 0, 0 };
+		int rc = gpuos_submit(NULL, GPUOS_OP_NOP, args, 5, 0);
+		_exit(rc == -ENODEV ? 0 : 3);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+		FAIL("fork child: status %d", status);
+	axpb(s, y, y, n, 1.0f, 1.0f);
+	CK(cudaMemcpyAsync(h, y, n * 4, cudaMemcpyDeviceToHost, s));
+	CK(cudaStreamSynchronize(s));
+	if (h[0] != 2.0f || h[n - 1] != 2.0f)
+		FAIL("after fork: y = %g, want 2", h[0]);
+	printf("fork: the child gets no engine; the parent's goes on\n");
+	return 0;
+}
+
 static int mode_cache(void)
 {
 	char src[2048];
@@ -676,5 +709,7 @@ int main(int argc, char **argv)
 		return mode_cache();
 	if (!strcmp(argv[1], "multigpu"))
 		return mode_multigpu();
+	if (!strcmp(argv[1], "fork"))
+		return mode_fork();
 	FAIL("unknown mode %s", argv[1]);
 }

@@ -28,6 +28,7 @@ GPUOS_LOAD_PARK=0 run "$E" swap 2000 4 || fail "swap (loads under a running work
 run "$E" cache | tee "$T/c1"
 run "$E" cache | tee "$T/c2"
 grep -q "compiles=0 hits=1 nvrtc_loaded=0" "$T/c2" || fail "second run did not hit the cache without NVRTC"
+run "$E" fork || fail "fork"
 rc=0; run "$E" multigpu || rc=$?
 [ $rc = 0 ] || [ $rc = 77 ] || fail "multigpu"
 echo "engine: all passed on $DEVICE"
