@@ -85,8 +85,9 @@ static int memop(int dev, uintptr_t stream, unsigned slot, uint32_t v, bool go)
 	if (prev != e->ctx)
 		cu->cuCtxSetCurrent(prev);
 	gpuos_fusion_in_engine--;
-	return r == CUDA_SUCCESS ? 0 : gpuos_cu_err(r, go ? "go write" : "done wait", __FILE__,
-						     __LINE__);
+	return r == CUDA_SUCCESS
+		   ? 0
+		   : gpuos_cu_err(r, go ? "go write" : "done wait", __FILE__, __LINE__);
 }
 
 static int go(void *ctx, int dev, uintptr_t stream, unsigned slot, uint32_t batch)
@@ -114,7 +115,10 @@ static int resolve(void *ctx, unsigned op)
 }
 
 static const struct gpuos_batch_ops batch_ops = {
-	.describe = describe, .resolve = resolve, .go = go, .wait = wait,
+    .describe = describe,
+    .resolve = resolve,
+    .go = go,
+    .wait = wait,
 };
 
 /* ---- C API ---- */
@@ -151,7 +155,7 @@ GPUOS_EXPORT int gpuos_init(const struct gpuos_options *opt)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct gpuos_engines *g = &gpuos_engines;
-	struct gpuos_options o = { 0 };
+	struct gpuos_options o = {0};
 	struct gpuos_engine *e;
 	int rc = 0;
 
@@ -169,11 +173,13 @@ GPUOS_EXPORT int gpuos_init(const struct gpuos_options *opt)
 	if (!load_relaxed(&g->started)) {
 		/* the caller's options, else the shim's config (file, GPUOS_* variables) */
 		const struct gpuos_cfg *cfg = (gpuos_shim_init(), &gpuos_shim.cfg);
-		g->rings = clampu(o.rings ? o.rings : (unsigned)cfg->workers, 1, GPUOS_MAX_RINGS, 2);
-		g->threads = clampu(o.threads ? o.threads : (unsigned)cfg->worker_threads, 64, 1024,
-				    512) & ~31u;
-		g->idle_ms = clampu(o.idle_ms ? o.idle_ms : (unsigned)cfg->worker_idle_ms, 1, 600000,
-				    100);
+		g->rings =
+		    clampu(o.rings ? o.rings : (unsigned)cfg->workers, 1, GPUOS_MAX_RINGS, 2);
+		g->threads =
+		    clampu(o.threads ? o.threads : (unsigned)cfg->worker_threads, 64, 1024, 512) &
+		    ~31u;
+		g->idle_ms =
+		    clampu(o.idle_ms ? o.idle_ms : (unsigned)cfg->worker_idle_ms, 1, 600000, 100);
 		snprintf(g->cache_dir, sizeof(g->cache_dir), "%s",
 			 o.cache_dir ? o.cache_dir : gpuos_shim.cfg.cache_dir);
 		gpuos_batch_init(&g->batches, &batch_ops, g);
@@ -216,8 +222,8 @@ GPUOS_EXPORT int gpuos_submit(void *stream, unsigned op, const uint64_t *args, u
 	if (load_acquire(&g->parking))
 		return load_relaxed(&g->batches.capture) ? -EBUSY : -EAGAIN;
 	dev = (!stream || stream == CU_STREAM_LEGACY || stream == CU_STREAM_PER_THREAD)
-		      ? gpuos_engine_current_dev()
-		      : -1;
+		  ? gpuos_engine_current_dev()
+		  : -1;
 	for (int tries = 0;; tries++) {
 		rc = gpuos_batch_submit(&g->batches, (uintptr_t)stream, flags & GPUOS_PTSZ, &dev,
 					&t, &ring, &pos);
@@ -321,8 +327,7 @@ GPUOS_EXPORT void gpuos_debug_dump(int fd)
 			(unsigned long long)load_relaxed(&e->launches));
 		for (unsigned r = 0; r < e->nrings; r++) {
 			volatile struct gpuos_ring_sh *sh = e->ring[r].sh;
-			dprintf(fd,
-				"gpuos:   ring %u: tail %u head %u done %u state %u stop %u%s",
+			dprintf(fd, "gpuos:   ring %u: tail %u head %u done %u state %u stop %u%s",
 				r, load_relaxed(&e->ring[r].tail), sh->sh_head, sh->sh_done,
 				sh->sh_state, sh->sh_stop, sh->sh_wait_on ? "" : "\n");
 			if (sh->sh_wait_on)
@@ -333,9 +338,10 @@ GPUOS_EXPORT void gpuos_debug_dump(int fd)
 	for (unsigned i = 0; i < GPUOS_MAX_SLOTS; i++) {
 		struct gpuos_slot *s = &g->batches.slot[i];
 		if (load_relaxed(&s->key))
-			dprintf(fd, "gpuos:   slot %u: stream %#lx dev %d %s batch %u tseq %u%s\n", i,
-				(unsigned long)s->stream, s->dev, s->blocking ? "blocking" : "non-blocking",
-				s->batch, s->tseq, s->open ? " OPEN" : "");
+			dprintf(fd, "gpuos:   slot %u: stream %#lx dev %d %s batch %u tseq %u%s\n",
+				i, (unsigned long)s->stream, s->dev,
+				s->blocking ? "blocking" : "non-blocking", s->batch, s->tseq,
+				s->open ? " OPEN" : "");
 	}
 }
 
@@ -439,14 +445,14 @@ bool gpuos_fusion_first_launch(const void *f)
 
 	if (!gpuos_fusion_active() || !key)
 		return false;
-	for (unsigned n = 0; n < (1u << SEEN_ORDER) / 2; n++, i = (i + 1) & ((1u << SEEN_ORDER) - 1)) {
+	for (unsigned n = 0; n < (1u << SEEN_ORDER) / 2;
+	     n++, i = (i + 1) & ((1u << SEEN_ORDER) - 1)) {
 		uintptr_t v = load_relaxed(&seen[i]);
 
 		/* relaxed: the set only saves repeated parks; a racing duplicate parks once
 		 * more, which is harmless */
-		if (!v && atomic_compare_exchange_strong_explicit(&seen[i], &v, key,
-								  memory_order_relaxed,
-								  memory_order_relaxed)) {
+		if (!v && atomic_compare_exchange_strong_explicit(
+			      &seen[i], &v, key, memory_order_relaxed, memory_order_relaxed)) {
 			fetch_add_relaxed(&nseen, 1);
 			break;
 		}

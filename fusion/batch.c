@@ -54,8 +54,7 @@ static struct gpuos_slot *find(struct gpuos_batches *b, uintptr_t key)
 	return NULL;
 }
 
-static struct gpuos_slot *create(struct gpuos_batches *b, uintptr_t key, uintptr_t stream,
-				 int dev)
+static struct gpuos_slot *create(struct gpuos_batches *b, uintptr_t key, uintptr_t stream, int dev)
 {
 	struct gpuos_slot *s = NULL;
 	unsigned i, n;
@@ -112,7 +111,8 @@ static void close_slot(struct gpuos_batches *b, struct gpuos_slot *s)
 	rc = b->ops->wait(b->ctx, s->dev, on, (unsigned)(s - b->slot), tseq);
 	if (rc)
 		gpuos_err("closing a batch of %u tasks failed (%d): later work on its stream may "
-			  "not wait for it", ntasks, rc);
+			  "not wait for it",
+			  ntasks, rc);
 	b->nclosed++;
 	fetch_add_relaxed(&b->nopen, -1);
 }

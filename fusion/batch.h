@@ -55,16 +55,16 @@ struct gpuos_batch_ops {
 };
 
 struct gpuos_slot {
-	pthread_mutex_t lock; /* tseq, ntasks, open; taken alone by a submit that joins an open
-			       * batch; anything else holds the table lock first */
+	pthread_mutex_t lock;  /* tseq, ntasks, open; taken alone by a submit that joins an open
+				* batch; anything else holds the table lock first */
 	_Atomic uintptr_t key; /* 0 = free; a stream handle, or a legacy/per-thread key */
-	uintptr_t stream; /* what memops name: the handle, LEGACY or PTDS */
+	uintptr_t stream;      /* what memops name: the handle, LEGACY or PTDS */
 	int dev;
-	pid_t owner;	  /* per-thread stream: its thread */
+	pid_t owner; /* per-thread stream: its thread */
 	bool open, blocking;
-	uint32_t batch;	  /* last batch number handed out (go value) */
-	uint32_t tseq;	  /* last task number handed out */
-	unsigned ntasks;  /* in the open batch */
+	uint32_t batch;	 /* last batch number handed out (go value) */
+	uint32_t tseq;	 /* last task number handed out */
+	unsigned ntasks; /* in the open batch */
 };
 
 struct gpuos_batches {
@@ -81,18 +81,18 @@ struct gpuos_batches {
 	/* open addressing: slot + 1, 0 empty, 0xffff deleted; written under the lock, read
 	 * without it by the submit fast path (which checks the slot's key under its lock) */
 	_Atomic uint16_t index[2 * GPUOS_MAX_SLOTS];
-	uint64_t nopened, nclosed;	     /* statistics */
+	uint64_t nopened, nclosed; /* statistics */
 };
 
 void gpuos_batch_init(struct gpuos_batches *b, const struct gpuos_batch_ops *ops, void *ctx);
 
 /*
  * Put @t (op and args set) in @stream's batch on device @dev: apply the rules, open a batch if
- * needed, number the task and reserve its ring position (-ENODEV if @dev has no rings), in stream order. @ptsz: a NULL
- * stream means the per-thread default stream. @dev: the current device in, the slot's out.
- * On success *ring and *pos say where to publish
- * it (gpuos_ring_wait_room, gpuos_ring_publish); the caller must publish it.
- * -EBUSY while a capture is in progress, -ENOSPC without a free slot, or the ops' error.
+ * needed, number the task and reserve its ring position (-ENODEV if @dev has no rings), in stream
+ * order. @ptsz: a NULL stream means the per-thread default stream. @dev: the current device in, the
+ * slot's out. On success *ring and *pos say where to publish it (gpuos_ring_wait_room,
+ * gpuos_ring_publish); the caller must publish it. -EBUSY while a capture is in progress, -ENOSPC
+ * without a free slot, or the ops' error.
  */
 int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int *dev,
 		       struct gpuos_task *t, struct gpuos_ring **ring, uint32_t *pos);

@@ -23,7 +23,7 @@ extern const char gpuos_worker_fatbin[];
 __thread int gpuos_fusion_in_engine;
 
 struct gpuos_engines gpuos_engines = {
-	.lock = PTHREAD_MUTEX_INITIALIZER,
+    .lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
 /* The worker's parameters (kernels/worker.cu struct gpuos_worker_params). */
@@ -84,23 +84,23 @@ static int launch(struct gpuos_engine *e, unsigned r)
 	const struct gpuos_cu *cu = gpuos_cu_get();
 	size_t off_tasks = r * RING_BYTES;
 	struct worker_params p = {
-		.tasks = (struct gpuos_task *)(uintptr_t)(e->pinned_dev + off_tasks),
-		.sh = (struct gpuos_ring_sh *)(uintptr_t)(e->pinned_dev + off_tasks +
-							GPUOS_RING_SIZE * sizeof(struct gpuos_task)),
-		.go = (uint32_t *)(uintptr_t)e->go,
-		.done = (uint32_t *)(uintptr_t)e->done,
-		.idle_ns = e->idle_ns,
-		.poll_ns = e->poll_ns,
+	    .tasks = (struct gpuos_task *)(uintptr_t)(e->pinned_dev + off_tasks),
+	    .sh = (struct gpuos_ring_sh *)(uintptr_t)(e->pinned_dev + off_tasks +
+						      GPUOS_RING_SIZE * sizeof(struct gpuos_task)),
+	    .go = (uint32_t *)(uintptr_t)e->go,
+	    .done = (uint32_t *)(uintptr_t)e->done,
+	    .idle_ns = e->idle_ns,
+	    .poll_ns = e->poll_ns,
 	};
-	void *args[] = { &p };
+	void *args[] = {&p};
 	CUcontext prev;
 	int err = 0;
 
 	ENGINE_ENTER();
 	prev = ctx_push(cu, e->ctx);
-	GPUOS_CU_GOTO(cu->cuLaunchKernel(e->wfn, 1, 1, 1, e->threads, 1, 1, 0, e->wstream[r], args,
-					 NULL),
-		      err, out);
+	GPUOS_CU_GOTO(
+	    cu->cuLaunchKernel(e->wfn, 1, 1, 1, e->threads, 1, 1, 0, e->wstream[r], args, NULL),
+	    err, out);
 	fetch_add_relaxed(&e->launches, 1);
 out:
 	ctx_pop(cu, e->ctx, prev);
@@ -162,7 +162,8 @@ void gpuos_engine_park(struct gpuos_engine *e)
 			for (unsigned r = 0; r < e->nrings; r++)
 				cu->cuStreamSynchronize(e->wstream[r]); /* drained and left */
 			for (unsigned r = 0; r < e->nrings; r++) {
-				_Atomic uint32_t *state = (_Atomic uint32_t *)&ring_sh(e, r)->sh_state;
+				_Atomic uint32_t *state =
+				    (_Atomic uint32_t *)&ring_sh(e, r)->sh_state;
 				if (load_relaxed(&e->ring[r].tail) == gpuos_ring_done(&e->ring[r]))
 					continue;
 				pending = true;
@@ -192,7 +193,7 @@ void gpuos_engine_kill(struct gpuos_engine *e)
 
 void gpuos_engine_unpark(struct gpuos_engine *e)
 {
-	bool restart[GPUOS_MAX_RINGS] = { 0 };
+	bool restart[GPUOS_MAX_RINGS] = {0};
 
 	pthread_mutex_lock(&e->wlock);
 	if (!e->dead && e->park_depth > 0 && --e->park_depth == 0) {
@@ -296,13 +297,15 @@ static int create(int dev, struct gpuos_engine **out)
 	for (unsigned r = 0; r < e->nrings; r++) {
 		GPUOS_CU_GOTO(cu->cuStreamCreate(&e->wstream[r], CU_STREAM_NON_BLOCKING), err,
 			      fail);
-		gpuos_ring_init(&e->ring[r], (struct gpuos_task *)((char *)e->pinned + r * RING_BYTES),
+		gpuos_ring_init(&e->ring[r],
+				(struct gpuos_task *)((char *)e->pinned + r * RING_BYTES),
 				ring_sh(e, r));
 	}
 	cu->cuCtxSetCurrent(prev ? prev : e->ctx);
 	ENGINE_LEAVE();
 	gpuos_info("engine on device %d (sm_%d): %u worker(s) of %u threads, %d registers, idle "
-		   "exit %u ms", dev, e->sm, e->nrings, e->threads, e->regs, g->idle_ms);
+		   "exit %u ms",
+		   dev, e->sm, e->nrings, e->threads, e->regs, g->idle_ms);
 	*out = e;
 	return 0;
 fail:

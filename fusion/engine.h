@@ -21,7 +21,7 @@
 
 struct gpuos_op {
 	char name[64];
-	_Atomic int ready;	 /* 1 ready, 0 building, < 0 failed (errno) */
+	_Atomic int ready;	  /* 1 ready, 0 building, < 0 failed (errno) */
 	struct gpuos_alias alias; /* under the batch lock */
 	uint32_t version;
 	bool used;
@@ -32,10 +32,10 @@ struct gpuos_engine {
 	CUcontext ctx;
 	CUmodule wmod;
 	CUfunction wfn;
-	CUdeviceptr table;	   /* gpuos_op_table in the worker module */
-	CUdeviceptr go, done;	   /* GPUOS_MAX_SLOTS each */
+	CUdeviceptr table;    /* gpuos_op_table in the worker module */
+	CUdeviceptr go, done; /* GPUOS_MAX_SLOTS each */
 	CUstream wstream[GPUOS_MAX_RINGS], aux;
-	void *pinned;		   /* rings' descriptors and shared fields */
+	void *pinned; /* rings' descriptors and shared fields */
 	CUdeviceptr pinned_dev;
 	struct gpuos_ring ring[GPUOS_MAX_RINGS];
 	unsigned nrings, threads;
@@ -44,7 +44,7 @@ struct gpuos_engine {
 	int sm;
 	int regs; /* the worker's registers a thread: injected operators may use no more */
 
-	pthread_mutex_t wlock;	   /* worker launches and parking */
+	pthread_mutex_t wlock; /* worker launches and parking */
 	int park_depth;
 	bool dead; /* its context was reset: nothing may touch its memory */
 

@@ -19,8 +19,8 @@
 #include "kernels/task.h"
 
 struct gpuos_ring {
-	struct gpuos_task *tasks;  /* GPUOS_RING_SIZE, shared with the consumer */
-	struct gpuos_ring_sh *sh;  /* shared fields */
+	struct gpuos_task *tasks;	     /* GPUOS_RING_SIZE, shared with the consumer */
+	struct gpuos_ring_sh *sh;	     /* shared fields */
 	_Alignas(128) _Atomic uint32_t tail; /* host only: next position to hand out */
 	_Alignas(128) _Atomic uint32_t head; /* host only: a recent sh_head (never ahead of it) */
 	_Alignas(128) char pad;

@@ -55,8 +55,7 @@ int gpuos_shutdown(void);
  * whole device; -EBUSY: a stream capture is in progress; -ENOSPC: too many streams; in each
  * case nothing was queued and the caller runs the work itself.
  */
-int gpuos_submit(void *stream, unsigned op, const uint64_t *args, unsigned nargs,
-		 unsigned flags);
+int gpuos_submit(void *stream, unsigned op, const uint64_t *args, unsigned nargs, unsigned flags);
 int gpuos_flush(void *stream, unsigned flags);
 
 /*

@@ -34,17 +34,16 @@ struct id_entry {
 /* Indexed by callback id; ids absent from the list are zero: GPUOS_CUPTI_NONE. */
 static const struct id_entry id_table[CUPTI_DRIVER_TRACE_CBID_SIZE] = {
 #define GPUOS_CUPTI_ID(name, kind, src, ptsz, soff, foff)                                          \
-	[CUPTI_DRIVER_TRACE_CBID_##name] = { GPUOS_CUPTI_##kind, SRC_##src, ptsz, soff, foff },
+	[CUPTI_DRIVER_TRACE_CBID_##name] = {GPUOS_CUPTI_##kind, SRC_##src, ptsz, soff, foff},
 #include "interpose/cupti_ids.h"
 };
 
-int gpuos_cupti_classify(CUpti_CallbackId cbid, const void *params,
-			 struct gpuos_cupti_action *out)
+int gpuos_cupti_classify(CUpti_CallbackId cbid, const void *params, struct gpuos_cupti_action *out)
 {
 	const struct id_entry *e;
 	const CUlaunchConfig *cfg;
 
-	*out = (struct gpuos_cupti_action){ .kind = GPUOS_CUPTI_NONE };
+	*out = (struct gpuos_cupti_action){.kind = GPUOS_CUPTI_NONE};
 	if (cbid >= ARRAY_SIZE(id_table) || id_table[cbid].kind == GPUOS_CUPTI_NONE)
 		return GPUOS_CUPTI_NONE;
 	e = &id_table[cbid];
@@ -180,7 +179,7 @@ void CUPTIAPI gpuos_cupti_callback(void *userdata, CUpti_CallbackDomain domain,
 
 /* ---- loading and subscribing ---- */
 
-#define CUPTI_SONAME "libcupti.so.13"
+#define CUPTI_SONAME  "libcupti.so.13"
 #define CUDART_SONAME "libcudart.so.13"
 
 struct cupti_api {
@@ -232,8 +231,8 @@ static void *open_in(const char *dir, const char *sub)
  */
 static void *open_cupti(void)
 {
-	static const char *const fixed[] = { "/usr/local/cuda/lib64",
-					     "/usr/local/cuda/extras/CUPTI/lib64" };
+	static const char *const fixed[] = {"/usr/local/cuda/lib64",
+					    "/usr/local/cuda/extras/CUPTI/lib64"};
 	char dir[PATH_MAX];
 	const char *home = getenv("CUDA_HOME");
 	void *h = dlopen(CUPTI_SONAME, RTLD_NOW | RTLD_LOCAL);
@@ -253,7 +252,7 @@ static int load_api(void)
 
 	if (!h) {
 		gpuos_warn(CUPTI_SONAME " not found (set CUDA_HOME?); driver calls cannot be "
-				       "observed, so nothing is diverted");
+					"observed, so nothing is diverted");
 		return -ENOENT;
 	}
 	/* never dlclose'd: CUPTI may still be running a callback on another thread */
@@ -264,8 +263,8 @@ static int load_api(void)
 	api.result_string = (__typeof__(api.result_string))dlsym(h, "cuptiGetResultString");
 	if (!api.subscribe || !api.unsubscribe || !api.enable_callback) {
 		gpuos_warn(CUPTI_SONAME " lacks the callback API; driver calls cannot be "
-				       "observed, so nothing is diverted");
-		api = (struct cupti_api){ 0 };
+					"observed, so nothing is diverted");
+		api = (struct cupti_api){0};
 		return -ENOENT;
 	}
 	return 0;
@@ -307,10 +306,10 @@ static int cupti_errno(CUptiResult r)
 static CUptiResult subscribe(char *other, size_t other_len)
 {
 	CUpti_SubscriberParams p = {
-		.structSize = CUpti_SubscriberParams_STRUCT_SIZE,
-		.subscriberName = "gpuos",
-		.oldSubscriberName = other,
-		.oldSubscriberSize = other_len,
+	    .structSize = CUpti_SubscriberParams_STRUCT_SIZE,
+	    .subscriberName = "gpuos",
+	    .oldSubscriberName = other,
+	    .oldSubscriberSize = other_len,
 	};
 
 	other[0] = '\0';

@@ -18,15 +18,15 @@
 
 /* What a driver call means to fusion; interpose/cupti_ids.h gives each id its kind. */
 enum gpuos_cupti_kind {
-	GPUOS_CUPTI_NONE = 0,	   /* not observed */
-	GPUOS_CUPTI_STREAM_OP,	   /* stream-ordered work on .stream: gpuos_fusion_stream_op */
+	GPUOS_CUPTI_NONE = 0,	    /* not observed */
+	GPUOS_CUPTI_STREAM_OP,	    /* stream-ordered work on .stream: gpuos_fusion_stream_op */
 	GPUOS_CUPTI_STREAM_DESTROY, /* stream_op, then (after success) gpuos_fusion_stream_gone */
-	GPUOS_CUPTI_LAUNCH,	   /* stream_op, then the first-launch check of .func */
-	GPUOS_CUPTI_FIRST_USE,	   /* may load .func (lazy loading): the first-launch check */
-	GPUOS_CUPTI_PARK,	   /* waits for the device/context or loads code: park around it */
-	GPUOS_CUPTI_CAPTURE_BEGIN, /* stream_op, capture_begin; capture_end if it fails */
-	GPUOS_CUPTI_CAPTURE_END,   /* capture_end after it returns (unless it never ended one) */
-	GPUOS_CUPTI_RESET,	   /* destroys the context's allocations: park, then device_reset */
+	GPUOS_CUPTI_LAUNCH,	    /* stream_op, then the first-launch check of .func */
+	GPUOS_CUPTI_FIRST_USE,	    /* may load .func (lazy loading): the first-launch check */
+	GPUOS_CUPTI_PARK,	    /* waits for the device/context or loads code: park around it */
+	GPUOS_CUPTI_CAPTURE_BEGIN,  /* stream_op, capture_begin; capture_end if it fails */
+	GPUOS_CUPTI_CAPTURE_END,    /* capture_end after it returns (unless it never ended one) */
+	GPUOS_CUPTI_RESET, /* destroys the context's allocations: park, then device_reset */
 	GPUOS_CUPTI_KIND_COUNT
 };
 
@@ -66,8 +66,7 @@ void gpuos_cupti_stop(void);
  * and func NULL) means. Fills @out and returns out->kind; GPUOS_CUPTI_NONE for ids it
  * does not observe or knows nothing of. Pure, lock-free, no allocation.
  */
-int gpuos_cupti_classify(CUpti_CallbackId cbid, const void *params,
-			 struct gpuos_cupti_action *out);
+int gpuos_cupti_classify(CUpti_CallbackId cbid, const void *params, struct gpuos_cupti_action *out);
 
 /*
  * The callback gpuos_cupti_start registers (a CUpti_CallbackFunc), declared for tests that

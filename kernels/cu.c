@@ -37,12 +37,13 @@ static void cu_load(void)
 #define RESOLVE(str, ptr, version)                                                                 \
 	{                                                                                          \
 		CUdriverProcAddressQueryResult q;                                                  \
-		if (get(str, (void **)&(ptr), version, CU_GET_PROC_ADDRESS_DEFAULT, &q) || !(ptr)) { \
+		if (get(str, (void **)&(ptr), version, CU_GET_PROC_ADDRESS_DEFAULT, &q) ||         \
+		    !(ptr)) {                                                                      \
 			gpuos_warn("driver lacks %s: the engine stays off", str);                  \
 			return;                                                                    \
 		}                                                                                  \
 	}
-#define CU(ret, name, params) RESOLVE(#name, cu.name, 12000)
+#define CU(ret, name, params)		  RESOLVE(#name, cu.name, 12000)
 #define CU_AT(ret, name, params, version) RESOLVE(#name, cu.name, version)
 #include "kernels/cu.def"
 	cu_ok = &cu;

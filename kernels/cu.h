@@ -10,7 +10,7 @@
 #include <cuda.h>
 
 struct gpuos_cu {
-#define CU(ret, name, params) ret(*name) params;
+#define CU(ret, name, params)		  ret(*name) params;
 #define CU_AT(ret, name, params, version) ret(*name) params;
 #include "kernels/cu.def"
 };

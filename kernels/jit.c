@@ -47,13 +47,13 @@
  */
 static const char jit_task_h[] =
 #include "task_h.inc"
-	;
+    ;
 static const char jit_stdint_h[] =
-	"#pragma once\n"
-	"typedef signed char int8_t; typedef short int16_t; typedef int int32_t;\n"
-	"typedef long int64_t; typedef unsigned char uint8_t; typedef unsigned short uint16_t;\n"
-	"typedef unsigned int uint32_t; typedef unsigned long uint64_t;\n"
-	"typedef long intptr_t; typedef unsigned long uintptr_t;\n";
+    "#pragma once\n"
+    "typedef signed char int8_t; typedef short int16_t; typedef int int32_t;\n"
+    "typedef long int64_t; typedef unsigned char uint8_t; typedef unsigned short uint16_t;\n"
+    "typedef unsigned int uint32_t; typedef unsigned long uint64_t;\n"
+    "typedef long intptr_t; typedef unsigned long uintptr_t;\n";
 
 static _Atomic unsigned st_nvrtc_loaded, st_compiles, st_hits, st_misses;
 
@@ -70,16 +70,14 @@ struct jit_sha {
 };
 
 static const uint32_t sha_k[64] = {
-	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-	0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-	0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-	0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-	0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-	0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-	0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-	0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-	0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-	0xc67178f2,
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 };
 
 #define ROR(x, n) ((x) >> (n) | (x) << (32 - (n)))
@@ -112,8 +110,8 @@ static void sha_block(uint32_t h[8], const unsigned char *p)
 
 static void sha_init(struct jit_sha *c)
 {
-	static const uint32_t h0[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-					0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 };
+	static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+				       0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
 
 	memcpy(c->h, h0, sizeof(h0));
 	c->n = 0;
@@ -137,7 +135,7 @@ static void sha_update(struct jit_sha *c, const void *data, size_t len)
 
 static void sha_final(struct jit_sha *c, unsigned char out[JIT_DIGEST])
 {
-	unsigned char pad[64] = { 0x80 };
+	unsigned char pad[64] = {0x80};
 	uint64_t bits = c->n * 8;
 
 	sha_update(c, pad, (c->n % 64 < 56 ? 56 : 120) - c->n % 64);
@@ -178,21 +176,23 @@ static struct {
 	struct jit_lib rtc, lnk;
 	unsigned char id[JIT_DIGEST]; /* the two files' identity, for the key */
 } tc = {
-	.lock = PTHREAD_MUTEX_INITIALIZER,
-	.rtc.soname = "libnvrtc.so.13",
-	.lnk.soname = "libnvJitLink.so.13",
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .rtc.soname = "libnvrtc.so.13",
+    .lnk.soname = "libnvJitLink.so.13",
 };
 
 #define JIT_RTC_FNS(X)                                                                             \
-	X(nvrtcVersion) X(nvrtcCreateProgram) X(nvrtcCompileProgram) X(nvrtcGetProgramLogSize)    \
-	X(nvrtcGetProgramLog) X(nvrtcGetCUBINSize) X(nvrtcGetCUBIN) X(nvrtcDestroyProgram)         \
-	X(nvrtcGetErrorString)
+	X(nvrtcVersion)                                                                            \
+	X(nvrtcCreateProgram) X(nvrtcCompileProgram) X(nvrtcGetProgramLogSize)                     \
+	    X(nvrtcGetProgramLog) X(nvrtcGetCUBINSize) X(nvrtcGetCUBIN) X(nvrtcDestroyProgram)     \
+		X(nvrtcGetErrorString)
 /* nvJitLink.h wraps these versioned entry points in static inline functions. */
 #define JIT_LNK_FNS(X)                                                                             \
-	X(nvJitLinkVersion) X(__nvJitLinkCreate_13_0) X(__nvJitLinkAddData_13_0)                   \
-	X(__nvJitLinkComplete_13_0) X(__nvJitLinkGetLinkedCubinSize_13_0)                          \
-	X(__nvJitLinkGetLinkedCubin_13_0) X(__nvJitLinkGetErrorLogSize_13_0)                       \
-	X(__nvJitLinkGetErrorLog_13_0) X(__nvJitLinkDestroy_13_0)
+	X(nvJitLinkVersion)                                                                        \
+	X(__nvJitLinkCreate_13_0) X(__nvJitLinkAddData_13_0) X(__nvJitLinkComplete_13_0)           \
+	    X(__nvJitLinkGetLinkedCubinSize_13_0) X(__nvJitLinkGetLinkedCubin_13_0)                \
+		X(__nvJitLinkGetErrorLogSize_13_0) X(__nvJitLinkGetErrorLog_13_0)                  \
+		    X(__nvJitLinkDestroy_13_0)
 
 static struct {
 #define X(f) __typeof__(f) *f;
@@ -221,7 +221,7 @@ static int jit_mapped_cb(struct dl_phdr_info *info, size_t size, void *arg)
 /* The folder of a mapped library named @base: one already loaded wins, as with dlopen. */
 static bool jit_mapped_dir(const char *base, char *dir, size_t len)
 {
-	struct jit_mapped m = { base, dir, len };
+	struct jit_mapped m = {base, dir, len};
 
 	return dl_iterate_phdr(jit_mapped_cb, &m) == 1;
 }
@@ -267,8 +267,8 @@ static int jit_locate(struct jit_lib *l)
 		return -ENOENT;
 	if (l == &tc.rtc)
 		fetch_add_relaxed(&st_nvrtc_loaded, 1);
-	if (dlinfo(l->h, RTLD_DI_LINKMAP, &lm) || snprintf(l->path, sizeof(l->path), "%s",
-							    lm->l_name) >= (int)sizeof(l->path) ||
+	if (dlinfo(l->h, RTLD_DI_LINKMAP, &lm) ||
+	    snprintf(l->path, sizeof(l->path), "%s", lm->l_name) >= (int)sizeof(l->path) ||
 	    stat(l->path, &l->st))
 		return -ENOENT;
 	return 0;
@@ -362,8 +362,9 @@ static int jit_load(void)
 	 * fails outside the linker's path (a PyTorch wheel) unless the one beside it is loaded.
 	 */
 	slash = strrchr(tc.rtc.path, '/');
-	if (slash && snprintf(builtins, sizeof(builtins), "%.*s/libnvrtc-builtins.so.%d.%d",
-			      (int)(slash - tc.rtc.path), tc.rtc.path, a, b) < (int)sizeof(builtins))
+	if (slash &&
+	    snprintf(builtins, sizeof(builtins), "%.*s/libnvrtc-builtins.so.%d.%d",
+		     (int)(slash - tc.rtc.path), tc.rtc.path, a, b) < (int)sizeof(builtins))
 		dlopen(builtins, RTLD_NOW | RTLD_LOCAL);
 	tc.loaded = true;
 	ret = 0;
@@ -519,7 +520,7 @@ static int jit_cache_read(const char *path, const unsigned char key[JIT_DIGEST],
 		free(buf);
 		return ret;
 	}
-	*out = (struct gpuos_jit_image){ .data = buf, .size = len, .cached = true };
+	*out = (struct gpuos_jit_image){.data = buf, .size = len, .cached = true};
 	return 0;
 }
 
@@ -656,8 +657,8 @@ out:
 static int jit_compile(const struct gpuos_jit_req *req, const char *name,
 		       struct gpuos_jit_image *out)
 {
-	const char *opts[4 + GPUOS_JIT_MAX_OPTS], *hdrs[] = { jit_task_h, jit_stdint_h };
-	const char *hdr_names[] = { "gpuos_task.h", "stdint.h" };
+	const char *opts[4 + GPUOS_JIT_MAX_OPTS], *hdrs[] = {jit_task_h, jit_stdint_h};
+	const char *hdr_names[] = {"gpuos_task.h", "stdint.h"};
 	char arch[16], head[400] = "", *src, *log = NULL;
 	nvrtcProgram prog = NULL;
 	void *rel = NULL;
@@ -680,8 +681,8 @@ static int jit_compile(const struct gpuos_jit_req *req, const char *name,
 		fetch_add_relaxed(&st_compiles, 1);
 		r = fn.nvrtcCompileProgram(prog, 4 + req->nopts, opts);
 	}
-	if (r && prog && !fn.nvrtcGetProgramLogSize(prog, &n) && n > 1 &&
-	    (log = malloc(n)) && !fn.nvrtcGetProgramLog(prog, log))
+	if (r && prog && !fn.nvrtcGetProgramLogSize(prog, &n) && n > 1 && (log = malloc(n)) &&
+	    !fn.nvrtcGetProgramLog(prog, log))
 		jit_log_head(log, head, sizeof(head));
 	if (r) {
 		gpuos_warn("jit: %s: %s: %s", name, fn.nvrtcGetErrorString(r), head);
@@ -729,7 +730,7 @@ int gpuos_jit_build(const struct gpuos_jit_req *req, struct gpuos_jit_image *out
 
 	if (ret || !out)
 		return -EINVAL;
-	*out = (struct gpuos_jit_image){ 0 };
+	*out = (struct gpuos_jit_image){0};
 	ret = jit_find();
 	if (ret)
 		return ret;
@@ -772,7 +773,7 @@ void gpuos_jit_image_free(struct gpuos_jit_image *img)
 	if (!img)
 		return;
 	free(img->data);
-	*img = (struct gpuos_jit_image){ 0 };
+	*img = (struct gpuos_jit_image){0};
 }
 
 void gpuos_jit_get_stats(struct gpuos_jit_stats *st)
@@ -799,9 +800,9 @@ static struct {
 	pthread_t thread;
 	bool running, stopping;
 } jq = {
-	.lock = PTHREAD_MUTEX_INITIALIZER,
-	.cond = PTHREAD_COND_INITIALIZER,
-	.tail = &jq.head,
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .cond = PTHREAD_COND_INITIALIZER,
+    .tail = &jq.head,
 };
 
 /* Fork with every lock held (no compile under way), so that the child's copies are
@@ -850,7 +851,7 @@ static void *jit_thread(void *arg)
 {
 	(void)arg;
 	for (;;) {
-		struct gpuos_jit_image img = { 0 };
+		struct gpuos_jit_image img = {0};
 		struct jit_job *j;
 		int err;
 
@@ -900,8 +901,8 @@ static struct jit_job *jit_job_new(const struct gpuos_jit_req *req)
 	p = (char *)(opts + req->nopts);
 	j->req.src = jit_put(&p, req->src, req->len);
 	j->req.name = req->name ? jit_put(&p, req->name, strlen(req->name)) : NULL;
-	j->req.cache_dir = req->cache_dir ? jit_put(&p, req->cache_dir, strlen(req->cache_dir))
-					  : NULL;
+	j->req.cache_dir =
+	    req->cache_dir ? jit_put(&p, req->cache_dir, strlen(req->cache_dir)) : NULL;
 	for (unsigned i = 0; i < req->nopts; i++)
 		opts[i] = jit_put(&p, req->opts[i], strlen(req->opts[i]));
 	j->req.opts = req->nopts ? opts : NULL;

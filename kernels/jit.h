@@ -21,7 +21,7 @@
 #define GPUOS_JIT_MAX_OPTS 32
 
 struct gpuos_jit_req {
-	const char *src;	 /* operator source: len bytes, need not end in NUL */
+	const char *src; /* operator source: len bytes, need not end in NUL */
 	size_t len;
 	const char *name;	 /* for messages and NVRTC's file name; NULL: "gpuos_op" */
 	unsigned sm;		 /* target, e.g. 90 for sm_90 */

@@ -107,7 +107,8 @@ static int install(struct gpuos_engine *e, unsigned l, const void *img, uint32_t
 	 */
 	if (fn < (1ull << 32) || (op->alias.module[!slot] && fn == op->alias.entry[!slot])) {
 		gpuos_err("operator %s: entry 0x%llx is not an absolute code address (built "
-			  "without -rdc?); not installed", op->name, (unsigned long long)fn);
+			  "without -rdc?); not installed",
+			  op->name, (unsigned long long)fn);
 		err = -EFAULT;
 		goto out;
 	}
@@ -209,7 +210,7 @@ GPUOS_EXPORT int gpuos_op_define(const char *name, const char *src)
 	p = malloc(sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	*p = (struct pending){ .op = l, .dev = dev, .version = 1 };
+	*p = (struct pending){.op = l, .dev = dev, .version = 1};
 	make_req(&req, src, name, e, opt, opts);
 	err = gpuos_jit_request(&req, build_done, p);
 	if (err) {
@@ -251,7 +252,7 @@ GPUOS_EXPORT int gpuos_op_update(unsigned id, const char *src)
 	struct gpuos_op *op = op_of(id);
 	struct gpuos_engine *e;
 	struct gpuos_jit_req req;
-	struct gpuos_jit_image img = { 0 };
+	struct gpuos_jit_image img = {0};
 	char opt[32];
 	const char *opts[1];
 	int err;

@@ -21,16 +21,21 @@
 
 #include "kernels/task.h"
 
-enum gpuos_phys_state { GPUOS_PHYS_EMPTY, GPUOS_PHYS_LIVE, GPUOS_PHYS_RETIRING, GPUOS_PHYS_STANDBY };
+enum gpuos_phys_state {
+	GPUOS_PHYS_EMPTY,
+	GPUOS_PHYS_LIVE,
+	GPUOS_PHYS_RETIRING,
+	GPUOS_PHYS_STANDBY
+};
 
 struct gpuos_alias {
-	uint8_t active;	     /* 0 or 1; meaningful once state[active] == LIVE */
+	uint8_t active; /* 0 or 1; meaningful once state[active] == LIVE */
 	uint8_t state[2];
 	uint32_t version[2]; /* the caller's version numbers, for tests and the report */
 	uint32_t fence[2][GPUOS_MAX_RINGS];
 	unsigned nrings;
-	void *module[2];     /* the owner's handle of what is loaded in each slot */
-	uint64_t entry[2];   /* the code address each slot's table entry holds */
+	void *module[2];   /* the owner's handle of what is loaded in each slot */
+	uint64_t entry[2]; /* the code address each slot's table entry holds */
 };
 
 void gpuos_alias_init(struct gpuos_alias *a, unsigned nrings);

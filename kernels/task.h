@@ -17,23 +17,23 @@
  */
 #include <stdint.h>
 
-#define GPUOS_RING_ORDER     12			  /* 4096 descriptors a ring */
-#define GPUOS_RING_SIZE	     (1u << GPUOS_RING_ORDER)
-#define GPUOS_MAX_RINGS	     16			  /* = most worker kernels a device */
-#define GPUOS_MAX_SLOTS	     1024		  /* streams with tasks at once */
-#define GPUOS_BUILTIN_OPS    64			  /* op < this: built in, switch dispatch */
-#define GPUOS_MAX_OPS	     256		  /* injected logical operators */
-#define GPUOS_PHYS_OPS	     (2 * GPUOS_MAX_OPS) /* two physical slots each */
-#define GPUOS_TASK_ARGS	     6
-#define GPUOS_FETCH	     32 /* descriptors fetched at once: one warp, one lane each */
+#define GPUOS_RING_ORDER  12 /* 4096 descriptors a ring */
+#define GPUOS_RING_SIZE	  (1u << GPUOS_RING_ORDER)
+#define GPUOS_MAX_RINGS	  16		      /* = most worker kernels a device */
+#define GPUOS_MAX_SLOTS	  1024		      /* streams with tasks at once */
+#define GPUOS_BUILTIN_OPS 64		      /* op < this: built in, switch dispatch */
+#define GPUOS_MAX_OPS	  256		      /* injected logical operators */
+#define GPUOS_PHYS_OPS	  (2 * GPUOS_MAX_OPS) /* two physical slots each */
+#define GPUOS_TASK_ARGS	  6
+#define GPUOS_FETCH	  32 /* descriptors fetched at once: one warp, one lane each */
 
 /* One task, 64 bytes, in pinned host memory. */
 struct gpuos_task {
-	uint32_t seq;	/* ring position + 1: the descriptor is valid; stored last */
-	uint16_t op;	/* < GPUOS_BUILTIN_OPS built-in; else GPUOS_BUILTIN_OPS + physical slot */
-	uint16_t slot;	/* stream slot: go[slot] gates it, done[slot] reports it */
-	uint32_t gate;	/* != 0: run only once (int32_t)(go[slot] - gate) >= 0 */
-	uint32_t tseq;	/* done[slot] becomes tseq once this task and all before it ran */
+	uint32_t seq;  /* ring position + 1: the descriptor is valid; stored last */
+	uint16_t op;   /* < GPUOS_BUILTIN_OPS built-in; else GPUOS_BUILTIN_OPS + physical slot */
+	uint16_t slot; /* stream slot: go[slot] gates it, done[slot] reports it */
+	uint32_t gate; /* != 0: run only once (int32_t)(go[slot] - gate) >= 0 */
+	uint32_t tseq; /* done[slot] becomes tseq once this task and all before it ran */
 	uint64_t a[GPUOS_TASK_ARGS]; /* the operator's arguments */
 };
 
@@ -44,13 +44,13 @@ struct gpuos_task {
 
 /* Worker profile counters (nanoseconds unless a count). */
 enum gpuos_prof {
-	GPUOS_PROF_FETCHES,	 /* fetches that found tasks */
-	GPUOS_PROF_FETCHED,	 /* tasks fetched */
-	GPUOS_PROF_FETCH_NS,	 /* from the seq loads to the queue update, summed */
-	GPUOS_PROF_ROOM_NS,	 /* fetcher waiting for queue room */
-	GPUOS_PROF_STRETCHES,	 /* runs of queued tasks the compute warps took */
-	GPUOS_PROF_STARVE_NS,	 /* compute warps waiting for tasks */
-	GPUOS_PROF_GATE_NS,	 /* compute warps waiting on a batch's go */
+	GPUOS_PROF_FETCHES,   /* fetches that found tasks */
+	GPUOS_PROF_FETCHED,   /* tasks fetched */
+	GPUOS_PROF_FETCH_NS,  /* from the seq loads to the queue update, summed */
+	GPUOS_PROF_ROOM_NS,   /* fetcher waiting for queue room */
+	GPUOS_PROF_STRETCHES, /* runs of queued tasks the compute warps took */
+	GPUOS_PROF_STARVE_NS, /* compute warps waiting for tasks */
+	GPUOS_PROF_GATE_NS,   /* compute warps waiting on a batch's go */
 	GPUOS_PROF_COUNT
 };
 
@@ -59,13 +59,13 @@ enum gpuos_prof {
  * the worker's frequent stores to sh_head/sh_done must not evict what producers read often.
  */
 struct gpuos_ring_sh {
-	uint32_t sh_head;  /* worker: descriptors copied out (free for producers) */
+	uint32_t sh_head; /* worker: descriptors copied out (free for producers) */
 	uint32_t pad0[31];
 	uint32_t sh_state; /* see above; changes only when a worker starts or leaves */
 	uint32_t pad1[31];
-	uint32_t sh_done;  /* worker: descriptors whose tasks finished */
+	uint32_t sh_done; /* worker: descriptors whose tasks finished */
 	uint32_t pad2[31];
-	uint32_t sh_stop;  /* host: exit once the ring is empty */
+	uint32_t sh_stop; /* host: exit once the ring is empty */
 	uint32_t pad3[31];
 	/* worker: where its time went, added at each exit (gpuos_get_stats; benchmarks) */
 	uint64_t sh_prof[GPUOS_PROF_COUNT];
@@ -79,12 +79,12 @@ struct gpuos_ring_sh {
  * a[]: pointers and element counts as uint64_t, float scalars as their bits in the low half.
  */
 enum gpuos_builtin_op {
-	GPUOS_OP_NOP = 0,   /* nothing; orders and counts */
-	GPUOS_OP_AXPB = 1,  /* y[i] = a * x[i] + b:  a0 y, a1 x, a2 n, a3 a, a4 b */
-	GPUOS_OP_ADD = 2,   /* z[i] = x[i] + y[i]:  a0 z, a1 x, a2 y, a3 n */
-	GPUOS_OP_FILL = 3,  /* y[i] = v:            a0 y, a1 n, a2 v (bits) */
-	GPUOS_OP_INC = 4,   /* y[i] = y[i] + 1 (u32): a0 y, a1 n; counts how often a task ran */
-	GPUOS_OP_SPIN = 5,  /* wait a0 ns: a long task for parking/ordering tests */
+	GPUOS_OP_NOP = 0,  /* nothing; orders and counts */
+	GPUOS_OP_AXPB = 1, /* y[i] = a * x[i] + b:  a0 y, a1 x, a2 n, a3 a, a4 b */
+	GPUOS_OP_ADD = 2,  /* z[i] = x[i] + y[i]:  a0 z, a1 x, a2 y, a3 n */
+	GPUOS_OP_FILL = 3, /* y[i] = v:            a0 y, a1 n, a2 v (bits) */
+	GPUOS_OP_INC = 4,  /* y[i] = y[i] + 1 (u32): a0 y, a1 n; counts how often a task ran */
+	GPUOS_OP_SPIN = 5, /* wait a0 ns: a long task for parking/ordering tests */
 	GPUOS_OP_BUILTIN_COUNT
 };
 
@@ -96,7 +96,7 @@ enum gpuos_builtin_op {
  * Compiled with -rdc (absolute code addresses; see DESIGN.md).
  */
 #define GPUOS_OP_SIGNATURE(name) void name(const struct gpuos_task *t, int ntasks)
-#define GPUOS_FETCH_WARPS 1 /* warps of the block that fetch and do not compute */
+#define GPUOS_FETCH_WARPS	 1 /* warps of the block that fetch and do not compute */
 
 #ifdef __CUDACC__
 static __device__ __forceinline__ unsigned gpuos_tid(void)

@@ -32,19 +32,19 @@
 enum space { SP_OTHER, SP_SHARED, SP_GLOBAL, SP_CONST, SP_TEX };
 
 struct fn {
-	size_t name;	      /* token */
-	size_t lparen;	      /* its parameter list (entry) */
+	size_t name;	       /* token */
+	size_t lparen;	       /* its parameter list (entry) */
 	size_t lbrace, rbrace; /* body; 0 for a prototype */
-	size_t start;	      /* first token of its statement */
+	size_t start;	       /* first token of its statement */
 	bool entry;
 };
 
 struct var {
 	size_t name;
 	int space;
-	bool ext;	 /* extern .shared: dynamic shared memory */
+	bool ext; /* extern .shared: dynamic shared memory */
 	unsigned size, align;
-	unsigned off;	 /* in the window (shared) */
+	unsigned off; /* in the window (shared) */
 	bool used;
 };
 
@@ -71,12 +71,12 @@ struct lx {
 
 static const char *const reason_key[] = {
 #define X(id, key, text) key,
-	GPUOS_LIFT_REASONS(X)
+    GPUOS_LIFT_REASONS(X)
 #undef X
 };
 static const char *const reason_text[] = {
 #define X(id, key, text) text,
-	GPUOS_LIFT_REASONS(X)
+    GPUOS_LIFT_REASONS(X)
 #undef X
 };
 
@@ -104,7 +104,8 @@ static bool kind(const struct lx *x, size_t i, int k)
 
 static bool same(const struct lx *x, size_t i, size_t j)
 {
-	return x->t[i].len == x->t[j].len && !memcmp(x->b + x->t[i].off, x->b + x->t[j].off, x->t[i].len);
+	return x->t[i].len == x->t[j].len &&
+	       !memcmp(x->b + x->t[i].off, x->b + x->t[j].off, x->t[i].len);
 }
 
 static bool prefix(const struct lx *x, size_t i, const char *s)
@@ -168,10 +169,10 @@ static unsigned type_size(const struct lx *x, size_t i)
 		const char *t;
 		unsigned s;
 	} ty[] = {
-		{ ".b8", 1 },  { ".u8", 1 },  { ".s8", 1 },   { ".b16", 2 },  { ".u16", 2 },
-		{ ".s16", 2 }, { ".f16", 2 }, { ".bf16", 2 }, { ".b32", 4 },  { ".u32", 4 },
-		{ ".s32", 4 }, { ".f32", 4 }, { ".f16x2", 4 }, { ".bf16x2", 4 }, { ".b64", 8 },
-		{ ".u64", 8 }, { ".s64", 8 }, { ".f64", 8 },  { ".b128", 16 }, { ".pred", 1 },
+	    {".b8", 1},	 {".u8", 1},  {".s8", 1},    {".b16", 2},    {".u16", 2},
+	    {".s16", 2}, {".f16", 2}, {".bf16", 2},  {".b32", 4},    {".u32", 4},
+	    {".s32", 4}, {".f32", 4}, {".f16x2", 4}, {".bf16x2", 4}, {".b64", 8},
+	    {".u64", 8}, {".s64", 8}, {".f64", 8},   {".b128", 16},  {".pred", 1},
 	};
 	for (size_t k = 0; k < sizeof(ty) / sizeof(ty[0]); k++)
 		if (is(x, i, ty[k].t))
@@ -182,7 +183,7 @@ static unsigned type_size(const struct lx *x, size_t i)
 /* A variable declaration in tokens [s, e): state space, type, name, array size. */
 static void add_var(struct lx *x, size_t s, size_t e)
 {
-	struct var v = { 0 };
+	struct var v = {0};
 	unsigned vec = 1;
 
 	for (size_t i = s; i < e; i++) {
@@ -272,7 +273,7 @@ static int scan_module(struct lx *x)
 		if (e >= x->n || x->t[e].kind == GPUOS_PTX_EOF)
 			return -EINVAL;
 		if (is_fn) {
-			struct fn f = { .name = name, .lparen = lparen, .start = s, .entry = entry };
+			struct fn f = {.name = name, .lparen = lparen, .start = s, .entry = entry};
 			if (is(x, e, "{")) {
 				f.lbrace = e;
 				f.rbrace = match(x, e);
@@ -351,7 +352,7 @@ static int params(struct lx *x, const struct fn *f, struct param *ps, unsigned *
 		if (!align)
 			align = size;
 		off = (off + align - 1) & ~(align - 1);
-		ps[n++] = (struct param){ .name = name, .off = off, .size = size * count };
+		ps[n++] = (struct param){.name = name, .off = off, .size = size * count};
 		off += size * count;
 	}
 	*np = n;
@@ -386,7 +387,7 @@ static void patch(struct lx *x, size_t from, size_t to, const char *fmt, ...)
 	}
 	va_end(ap);
 	if (s)
-		x->p[x->np++] = (struct patch){ from, to, s };
+		x->p[x->np++] = (struct patch){from, to, s};
 }
 
 /* ---- the body ---- */
@@ -403,16 +404,16 @@ struct body {
 	size_t exits[256]; /* exit/ret tokens */
 	unsigned nexits;
 	bool pred_exit;
-	size_t last_stmt;  /* first token of the last statement */
+	size_t last_stmt; /* first token of the last statement */
 };
 
 static const char *const special[][2] = {
-	{ "%ctaid.x", "%gpuos_ctaid_x" }, { "%ctaid.y", "%gpuos_ctaid_y" },
-	{ "%ctaid.z", "%gpuos_ctaid_z" }, { "%nctaid.x", "%gpuos_nctaid_x" },
-	{ "%nctaid.y", "%gpuos_nctaid_y" }, { "%nctaid.z", "%gpuos_nctaid_z" },
-	{ "%tid.x", "%gpuos_tid_x" },	  { "%tid.y", "%gpuos_tid_y" },
-	{ "%tid.z", "%gpuos_tid_z" },	  { "%ntid.x", "%gpuos_ntid_x" },
-	{ "%ntid.y", "%gpuos_ntid_y" },	  { "%ntid.z", "%gpuos_ntid_z" },
+    {"%ctaid.x", "%gpuos_ctaid_x"},   {"%ctaid.y", "%gpuos_ctaid_y"},
+    {"%ctaid.z", "%gpuos_ctaid_z"},   {"%nctaid.x", "%gpuos_nctaid_x"},
+    {"%nctaid.y", "%gpuos_nctaid_y"}, {"%nctaid.z", "%gpuos_nctaid_z"},
+    {"%tid.x", "%gpuos_tid_x"},	      {"%tid.y", "%gpuos_tid_y"},
+    {"%tid.z", "%gpuos_tid_z"},	      {"%ntid.x", "%gpuos_ntid_x"},
+    {"%ntid.y", "%gpuos_ntid_y"},     {"%ntid.z", "%gpuos_ntid_z"},
 };
 
 /* Special registers that make no sense, or another sense, inside the worker. */
@@ -433,8 +434,8 @@ static int check_reg(struct lx *x, size_t i, bool entry)
 	for (size_t k = 0; k < sizeof(special) / sizeof(special[0]); k++) {
 		if (is(x, i, special[k][0])) {
 			if (!entry)
-				return fail(x, GPUOS_LIFT_UNSUPPORTED, i,
-					    "%s in a device function", special[k][0]);
+				return fail(x, GPUOS_LIFT_UNSUPPORTED, i, "%s in a device function",
+					    special[k][0]);
 			patch(x, i, i + 1, "%s", special[k][1]);
 			return 0;
 		}
@@ -475,9 +476,11 @@ static int statement(struct lx *x, struct body *bd, size_t s, size_t e)
 
 	/* hazards by opcode */
 	if (is(x, op, "tex") || is(x, op, "tld4") || is(x, op, "txq"))
-		return fail(x, GPUOS_LIFT_TEXTURE, op, "%.*s", (int)x->t[op].len, x->b + x->t[op].off);
+		return fail(x, GPUOS_LIFT_TEXTURE, op, "%.*s", (int)x->t[op].len,
+			    x->b + x->t[op].off);
 	if (is(x, op, "suld") || is(x, op, "sust") || is(x, op, "sured") || is(x, op, "suq"))
-		return fail(x, GPUOS_LIFT_SURFACE, op, "%.*s", (int)x->t[op].len, x->b + x->t[op].off);
+		return fail(x, GPUOS_LIFT_SURFACE, op, "%.*s", (int)x->t[op].len,
+			    x->b + x->t[op].off);
 	if (is(x, op, "griddepcontrol"))
 		return fail(x, GPUOS_LIFT_GRIDDEPCONTROL, op, "griddepcontrol");
 	if (is(x, op, "setmaxnreg"))
@@ -513,9 +516,11 @@ static int statement(struct lx *x, struct body *bd, size_t s, size_t e)
 		size_t id = red ? a + 2 : a; /* bar.red: d, a{, b}, {!}c */
 		bool has_count = red ? n_ops == 4 : n_ops == 2;
 		if (!kind(x, id, GPUOS_PTX_INT) || num(x, id) > 13)
-			return fail(x, GPUOS_LIFT_UNSUPPORTED, op, "barrier id not a constant 0..13");
+			return fail(x, GPUOS_LIFT_UNSUPPORTED, op,
+				    "barrier id not a constant 0..13");
 		if (!bd->entry)
-			return fail(x, GPUOS_LIFT_UNSUPPORTED, op, "a barrier in a device function");
+			return fail(x, GPUOS_LIFT_UNSUPPORTED, op,
+				    "a barrier in a device function");
 		if (bd->nbarriers < 256)
 			bd->barrier_at[bd->nbarriers++] = op;
 		x->r->barriers = true;
@@ -541,8 +546,8 @@ static int statement(struct lx *x, struct body *bd, size_t s, size_t e)
 				return fail(x, GPUOS_LIFT_GRID_SYNC, i, "%.*s", (int)x->t[i].len,
 					    x->b + x->t[i].off);
 			if (prefix(x, i, "__cudaCDP") || prefix(x, i, "cudaLaunchDevice") ||
-			    prefix(x, i, "cudaGetParameterBuffer") ||
-			    prefix(x, i, "cudaStream") || prefix(x, i, "cudaDeviceSynchronize"))
+			    prefix(x, i, "cudaGetParameterBuffer") || prefix(x, i, "cudaStream") ||
+			    prefix(x, i, "cudaDeviceSynchronize"))
 				return fail(x, GPUOS_LIFT_DYNAMIC_PARALLELISM, i, "%.*s",
 					    (int)x->t[i].len, x->b + x->t[i].off);
 			return fail(x, GPUOS_LIFT_EXTERN_CALL, i, "call to %.*s", (int)x->t[i].len,
@@ -598,10 +603,12 @@ static int statement(struct lx *x, struct body *bd, size_t s, size_t e)
 				while (kind(x, d, GPUOS_PTX_DIRECTIVE))
 					d++;
 				patch(x, op, d, "add.s64");
-				patch(x, i, last + 1, "%%gpuos_args, %lld", (long long)p->off + add);
+				patch(x, i, last + 1, "%%gpuos_args, %lld",
+				      (long long)p->off + add);
 			} else {
-				return fail(x, GPUOS_LIFT_UNSUPPORTED, i, "a parameter used by %.*s",
-					    (int)x->t[op].len, x->b + x->t[op].off);
+				return fail(x, GPUOS_LIFT_UNSUPPORTED, i,
+					    "a parameter used by %.*s", (int)x->t[op].len,
+					    x->b + x->t[op].off);
 			}
 			i = last;
 			continue;
@@ -636,10 +643,11 @@ static int statement(struct lx *x, struct body *bd, size_t s, size_t e)
 			for (; kind(x, d, GPUOS_PTX_DIRECTIVE); d++)
 				wide |= is(x, d, ".u64") || is(x, d, ".b64") || is(x, d, ".s64");
 			if (is(x, op, "cvta")) /* cvta.shared.u64 d, var: generic address */
-				return fail(x, GPUOS_LIFT_UNSUPPORTED, i, "cvta of a shared variable");
+				return fail(x, GPUOS_LIFT_UNSUPPORTED, i,
+					    "cvta of a shared variable");
 			patch(x, op, d, wide ? "add.s64" : "add.s32");
-			patch(x, i, last + 1, "%s, \x01%u:%lld", wide ? "%gpuos_smem64" : "%gpuos_smem",
-			      (unsigned)(v - x->vars), add);
+			patch(x, i, last + 1, "%s, \x01%u:%lld",
+			      wide ? "%gpuos_smem64" : "%gpuos_smem", (unsigned)(v - x->vars), add);
 		} else {
 			return fail(x, GPUOS_LIFT_UNSUPPORTED, i, "a shared variable used by %.*s",
 				    (int)x->t[op].len, x->b + x->t[op].off);
@@ -695,7 +703,8 @@ static int barrier_hazard(struct lx *x, const struct body *bd)
 		while (kind(x, target, GPUOS_PTX_DIRECTIVE))
 			target++;
 		for (size_t l = i; l < bd->f->rbrace; l++) {
-			if (!(kind(x, l, GPUOS_PTX_IDENT) && is(x, l + 1, ":") && same(x, l, target)))
+			if (!(kind(x, l, GPUOS_PTX_IDENT) && is(x, l + 1, ":") &&
+			      same(x, l, target)))
 				continue;
 			for (unsigned k = 0; k < bd->nbarriers; k++)
 				if (bd->barrier_at[k] > i && bd->barrier_at[k] < l)
@@ -768,7 +777,8 @@ static void emit(struct lx *x, struct out *o, size_t from, size_t to)
 					long long add = strtoll(endp + 1, &endp, 10);
 					bool in_brackets = o->len && o->s[o->len - 1] == '[';
 					if (in_brackets)
-						putf(o, "%%gpuos_smem+%u", shared_off(&x->vars[v], add));
+						putf(o, "%%gpuos_smem+%u",
+						     shared_off(&x->vars[v], add));
 					else
 						putf(o, "%u", shared_off(&x->vars[v], add));
 					c = endp;
@@ -798,10 +808,9 @@ static void lift_fn(struct lx *x, struct out *o, const struct fn *f, bool entry,
 {
 	if (entry) {
 		putf(o, ".visible .func %s(.param .b64 gpuos_p_args", x->r->func);
-		static const char *const v[] = { "ctaid_x", "ctaid_y",	"ctaid_z", "nctaid_x",
-						  "nctaid_y", "nctaid_z", "tid_x",   "tid_y",
-						  "tid_z",   "ntid_x",   "ntid_y",  "ntid_z",
-						  "nthreads", "smem" };
+		static const char *const v[] = {
+		    "ctaid_x", "ctaid_y", "ctaid_z", "nctaid_x", "nctaid_y", "nctaid_z", "tid_x",
+		    "tid_y",   "tid_z",	  "ntid_x",  "ntid_y",	 "ntid_z",   "nthreads", "smem"};
 		for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
 			putf(o, ", .param .b32 gpuos_p_%s", v[k]);
 		putf(o, ")\n{\n\t.reg .b64 %%gpuos_args, %%gpuos_smem64;\n\t.reg .b32 ");
@@ -831,7 +840,7 @@ int gpuos_lift(const char *buf, size_t len, const char *entry, const struct gpuo
 	unsigned np = 0, max_threads, window;
 	struct fn *order[MAX_FNS];
 	unsigned norder = 0;
-	struct out out = { 0 };
+	struct out out = {0};
 	int rc = 1;
 
 	memset(r, 0, sizeof(*r));
@@ -878,7 +887,7 @@ int gpuos_lift(const char *buf, size_t len, const char *entry, const struct gpuo
 		goto out;
 	r->nparams = np;
 	for (unsigned k = 0; k < np; k++)
-		r->params[k] = (struct gpuos_kparam){ k, ps[k].off, ps[k].size };
+		r->params[k] = (struct gpuos_kparam){k, ps[k].off, ps[k].size};
 	if (r->param_bytes > 4096) {
 		fail(x, GPUOS_LIFT_PARAMS_TOO_LARGE, f->lparen, "%u bytes of parameters",
 		     r->param_bytes);
@@ -886,7 +895,9 @@ int gpuos_lift(const char *buf, size_t len, const char *entry, const struct gpuo
 	}
 	/* performance directives between the parameters and the body */
 	for (size_t i = match(x, f->lparen) + 1; i < f->lbrace; i++) {
-		unsigned *dst = is(x, i, ".reqntid") ? r->reqntid : is(x, i, ".maxntid") ? r->maxntid : NULL;
+		unsigned *dst = is(x, i, ".reqntid")   ? r->reqntid
+				: is(x, i, ".maxntid") ? r->maxntid
+						       : NULL;
 		/* a cluster of one block is a block (__block_size__ emits those directives
 		 * with .reqntid); anything bigger needs the cluster hardware */
 		if (is(x, i, ".reqnctapercluster") || is(x, i, ".maxclusterrank")) {
@@ -924,7 +935,7 @@ int gpuos_lift(const char *buf, size_t len, const char *entry, const struct gpuo
 
 	/* the entry's body, then every device function it reaches */
 	size_t calls[64];
-	struct body bd = { .f = f, .ps = ps, .np = np, .entry = true, .calls = calls };
+	struct body bd = {.f = f, .ps = ps, .np = np, .entry = true, .calls = calls};
 	if (walk(x, &bd) || barrier_hazard(x, &bd))
 		goto out;
 	order[norder++] = f;
@@ -936,7 +947,7 @@ int gpuos_lift(const char *buf, size_t len, const char *entry, const struct gpuo
 		if (done || norder == MAX_FNS)
 			continue;
 		order[norder++] = g;
-		struct body gb = { .f = g, .calls = calls, .ncalls = bd.ncalls };
+		struct body gb = {.f = g, .calls = calls, .ncalls = bd.ncalls};
 		gb.calls = bd.calls;
 		if (walk(x, &gb))
 			goto out;

@@ -42,7 +42,7 @@ static void rig_free(struct rig *g)
 START_TEST(ring_single_fifo_wraps)
 {
 	struct rig g;
-	struct gpuos_task out[GPUOS_FETCH], t = { 0 };
+	struct gpuos_task out[GPUOS_FETCH], t = {0};
 	uint64_t next = 0;
 
 	/* start just below 2^32 so positions and seq wrap during the test */
@@ -70,7 +70,7 @@ END_TEST
 START_TEST(ring_gap_stops_fetch)
 {
 	struct rig g;
-	struct gpuos_task out[GPUOS_FETCH], t = { 0 };
+	struct gpuos_task out[GPUOS_FETCH], t = {0};
 	uint32_t p0, p1, p2;
 
 	rig_init(&g, 0);
@@ -102,7 +102,7 @@ static void kick(void *ctx)
 START_TEST(ring_full_backpressure)
 {
 	struct rig g;
-	struct gpuos_task t = { 0 };
+	struct gpuos_task t = {0};
 	uint32_t pos;
 
 	rig_init(&g, 5);
@@ -123,7 +123,7 @@ END_TEST
 
 /* Many producers, one consumer thread: nothing lost, nothing twice, each producer's tasks in
  * its order, across many wraps of a full ring. */
-#define PRODUCERS 6
+#define PRODUCERS    6
 #define PER_PRODUCER 60000
 
 static struct rig mp;
@@ -132,7 +132,7 @@ static _Atomic int producers_left;
 static void *producer(void *arg)
 {
 	uintptr_t id = (uintptr_t)arg;
-	struct gpuos_task t = { 0 };
+	struct gpuos_task t = {0};
 
 	for (uint64_t i = 0; i < PER_PRODUCER; i++) {
 		uint32_t pos = gpuos_ring_reserve(&mp.ring);
@@ -148,7 +148,7 @@ static void *producer(void *arg)
 START_TEST(ring_many_producers)
 {
 	pthread_t th[PRODUCERS];
-	uint64_t next[PRODUCERS] = { 0 }, total = 0;
+	uint64_t next[PRODUCERS] = {0}, total = 0;
 	struct gpuos_task out[GPUOS_FETCH];
 
 	rig_init(&mp, 0xfffff000u);
@@ -201,7 +201,8 @@ static const char *sname(uintptr_t s)
 		return "L";
 	if (s == GPUOS_STREAM_PTDS)
 		return "P";
-	snprintf(buf[k], sizeof(buf[k]), "%c%lx", (s & 0x2000) ? 'n' : 'b', (unsigned long)(s & 0xff));
+	snprintf(buf[k], sizeof(buf[k]), "%c%lx", (s & 0x2000) ? 'n' : 'b',
+		 (unsigned long)(s & 0xff));
 	return buf[k];
 }
 
@@ -235,7 +236,7 @@ static int f_wait(void *ctx, int dev, uintptr_t s, unsigned slot, uint32_t v)
 	return 0;
 }
 
-static const struct gpuos_batch_ops fops = { f_describe, f_resolve, f_go, f_wait };
+static const struct gpuos_batch_ops fops = {f_describe, f_resolve, f_go, f_wait};
 static struct gpuos_batches B;
 static struct rig br;
 
@@ -425,7 +426,7 @@ END_TEST
 
 /* Many threads submit to a few streams while others close them: every stream's tasks are
  * numbered 1..n in ring order, and each batch's wait covers exactly its tasks. */
-#define SUBMITTERS 4
+#define SUBMITTERS    4
 #define PER_SUBMITTER 20000
 static _Atomic int run_closer;
 
@@ -461,9 +462,9 @@ static int q_go(void *ctx, int dev, uintptr_t s, unsigned slot, uint32_t v)
 
 START_TEST(batch_threads_keep_order)
 {
-	static const struct gpuos_batch_ops qops = { f_describe, f_resolve, q_go, q_wait };
+	static const struct gpuos_batch_ops qops = {f_describe, f_resolve, q_go, q_wait};
 	pthread_t th[SUBMITTERS], cl;
-	uint32_t last[GPUOS_MAX_SLOTS] = { 0 };
+	uint32_t last[GPUOS_MAX_SLOTS] = {0};
 	struct gpuos_task out[GPUOS_FETCH];
 	uint64_t total = 0;
 

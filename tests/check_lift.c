@@ -89,7 +89,7 @@ static bool answer_ok(const struct lift_expect *x, const struct gpuos_lift_resul
 
 static void check_row(const struct lift_expect *x, const char *buf, size_t len)
 {
-	struct gpuos_lift_opts o = { .max_threads = 480, .smem_window = 44 * 1024 };
+	struct gpuos_lift_opts o = {.max_threads = 480, .smem_window = 44 * 1024};
 	struct gpuos_lift_result r;
 	int rc = gpuos_lift(buf, len, x->entry, &o, &r);
 
@@ -141,7 +141,7 @@ START_TEST(test_every_entry_has_a_row)
 	for (size_t f = 0; f < LIFT_NFILES; f++) {
 		size_t len;
 		char *buf = read_fixture(lift_files[f].file, &len);
-		struct seen s = { lift_files[f].file, 0 };
+		struct seen s = {lift_files[f].file, 0};
 		ck_assert_int_eq(gpuos_lift_entries(buf, len, on_entry, &s), 0);
 		ck_assert_int_eq(s.missing, 0);
 		free(buf);
@@ -189,16 +189,15 @@ START_TEST(test_rewrites)
 	size_t len;
 	char *buf = read_fixture("corpus.ptx", &len);
 	struct gpuos_lift_result r;
-	static const char *const entries[] = { "ok_grid_stride", "ok_smem_reverse",
-					       "ok_maxntid1024", "ok_param_index",
-					       "ok_call_helper", "ok_dyn_smem" };
+	static const char *const entries[] = {"ok_grid_stride", "ok_smem_reverse", "ok_maxntid1024",
+					      "ok_param_index", "ok_call_helper",  "ok_dyn_smem"};
 
 	for (size_t k = 0; k < sizeof(entries) / sizeof(entries[0]); k++) {
 		ck_assert_int_eq(gpuos_lift(buf, len, entries[k], NULL, &r), 0);
 		ck_assert_msg(!strstr(r.ptx, "%ctaid") && !strstr(r.ptx, "%nctaid") &&
-				      !strstr(r.ptx, "%tid.") && !strstr(r.ptx, ".entry") &&
-				      !strstr(r.ptx, ".maxntid") && !strstr(r.ptx, "exit;") &&
-				      !strstr(r.ptx, "bar.sync 0"),
+				  !strstr(r.ptx, "%tid.") && !strstr(r.ptx, ".entry") &&
+				  !strstr(r.ptx, ".maxntid") && !strstr(r.ptx, "exit;") &&
+				  !strstr(r.ptx, "bar.sync 0"),
 			      "%s:\n%s", entries[k], r.ptx);
 		ck_assert_ptr_nonnull(strstr(r.ptx, ".visible .func gpuos_lift_"));
 		gpuos_lift_free(&r);
@@ -220,11 +219,11 @@ START_TEST(test_rewrites)
 	ck_assert_int_eq(gpuos_lift(buf, len, "no_such_kernel", NULL, &r), 1);
 	ck_assert_int_eq(r.reason, GPUOS_LIFT_NO_ENTRY);
 	/* a device whose arch is older than the PTX target */
-	struct gpuos_lift_opts old = { .sm = 80 };
+	struct gpuos_lift_opts old = {.sm = 80};
 	ck_assert_int_eq(gpuos_lift(buf, len, "ok_axpb", &old, &r), 1);
 	ck_assert_str_eq(gpuos_lift_reason_key(r.reason), "target_too_new");
 	/* the worker's block is smaller than a kernel's required one */
-	struct gpuos_lift_opts small = { .max_threads = 64 };
+	struct gpuos_lift_opts small = {.max_threads = 64};
 	ck_assert_int_eq(gpuos_lift(buf, len, "ok_reqntid128", &small, &r), 1);
 	ck_assert_str_eq(gpuos_lift_reason_key(r.reason), "block_too_large");
 	free(buf);
@@ -235,8 +234,11 @@ END_TEST
 START_TEST(test_garbage)
 {
 	static const char *const bad[] = {
-		"", ".version 8.8\n.target sm_90\n.entry k( {", ".entry k() { ld.param.u64 %rd1",
-		".entry k(.param .u64 p) { ret; }", "\x01\x02",
+	    "",
+	    ".version 8.8\n.target sm_90\n.entry k( {",
+	    ".entry k() { ld.param.u64 %rd1",
+	    ".entry k(.param .u64 p) { ret; }",
+	    "\x01\x02",
 	};
 	struct gpuos_lift_result r;
 

@@ -11,7 +11,7 @@ START_TEST(first_load_then_update_retires_old)
 {
 	struct gpuos_alias a;
 	unsigned s;
-	uint32_t tails[2] = { 10, 20 }, done[2] = { 0, 0 };
+	uint32_t tails[2] = {10, 20}, done[2] = {0, 0};
 
 	gpuos_alias_init(&a, 2);
 	ck_assert_int_eq(gpuos_alias_phys(&a, 3), -EAGAIN);
@@ -41,7 +41,7 @@ START_TEST(rollback)
 {
 	struct gpuos_alias a;
 	unsigned s;
-	uint32_t t1[1] = { 5 }, t2[1] = { 9 }, done[1] = { 0 };
+	uint32_t t1[1] = {5}, t2[1] = {9}, done[1] = {0};
 
 	gpuos_alias_init(&a, 1);
 	ck_assert_int_eq(gpuos_alias_rollback(&a, t1), -ENOENT);

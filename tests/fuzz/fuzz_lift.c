@@ -21,8 +21,8 @@ static void on_entry(const char *name, void *arg)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct names ns = { .n = 0 };
-	struct gpuos_lift_opts o = { .max_threads = 480, .smem_window = 44 * 1024, .sm = 90 };
+	struct names ns = {.n = 0};
+	struct gpuos_lift_opts o = {.max_threads = 480, .smem_window = 44 * 1024, .sm = 90};
 	struct gpuos_lift_result r;
 
 	if (size > 1 << 20)
