@@ -140,3 +140,10 @@ format:
 # keep the intermediate objects of the test binaries (no rebuilds, no "rm" at the end)
 .SECONDARY:
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# The recorded PyTorch launches (tests/data) as a C initialiser for check_sig.
+$(BUILD)/gen/records.inc: tests/data/torch211_decoded_records.json scripts/gen_records_inc.py
+	@mkdir -p $(dir $@)
+	$(Q)scripts/gen_records_inc.py $< $@
+$(BUILD)/obj/tests/check_sig.o: $(BUILD)/gen/records.inc
+$(BUILD)/obj/tests/check_sig.o: override CFLAGS += -I$(BUILD)/gen

@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Demangled kernel names by their structure (sig.h): balanced-bracket splitting of template
+ * argument lists, nothing that depends on a build's hashes or lambda numbering.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/sig.h"
+
+int gpuos_sig_normalize(const char *in, char *out, size_t len)
+{
+	size_t o = 0;
+
+	for (const char *p = in; *p;) {
+		if (!strncmp(p, "_GLOBAL__N__", 12)) {
+			/* _GLOBAL__N__<hash>_<len><file> as mangled into a demangled name */
+			static const char anon[] = "(anonymous namespace)";
+			if (o + sizeof(anon) > len)
+				return -ENAMETOOLONG;
+			memcpy(out + o, anon, sizeof(anon) - 1);
+			o += sizeof(anon) - 1;
+			p += 12;
+			while (*p && *p != ':' && *p != '<' && *p != '>' && *p != ',' && *p != ' ')
+				p++;
+			continue;
+		}
+		if (*p == '#' && p[1] >= '0' && p[1] <= '9') { /* lambda index */
+			if (o + 2 > len)
+				return -ENAMETOOLONG;
+			out[o++] = '#';
+			p++;
+			while (*p >= '0' && *p <= '9')
+				p++;
+			continue;
+		}
+		if (o + 2 > len)
+			return -ENAMETOOLONG;
+		out[o++] = *p++;
+	}
+	out[o] = 0;
+	return 0;
+}
+
+/* The position just after the bracket that closes the one at s[i], or 0 when none does. */
+static size_t close_of(const char *s, size_t i)
+{
+	int depth = 0;
+
+	for (size_t k = i; s[k]; k++) {
+		char c = s[k];
+		if (c == '<' || c == '(' || c == '{' || c == '[')
+			depth++;
+		else if (c == '>' || c == ')' || c == '}' || c == ']') {
+			if (--depth == 0)
+				return k + 1;
+			if (depth < 0)
+				return 0;
+		}
+	}
+	return 0;
+}
+
+/* Template argument @n (0-based) of the list opening at s[lt] == '<', into buf. */
+static int targ(const char *s, size_t lt, unsigned n, char *buf, size_t len)
+{
+	size_t end = close_of(s, lt), k = lt + 1, start = k;
+	unsigned idx = 0;
+	int depth = 0;
+
+	if (!end)
+		return -EINVAL;
+	for (; k < end - 1; k++) {
+		char c = s[k];
+		if (c == '<' || c == '(' || c == '{' || c == '[')
+			depth++;
+		else if (c == '>' || c == ')' || c == '}' || c == ']')
+			depth--;
+		else if (c == ',' && depth == 0) {
+			if (idx++ == n)
+				break;
+			start = k + 1;
+		}
+	}
+	if (idx < n)
+		return -ENOENT;
+	while (s[start] == ' ')
+		start++;
+	size_t stop = k;
+	while (stop > start && s[stop - 1] == ' ')
+		stop--;
+	if (stop - start + 1 > len)
+		return -EINVAL;
+	memcpy(buf, s + start, stop - start);
+	buf[stop - start] = 0;
+	return 0;
+}
+
+/* The kernel's own template list: the first top-level '<' after its name. */
+static const char *kernel_lt(const char *s, const char *name)
+{
+	const char *p = strstr(s, name);
+	size_t n = strlen(name);
+
+	while (p && (p[n] != '<' || (p > s && p[-1] != ':' && p[-1] != ' ')))
+		p = strstr(p + 1, name);
+	return p ? p + n : NULL;
+}
+
+/*
+ * The functor's short name and element type: "ns::Name<T, ...>" -> Name, T; a lambda
+ * "ns::func(args)::{lambda()#}::...::{lambda(T)#}" -> func, T; BinaryFunctor-style wrappers
+ * <T, T, T, Inner<T>> name the inner functor.
+ */
+static void functor_names(struct gpuos_sig *s)
+{
+	const char *f = s->functor, *lam = strstr(f, "::{lambda");
+	char head[4096];
+	size_t n;
+
+	s->op[0] = s->dtype[0] = 0;
+	if (lam) {
+		/* the enclosing function: the last "::name(" before the first lambda */
+		const char *paren = NULL;
+		for (const char *p = f; p < lam && !paren; p++) {
+			if (!strncmp(p, "(anonymous namespace)", 21))
+				p += 20;
+			else if (*p == '(')
+				paren = p;
+		}
+		const char *b = paren;
+		while (b && b > f && b[-1] != ':' && b[-1] != ' ')
+			b--;
+		if (paren && b && (size_t)(paren - b) < sizeof(s->op)) {
+			memcpy(s->op, b, paren - b);
+			s->op[paren - b] = 0;
+			/* a templated function: "name<float, float>" -> name, float */
+			char *lt = strchr(s->op, '<');
+			if (lt) {
+				targ(s->op, (size_t)(lt - s->op), 0, s->dtype, sizeof(s->dtype));
+				*lt = 0;
+			}
+		}
+		/* the innermost lambda's parameter type */
+		const char *last = lam, *q;
+		while ((q = strstr(last + 1, "{lambda(")))
+			last = q;
+		const char *a = strchr(last, '(') + 1, *z = strchr(a, ')');
+		if (!s->dtype[0] && z && z > a && (size_t)(z - a) < sizeof(s->dtype)) {
+			memcpy(s->dtype, a, z - a);
+			s->dtype[z - a] = 0;
+			char *comma = strchr(s->dtype, ',');
+			if (comma)
+				*comma = 0;
+		}
+		return;
+	}
+	/* ns::Name<args> */
+	const char *lt = strchr(f, '<');
+	n = lt ? (size_t)(lt - f) : strlen(f);
+	if (n >= sizeof(head))
+		return;
+	memcpy(head, f, n);
+	head[n] = 0;
+	const char *b = strrchr(head, ':');
+	snprintf(s->op, sizeof(s->op), "%.*s", (int)sizeof(s->op) - 1, b ? b + 1 : head);
+	if (!lt)
+		return;
+	targ(f, (size_t)(lt - f), 0, s->dtype, sizeof(s->dtype));
+	/* wrappers whose last argument is the functor that computes */
+	if (!strcmp(s->op, "BinaryFunctor") || !strcmp(s->op, "AUnaryFunctor") ||
+	    !strcmp(s->op, "BUnaryFunctor")) {
+		char inner[4096];
+		for (unsigned k = 3; !targ(f, (size_t)(lt - f), k, inner, sizeof(inner)); k++) {
+			const char *ilt = strchr(inner, '<');
+			size_t in = ilt ? (size_t)(ilt - inner) : strlen(inner);
+			char ih[256];
+			if (in >= sizeof(ih))
+				break;
+			memcpy(ih, inner, in);
+			ih[in] = 0;
+			const char *ib = strrchr(ih, ':');
+			char wrapped[sizeof(s->op)];
+			snprintf(wrapped, sizeof(wrapped), "%.40s:%.50s", s->op, ib ? ib + 1 : ih);
+			memcpy(s->op, wrapped, sizeof(wrapped));
+			break;
+		}
+	}
+}
+
+int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
+{
+	static __thread char buf[32768];
+	char arg[8192];
+	const char *lt;
+
+	memset(s, 0, sizeof(*s));
+	if (gpuos_sig_normalize(dm, buf, sizeof(buf)))
+		return -EINVAL;
+	if ((lt = kernel_lt(buf, "vectorized_elementwise_kernel"))) {
+		s->family = GPUOS_SIG_VECTORIZED;
+		if (targ(buf, (size_t)(lt - buf), 0, arg, sizeof(arg)))
+			return -EINVAL;
+		s->vec = (unsigned)strtoul(arg, NULL, 10);
+		if (targ(buf, (size_t)(lt - buf), 1, s->functor, sizeof(s->functor)) ||
+		    targ(buf, (size_t)(lt - buf), 2, arg, sizeof(arg)))
+			return -EINVAL;
+	} else if ((lt = kernel_lt(buf, "unrolled_elementwise_kernel"))) {
+		s->family = GPUOS_SIG_UNROLLED;
+		if (targ(buf, (size_t)(lt - buf), 0, s->functor, sizeof(s->functor)) ||
+		    targ(buf, (size_t)(lt - buf), 1, arg, sizeof(arg)))
+			return -EINVAL;
+	} else if ((lt = kernel_lt(buf, "elementwise_kernel"))) {
+		s->family = GPUOS_SIG_ELEMENTWISE;
+		if (targ(buf, (size_t)(lt - buf), 0, arg, sizeof(arg)))
+			return -EINVAL;
+		s->vec = (unsigned)strtoul(arg, NULL, 10);
+		/* the closure: gpu_kernel_impl_nocast<F>::{lambda(int)#} or similar */
+		if (targ(buf, (size_t)(lt - buf), 2, arg, sizeof(arg)))
+			return -EINVAL;
+		const char *ilt = strchr(arg, '<');
+		if (ilt && targ(arg, (size_t)(ilt - arg), 0, s->functor, sizeof(s->functor)))
+			return -EINVAL;
+		if (!ilt)
+			snprintf(s->functor, sizeof(s->functor), "%.*s",
+				 (int)sizeof(s->functor) - 1, arg);
+		functor_names(s);
+		return 0;
+	} else if ((lt = kernel_lt(buf, "reduce_kernel"))) {
+		s->family = GPUOS_SIG_REDUCE;
+		if (targ(buf, (size_t)(lt - buf), 0, arg, sizeof(arg)))
+			return -EINVAL;
+		s->vec = (unsigned)strtoul(arg, NULL, 10);
+		if (targ(buf, (size_t)(lt - buf), 2, arg, sizeof(arg)))
+			return -EINVAL;
+		/* ReduceOp<scalar_t, ops_t, index_t, out_scalar_t, vt0, input_vec_size> */
+		const char *ilt = strchr(arg, '<');
+		if (!ilt || targ(arg, (size_t)(ilt - arg), 1, s->functor, sizeof(s->functor)) ||
+		    targ(arg, (size_t)(ilt - arg), 0, s->dtype, sizeof(s->dtype)))
+			return -EINVAL;
+		char dtype[48];
+		memcpy(dtype, s->dtype, sizeof(dtype));
+		functor_names(s);
+		memcpy(s->dtype, dtype, sizeof(dtype)); /* the reduced type, not the ops' */
+		return 0;
+	} else {
+		return 0;
+	}
+	/* std::array<char*, NTul> */
+	const char *a = strstr(arg, "std::array<char*,");
+	if (a)
+		s->narrays = (unsigned)strtoul(a + strlen("std::array<char*,"), NULL, 10);
+	functor_names(s);
+	return 0;
+}

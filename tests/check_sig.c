@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The catalog's first stage on PyTorch 2.11's own names (tests/data): every recorded launch
+ * of the four families parses to the family, widths, functor and element type its op says,
+ * and the recorded argument bytes of vectorized kernels decode (N, then the arrays'
+ * pointers after the functor) consistently with the launch configuration.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/sig.h"
+
+struct rec {
+	const char *op, *mangled, *demangled, *launch, *params;
+};
+
+static const struct rec recs[] = {
+#include "records.inc"
+};
+#define NRECS (sizeof(recs) / sizeof(recs[0]))
+
+START_TEST(test_normalize)
+{
+	char out[256];
+
+	ck_assert_int_eq(gpuos_sig_normalize("a::f(int)::{lambda()#12}::operator()() const::"
+					     "{lambda(float)#3}",
+					     out, sizeof(out)),
+			 0);
+	ck_assert_str_eq(out, "a::f(int)::{lambda()#}::operator()() const::{lambda(float)#}");
+	ck_assert_int_eq(gpuos_sig_normalize("at::native::_GLOBAL__N__d2ba64fb_11_Foo_cu::k<int>",
+					     out, sizeof(out)),
+			 0);
+	ck_assert_str_eq(out, "at::native::(anonymous namespace)::k<int>");
+	ck_assert_int_eq(gpuos_sig_normalize("abcdef", out, 4), -ENAMETOOLONG);
+}
+END_TEST
+
+/* op key of the record -> what the name must say */
+static const struct {
+	const char *op;
+	int family;
+	unsigned vec, narrays;
+	const char *fop, *dtype;
+} want[] = {
+    {"add", GPUOS_SIG_VECTORIZED, 4, 3, "CUDAFunctor_add", "float"},
+    {"add_s", GPUOS_SIG_VECTORIZED, 4, 2, "CUDAFunctorOnSelf_add", "float"},
+    {"rsub_s", GPUOS_SIG_VECTORIZED, 4, 2, "CUDAFunctorOnOther_add", "float"},
+    {"mul", GPUOS_SIG_VECTORIZED, 4, 3, "BinaryFunctor:MulFunctor", "float"},
+    {"mul_s", GPUOS_SIG_VECTORIZED, 4, 2, "AUnaryFunctor:MulFunctor", "float"},
+    {"div", GPUOS_SIG_VECTORIZED, 4, 3, "BinaryFunctor:DivFunctor", "float"},
+    {"div_s", GPUOS_SIG_VECTORIZED, 4, 2, "BUnaryFunctor:MulFunctor", "float"},
+    {"neg", GPUOS_SIG_VECTORIZED, 4, 2, "neg_kernel_cuda", "float"},
+    {"sigmoid", GPUOS_SIG_VECTORIZED, 4, 2, "sigmoid_kernel_cuda", "float"},
+    {"tanh", GPUOS_SIG_VECTORIZED, 4, 2, "tanh_kernel_cuda", "float"},
+    {"gelu", GPUOS_SIG_VECTORIZED, 4, 2, "GeluCUDAKernelImpl", "float"},
+    {"silu", GPUOS_SIG_VECTORIZED, 4, 2, "silu_kernel", "float"},
+    {"exp", GPUOS_SIG_VECTORIZED, 4, 2, "exp_kernel_cuda", "float"},
+    {"fill", GPUOS_SIG_VECTORIZED, 4, 1, "FillFunctor", "float"},
+    {"to_half", GPUOS_SIG_VECTORIZED, 8, 2, "float16_copy_kernel_cuda", "float"},
+    {"mixed_add", GPUOS_SIG_UNROLLED, 0, 3, "CUDAFunctor_add", "float"},
+    {"mul_bcast", GPUOS_SIG_ELEMENTWISE, 128, 0, "BinaryFunctor:MulFunctor", "float"},
+    {"amax", GPUOS_SIG_REDUCE, 512, 0, "func_wrapper_t", "float"},
+    {"argmax", GPUOS_SIG_REDUCE, 512, 0, "ArgMaxOps", "float"},
+};
+
+START_TEST(test_recorded_names)
+{
+	unsigned checked = 0, families = 0;
+
+	for (size_t i = 0; i < NRECS; i++) {
+		struct gpuos_sig s;
+		ck_assert_int_eq(gpuos_sig_parse(recs[i].demangled, &s), 0);
+		families += s.family != GPUOS_SIG_NONE;
+		for (size_t k = 0; recs[i].op && k < sizeof(want) / sizeof(want[0]); k++) {
+			if (strcmp(recs[i].op, want[k].op))
+				continue;
+			ck_assert_msg(
+			    s.family == want[k].family && s.vec == want[k].vec &&
+				s.narrays == want[k].narrays && !strcmp(s.op, want[k].fop) &&
+				!strcmp(s.dtype, want[k].dtype),
+			    "%s: family %d vec %u narrays %u op '%s' dtype '%s' (functor %s)",
+			    recs[i].op, s.family, s.vec, s.narrays, s.op, s.dtype, s.functor);
+			checked++;
+		}
+	}
+	ck_assert_uint_eq(checked, sizeof(want) / sizeof(want[0]));
+	ck_assert_uint_ge(families, 45);
+}
+END_TEST
+
+/* "P 0:4=00040000 4:4=0000803f 8:24=..." -> the parameter at offset @off, as bytes */
+static int param_bytes(const char *p, unsigned off, uint8_t *out, unsigned *size)
+{
+	char key[16];
+	int n = snprintf(key, sizeof(key), " %u:", off);
+	const char *q = strstr(p, key);
+
+	if (!q)
+		return -1;
+	q += n;
+	*size = (unsigned)strtoul(q, (char **)&q, 10);
+	if (*q++ != '=')
+		return -1;
+	for (unsigned i = 0; i < *size && i < 4096; i++)
+		sscanf(q + 2 * i, "%2hhx", &out[i]);
+	return 0;
+}
+
+/*
+ * Vectorized kernels: (int N, F f, std::array<char*, NT> data). N is at 0, the array is the
+ * last parameter and holds NT device pointers; the grid is ceil(N / 1024): 128 threads of 8
+ * elements each in 2.11 (shared/data's README), whatever the vector width.
+ */
+START_TEST(test_vectorized_layout)
+{
+	unsigned checked = 0;
+
+	for (size_t i = 0; i < NRECS; i++) {
+		struct gpuos_sig s;
+		uint8_t b[4096];
+		unsigned size, grid = 0, block = 0;
+		int32_t n;
+
+		gpuos_sig_parse(recs[i].demangled, &s);
+		if (s.family != GPUOS_SIG_VECTORIZED)
+			continue;
+		ck_assert_int_eq(param_bytes(recs[i].params, 0, b, &size), 0);
+		ck_assert_uint_eq(size, 4);
+		memcpy(&n, b, 4);
+		sscanf(recs[i].launch, "G %u 1 1 B %u", &grid, &block);
+		ck_assert_uint_eq(block, 128);
+		ck_assert_int_gt(n, 0);
+		unsigned per_block = 128 * 8;
+		ck_assert_msg(grid == (unsigned)((n + per_block - 1) / per_block),
+			      "%s: N %d grid %u", recs[i].op ? recs[i].op : "?", n, grid);
+		/* the last parameter: NT pointers */
+		const char *last = strrchr(recs[i].params, ' ');
+		unsigned off = (unsigned)strtoul(last + 1, NULL, 10);
+		ck_assert_int_eq(param_bytes(recs[i].params, off, b, &size), 0);
+		ck_assert_uint_eq(size, 8 * s.narrays);
+		for (unsigned k = 0; k < s.narrays; k++) {
+			uint64_t ptr;
+			memcpy(&ptr, b + 8 * k, 8);
+			ck_assert_uint_ne(ptr, 0);
+		}
+		checked++;
+	}
+	ck_assert_uint_ge(checked, 30);
+}
+END_TEST
+
+char *gpuos_demangle(const char *mangled); /* interpose/registry.c */
+
+/*
+ * Every name of the four families (mangled at::native::...) among the ~131k kernels
+ * libtorch_cuda.so 2.11 registers (tests/data/torch211_family_names.gz): each parses, and names its
+ * functor and element type.
+ */
+START_TEST(test_libtorch_names)
+{
+	FILE *f = popen("gzip -dc tests/data/torch211_family_names.gz", "r");
+	static char line[65536];
+	unsigned n = 0, fam = 0, named = 0, typed = 0;
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f)) {
+		struct gpuos_sig s;
+		line[strcspn(line, "\n")] = 0;
+		char *dm = gpuos_demangle(line);
+		ck_assert_ptr_nonnull(dm);
+		ck_assert_msg(gpuos_sig_parse(dm, &s) == 0, "does not parse: %s", dm);
+		n++;
+		fam += s.family != GPUOS_SIG_NONE;
+		named += s.op[0] != 0;
+		typed += s.dtype[0] != 0;
+		free(dm);
+	}
+	pclose(f);
+	fprintf(stderr,
+		"libtorch: %u names, %u of a family, %u with a functor name, %u with "
+		"a type\n",
+		n, fam, named, typed);
+	ck_assert_uint_gt(n, 10000);
+	ck_assert_uint_ge(fam * 100, n * 99);
+	ck_assert_uint_ge(named * 100, fam * 95);
+	ck_assert_uint_ge(typed * 100, fam * 90);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("sig");
+	TCase *tc = tcase_create("names");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, test_normalize);
+	tcase_add_test(tc, test_recorded_names);
+	tcase_add_test(tc, test_vectorized_layout);
+	tcase_add_test(tc, test_libtorch_names);
+	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
