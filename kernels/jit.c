@@ -183,13 +183,14 @@ static struct {
 
 #define JIT_RTC_FNS(X)                                                                             \
 	X(nvrtcVersion)                                                                            \
-	X(nvrtcCreateProgram) X(nvrtcCompileProgram) X(nvrtcGetProgramLogSize)                     \
-	    X(nvrtcGetProgramLog) X(nvrtcGetCUBINSize) X(nvrtcGetCUBIN) X(nvrtcDestroyProgram)     \
-		X(nvrtcGetErrorString)
+	X(nvrtcCreateProgram)                                                                      \
+	X(nvrtcCompileProgram) X(nvrtcGetProgramLogSize) X(nvrtcGetProgramLog)                     \
+	    X(nvrtcGetCUBINSize) X(nvrtcGetCUBIN) X(nvrtcDestroyProgram) X(nvrtcGetErrorString)
 /* nvJitLink.h wraps these versioned entry points in static inline functions. */
 #define JIT_LNK_FNS(X)                                                                             \
 	X(nvJitLinkVersion)                                                                        \
-	X(__nvJitLinkCreate_13_0) X(__nvJitLinkAddData_13_0) X(__nvJitLinkComplete_13_0)           \
+	X(__nvJitLinkCreate_13_0)                                                                  \
+	X(__nvJitLinkAddData_13_0) X(__nvJitLinkComplete_13_0)                                     \
 	    X(__nvJitLinkGetLinkedCubinSize_13_0) X(__nvJitLinkGetLinkedCubin_13_0)                \
 		X(__nvJitLinkGetErrorLogSize_13_0) X(__nvJitLinkGetErrorLog_13_0)                  \
 		    X(__nvJitLinkDestroy_13_0)
@@ -380,7 +381,8 @@ out:
 static int jit_req_check(const struct gpuos_jit_req *req)
 {
 	if (!req || !req->src || !req->len || !req->sm || req->sm > 255 ||
-	    req->nopts > GPUOS_JIT_MAX_OPTS || (req->nopts && !req->opts))
+	    req->nopts > GPUOS_JIT_MAX_OPTS || (req->nopts && !req->opts) ||
+	    (req->ptx_len && !req->ptx))
 		return -EINVAL;
 	for (unsigned i = 0; i < req->nopts; i++)
 		if (!req->opts[i])
@@ -404,6 +406,8 @@ static void jit_key(const struct gpuos_jit_req *req, unsigned char key[JIT_DIGES
 	for (unsigned i = 0; i < req->nopts; i++)
 		sha_field(&c, req->opts[i], strlen(req->opts[i]));
 	sha_field(&c, req->src, req->len);
+	if (req->ptx_len) /* absent and empty differ from any real PTX */
+		sha_field(&c, req->ptx, req->ptx_len);
 	sha_final(&c, key);
 }
 
@@ -614,7 +618,7 @@ static void jit_log_head(const char *log, char *buf, size_t len)
 }
 
 static int jit_link(const char *name, const char *arch, const void *rel, size_t n,
-		    struct gpuos_jit_image *out)
+		    const struct gpuos_jit_req *req, struct gpuos_jit_image *out)
 {
 	nvJitLinkHandle h = NULL;
 	nvJitLinkResult r;
@@ -622,9 +626,31 @@ static int jit_link(const char *name, const char *arch, const void *rel, size_t 
 	size_t loglen = 0;
 	int ret = -EIO;
 
-	r = fn.__nvJitLinkCreate_13_0(&h, 1, &arch);
+	/* the PTX is compiled here: it gets the register cap the source got (see ops.c) */
+	const char *lopts[2] = {arch, NULL};
+	uint32_t nl = 1;
+	for (unsigned i = 0; req->ptx_len && i < req->nopts; i++)
+		if (!strncmp(req->opts[i], "-maxrregcount=", 14)) {
+			lopts[1] = req->opts[i];
+			nl = 2;
+		}
+	r = fn.__nvJitLinkCreate_13_0(&h, nl, lopts);
 	if (!r)
 		r = fn.__nvJitLinkAddData_13_0(h, NVJITLINK_INPUT_CUBIN, rel, n, name);
+	if (!r && req->ptx_len) {
+		/* compiled by nvJitLink for the same arch, then linked; it wants the text
+		 * NUL-terminated, the NUL counted */
+		char *ptx = malloc(req->ptx_len + 1);
+		if (!ptx) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		memcpy(ptx, req->ptx, req->ptx_len);
+		ptx[req->ptx_len] = 0;
+		r = fn.__nvJitLinkAddData_13_0(h, NVJITLINK_INPUT_PTX, ptx, req->ptx_len + 1,
+					       "lifted.ptx");
+		free(ptx);
+	}
 	if (!r)
 		r = fn.__nvJitLinkComplete_13_0(h);
 	if (!r)
@@ -695,7 +721,7 @@ static int jit_compile(const struct gpuos_jit_req *req, const char *name,
 		ret = rel ? -EIO : -ENOMEM;
 		goto out;
 	}
-	ret = jit_link(name, arch, rel, n, out);
+	ret = jit_link(name, arch, rel, n, req, out);
 out:
 	if (prog)
 		fn.nvrtcDestroyProgram(&prog);
@@ -884,7 +910,8 @@ static char *jit_put(char **p, const char *s, size_t n)
 /* One allocation holding the job, the option array, the strings and the source. */
 static struct jit_job *jit_job_new(const struct gpuos_jit_req *req)
 {
-	size_t size = sizeof(struct jit_job) + req->nopts * sizeof(char *) + req->len + 1;
+	size_t size =
+	    sizeof(struct jit_job) + req->nopts * sizeof(char *) + req->len + 1 + req->ptx_len + 1;
 	struct jit_job *j;
 	const char **opts;
 	char *p;
@@ -900,6 +927,7 @@ static struct jit_job *jit_job_new(const struct gpuos_jit_req *req)
 	opts = (const char **)(j + 1);
 	p = (char *)(opts + req->nopts);
 	j->req.src = jit_put(&p, req->src, req->len);
+	j->req.ptx = req->ptx_len ? jit_put(&p, req->ptx, req->ptx_len) : NULL;
 	j->req.name = req->name ? jit_put(&p, req->name, strlen(req->name)) : NULL;
 	j->req.cache_dir =
 	    req->cache_dir ? jit_put(&p, req->cache_dir, strlen(req->cache_dir)) : NULL;

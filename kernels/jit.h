@@ -29,6 +29,9 @@ struct gpuos_jit_req {
 	int driver_version;	 /* cuDriverGetVersion(); only part of the cache key */
 	const char *const *opts; /* extra NVRTC options (nopts of them), part of the key */
 	unsigned nopts;
+	const char *ptx; /* optional: a PTX module linked in with the source's code (a
+			  * lifted kernel, ptx_lift), ptx_len bytes; part of the key */
+	size_t ptx_len;
 };
 
 struct gpuos_jit_image {

@@ -6,6 +6,7 @@
  * default nvcc build's embedded PTX (compute_75, ZSTD) lifts the same.
  */
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernels/jit.h"
 #include "ptx_lift/ptx_lift.h"
 #include "tests/fixtures/lift/expect.h"
 
@@ -230,6 +232,85 @@ START_TEST(test_rewrites)
 }
 END_TEST
 
+/*
+ * A lifted kernel becomes an operator image: a wrapper compiled by NVRTC that calls the
+ * lifted function, linked with the lifted PTX by nvJitLink into one executable cubin (what
+ * the worker's table will point into). No GPU needed; skipped without the CUDA libraries.
+ */
+static const char wrapper[] =
+    "#include \"gpuos_task.h\"\n"
+    "extern \"C\" __device__ void gpuos_lift_ok_grid_stride(const void *args,\n"
+    "  unsigned cx, unsigned cy, unsigned cz, unsigned nx, unsigned ny, unsigned nz,\n"
+    "  unsigned tx, unsigned ty, unsigned tz, unsigned bx, unsigned by, unsigned bz,\n"
+    "  unsigned nthreads, unsigned smem);\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE(op_lifted) {\n"
+    "  for (int k = 0; k < ntasks; k++) {\n"
+    "    unsigned gx = (unsigned)t[k].a[1], bx = (unsigned)(t[k].a[1] >> 32);\n"
+    "    for (unsigned b = 0; b < gx; b++) {\n"
+    "      if (gpuos_tid() < bx)\n"
+    "        gpuos_lift_ok_grid_stride((const void *)t[k].a[0], b, 0, 0, gx, 1, 1,\n"
+    "                                  gpuos_tid(), 0, 0, bx, 1, 1, (bx + 31) & ~31u, 0);\n"
+    "      gpuos_sync();\n"
+    "    }\n"
+    "  }\n"
+    "}\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = op_lifted;\n";
+
+START_TEST(test_links_into_an_operator)
+{
+	size_t len;
+	char *buf = read_fixture("corpus.ptx", &len);
+	char dir[] = "/tmp/gpuos-liftjit-XXXXXX";
+	const char *opts[] = {"-maxrregcount=32"};
+	struct gpuos_lift_result r;
+	struct gpuos_jit_image img;
+	struct gpuos_jit_req req = {.src = wrapper,
+				    .len = sizeof(wrapper) - 1,
+				    .name = "lifted",
+				    .sm = 90,
+				    .opts = opts,
+				    .nopts = 1};
+
+	ck_assert_int_eq(gpuos_lift(buf, len, "ok_grid_stride", NULL, &r), 0);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	req.cache_dir = dir;
+	req.ptx = r.ptx;
+	req.ptx_len = r.ptx_len;
+	int rc = gpuos_jit_build(&req, &img);
+	if (rc == -ENOENT) { /* no NVRTC/nvJitLink here */
+		gpuos_lift_free(&r);
+		free(buf);
+		return;
+	}
+	ck_assert_int_eq(rc, 0);
+	ck_assert(!img.cached);
+	/* an executable cubin for sm_90 (the jit checked type and arch) with the entry */
+	ck_assert_uint_gt(img.size, 64);
+	ck_assert_int_eq(memcmp(img.data, "\177ELF", 4), 0);
+	ck_assert_ptr_nonnull(memmem(img.data, img.size, "gpuos_op_entry", 14));
+	gpuos_jit_image_free(&img);
+	/* without the lifted PTX the wrapper's call has nothing to land on */
+	struct gpuos_jit_req alone = req;
+	alone.ptx = NULL;
+	alone.ptx_len = 0;
+	ck_assert_int_eq(gpuos_jit_build(&alone, &img), -EINVAL);
+	/* the PTX is part of the key: the same build hits, another PTX misses */
+	ck_assert_int_eq(gpuos_jit_build(&req, &img), 0);
+	ck_assert(img.cached);
+	gpuos_jit_image_free(&img);
+	req.ptx_len--; /* drop the last byte (a newline): other PTX */
+	ck_assert_int_eq(gpuos_jit_build(&req, &img), 0);
+	ck_assert(!img.cached);
+	gpuos_jit_image_free(&img);
+	gpuos_lift_free(&r);
+	free(buf);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd)) {
+	}
+}
+END_TEST
+
 /* Garbage in, a refusal out: never a crash, never a lift. */
 START_TEST(test_garbage)
 {
@@ -265,6 +346,7 @@ int main(void)
 	tcase_add_test(tc, test_default_build_embedded_ptx);
 	tcase_add_test(tc, test_rewrites);
 	tcase_add_test(tc, test_garbage);
+	tcase_add_test(tc, test_links_into_an_operator);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
