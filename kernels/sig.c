@@ -255,3 +255,95 @@ int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 	functor_names(s);
 	return 0;
 }
+
+/* The size of element type @t, or 0 for types this decoder does not read. */
+static unsigned type_size(const char *t)
+{
+	if (!strcmp(t, "float") || !strcmp(t, "int"))
+		return 4;
+	if (!strcmp(t, "double") || !strcmp(t, "long"))
+		return 8;
+	if (!strcmp(t, "c10::Half") || !strcmp(t, "c10::BFloat16") || !strcmp(t, "short"))
+		return 2;
+	if (!strcmp(t, "bool") || !strcmp(t, "unsigned char") || !strcmp(t, "signed char"))
+		return 1;
+	return 0;
+}
+
+static double load_scalar(const char *t, const uint8_t *p)
+{
+	if (!strcmp(t, "float")) {
+		float f;
+		memcpy(&f, p, 4);
+		return f;
+	}
+	if (!strcmp(t, "double")) {
+		double d;
+		memcpy(&d, p, 8);
+		return d;
+	}
+	if (!strcmp(t, "int")) {
+		int32_t i;
+		memcpy(&i, p, 4);
+		return i;
+	}
+	if (!strcmp(t, "long")) {
+		int64_t l;
+		memcpy(&l, p, 8);
+		return (double)l;
+	}
+	return 0; /* half, bfloat16: raw bits in scalar_off/size; the operator reads them */
+}
+
+int gpuos_sig_decode_vectorized(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+				unsigned nparams, void *const *args, struct gpuos_ew_args *out)
+{
+	unsigned ts = type_size(s->dtype), fsize;
+	const uint8_t *f;
+
+	memset(out, 0, sizeof(*out));
+	if (s->family != GPUOS_SIG_VECTORIZED || nparams != 3 || !args || params[0].size != 4 ||
+	    !s->narrays || s->narrays > 8 || params[2].size != 8 * s->narrays)
+		return -EINVAL;
+	memcpy(&out->n, args[0], 4);
+	if (out->n <= 0)
+		return -EINVAL;
+	out->narrays = s->narrays;
+	memcpy(out->ptr, args[2], 8 * s->narrays);
+	for (unsigned k = 0; k < s->narrays; k++)
+		if (!out->ptr[k])
+			return -EINVAL;
+	fsize = params[1].size;
+	f = args[1];
+	/* Functor layouts (PyTorch 2.11, BinaryOps.h, Loops.cuh): scalars of the element
+	 * type; an empty functor inside another takes one byte, padded to the next field. */
+	if (!strcmp(s->op, "CUDAFunctor_add") || !strcmp(s->op, "FillFunctor")) {
+		if (!ts || fsize != ts)
+			return -EINVAL;
+		out->nscalars = 1;
+		out->scalar_off[0] = 0;
+	} else if (!strcmp(s->op, "CUDAFunctorOnSelf_add") ||
+		   !strcmp(s->op, "CUDAFunctorOnOther_add")) {
+		if (!ts || fsize != 2 * ts)
+			return -EINVAL;
+		out->nscalars = 2;
+		out->scalar_off[0] = 0;
+		out->scalar_off[1] = ts;
+	} else if (!strncmp(s->op, "AUnaryFunctor:", 14) || !strncmp(s->op, "BUnaryFunctor:", 14)) {
+		if (!ts || fsize != 2 * ts) /* {empty f; T a}: f padded to T */
+			return -EINVAL;
+		out->nscalars = 1;
+		out->scalar_off[0] = ts;
+	} else if (!strncmp(s->op, "BinaryFunctor:", 14) || strstr(s->functor, "{lambda(")) {
+		if (fsize != 1) /* nothing captured */
+			return -ENOTSUP;
+		out->nscalars = 0;
+	} else {
+		return -ENOTSUP;
+	}
+	for (unsigned k = 0; k < out->nscalars; k++) {
+		out->scalar_size[k] = ts;
+		out->scalar[k] = load_scalar(s->dtype, f + out->scalar_off[k]);
+	}
+	return 0;
+}

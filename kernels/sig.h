@@ -9,6 +9,9 @@
  * and anonymous-namespace hashes normalised away, since they change between builds.
  */
 #include <stddef.h>
+#include <stdint.h>
+
+#include "ptx_lift/ptx_lift.h" /* struct gpuos_kparam */
 
 enum gpuos_sig_family {
 	GPUOS_SIG_NONE = 0,
@@ -40,5 +43,25 @@ int gpuos_sig_parse(const char *demangled, struct gpuos_sig *s);
  * not fit.
  */
 int gpuos_sig_normalize(const char *in, char *out, size_t len);
+
+/* A vectorized_elementwise_kernel launch, decoded from its arguments. */
+struct gpuos_ew_args {
+	int32_t n;	  /* elements */
+	unsigned narrays; /* pointers: data[0] the output, then the inputs */
+	uint64_t ptr[8];
+	unsigned nscalars; /* the functor's scalars (its fields that are not empty functors) */
+	double scalar[2];  /* as the functor holds them: alpha; other, alpha; a; b; value */
+	unsigned scalar_off[2], scalar_size[2];
+};
+
+/*
+ * Decode the arguments of a vectorized_elementwise_kernel launch (s from gpuos_sig_parse)
+ * against its cubin layout (params, nparams) and the launch's args (void *args[], each
+ * pointing to a parameter). Validates: three parameters, int N > 0, the array of narrays
+ * non-null pointers, a functor whose size is what its kind needs. -EINVAL when anything
+ * differs (the launch falls through), -ENOTSUP for a functor kind it does not know.
+ */
+int gpuos_sig_decode_vectorized(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+				unsigned nparams, void *const *args, struct gpuos_ew_args *out);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include "interpose/config.h"
 #include "interpose/interpose.h"
+#include "kernels/sig.h"
 #include "ptx_lift/ptx_lift.h"
 
 extern char **environ;
@@ -217,6 +218,13 @@ static int inspect_fatbin(const void *fat, size_t len, void *arg)
 		char act[64], lift[224];
 
 		lift_status(ptxtext, ptxlen, k, want, lift, sizeof(lift));
+		char sig[160] = "";
+		struct gpuos_sig sg;
+		static const char *const fam[] = { "", "vectorized", "unrolled", "elementwise",
+						   "reduce" };
+		if (!gpuos_sig_parse(name, &sg) && sg.family)
+			snprintf(sig, sizeof(sig), "%s %u, %s, %s", fam[sg.family], sg.vec, sg.op,
+				 sg.dtype[0] ? sg.dtype : "?");
 		in->nkernels++;
 		if (in->json) {
 			printf("%s  {\"name\": ", in->first ? "" : ",\n");
@@ -236,6 +244,10 @@ static int inspect_fatbin(const void *fat, size_t len, void *arg)
 			gpuos_report_json_str(stdout, act);
 			printf(", \"lift\": ");
 			gpuos_report_json_str(stdout, lift);
+			if (sig[0]) {
+				printf(", \"signature\": ");
+				gpuos_report_json_str(stdout, sig);
+			}
 			putchar('}');
 		} else {
 			action(in, name, act, sizeof(act));
@@ -245,6 +257,8 @@ static int inspect_fatbin(const void *fat, size_t len, void *arg)
 			printf("%s  regs %d  smem %u  sm_%u  sass %s  ptx %s\n    %s\n    lift: %s\n",
 			       k->nparams ? "" : " none", k->regs, k->static_smem, arch, sasss,
 			       ptxs[0] ? ptxs : "none", act, lift);
+			if (sig[0])
+				printf("    signature: %s\n", sig);
 		}
 		free(dm);
 	}

@@ -154,6 +154,87 @@ START_TEST(test_vectorized_layout)
 }
 END_TEST
 
+/* The recorded P string as a cubin layout and a launch's args[]. */
+static unsigned layout(const char *p, struct gpuos_kparam *kp, void **args, uint8_t *store)
+{
+	unsigned n = 0, used = 0;
+
+	for (const char *q = strchr(p, ' '); q && n < 16; q = strchr(q + 1, ' ')) {
+		unsigned off, size;
+		if (sscanf(q + 1, "%u:%u=", &off, &size) != 2)
+			break;
+		const char *hex = strchr(q + 1, '=') + 1;
+		kp[n] = (struct gpuos_kparam){n, off, size};
+		args[n] = store + used;
+		for (unsigned i = 0; i < size; i++)
+			sscanf(hex + 2 * i, "%2hhx", &store[used + i]);
+		used += size;
+		n++;
+	}
+	return n;
+}
+
+static const struct {
+	const char *op;
+	int rc;
+	unsigned nscalars;
+	double s0, s1;
+} decoded[] = {
+    {"add", 0, 1, 1.0, 0},	 {"add_alpha", 0, 1, 2.0, 0},
+    {"add_s", 0, 2, 1.5, 1.0},	 {"sub_s", 0, 2, 1.5, -1.0},
+    {"rsub_s", 0, 2, 1.5, -1.0}, {"mul", 0, 0, 0, 0},
+    {"mul_s", 0, 1, 2.5, 0},	 {"div", 0, 0, 0, 0},
+    {"div_s", 0, 1, 0.4f, 0},	 {"neg", 0, 0, 0, 0},
+    {"sigmoid", 0, 0, 0, 0},	 {"fill", 0, 1, 1.0, 0},
+    {"zero", 0, 1, 0.0, 0},	 {"to_half", 0, 0, 0, 0},
+    {"relu", -ENOTSUP, 0, 0, 0}, {"threshold", -ENOTSUP, 0, 0, 0},
+    {"pow2", -ENOTSUP, 0, 0, 0}, {"addcmul", -ENOTSUP, 0, 0, 0},
+};
+
+/* The recorded vectorized launches decode to the scalars their ops were called with. */
+START_TEST(test_decode_vectorized)
+{
+	unsigned checked = 0;
+
+	for (size_t i = 0; i < NRECS; i++) {
+		struct gpuos_sig s;
+		struct gpuos_kparam kp[16];
+		struct gpuos_ew_args a;
+		static uint8_t store[8192];
+		void *args[16];
+
+		if (!recs[i].op || gpuos_sig_parse(recs[i].demangled, &s) ||
+		    s.family != GPUOS_SIG_VECTORIZED)
+			continue;
+		unsigned n = layout(recs[i].params, kp, args, store);
+		int rc = gpuos_sig_decode_vectorized(&s, kp, n, args, &a);
+		for (size_t k = 0; k < sizeof(decoded) / sizeof(decoded[0]); k++) {
+			if (strcmp(decoded[k].op, recs[i].op))
+				continue;
+			ck_assert_msg(rc == decoded[k].rc, "%s: rc %d", recs[i].op, rc);
+			if (!rc) {
+				ck_assert_int_eq(a.n, 1024);
+				ck_assert_uint_eq(a.nscalars, decoded[k].nscalars);
+				ck_assert_msg(a.nscalars < 1 || a.scalar[0] == decoded[k].s0,
+					      "%s: %g", recs[i].op, a.scalar[0]);
+				ck_assert(a.nscalars < 2 || a.scalar[1] == decoded[k].s1);
+			}
+			checked++;
+		}
+		/* whatever the op: a null output pointer or a wrong layout is refused */
+		if (!rc) {
+			memset(args[2], 0, 8);
+			ck_assert_int_eq(gpuos_sig_decode_vectorized(&s, kp, n, args, &a), -EINVAL);
+			kp[2].size += 8;
+			ck_assert_int_eq(gpuos_sig_decode_vectorized(&s, kp, n, args, &a), -EINVAL);
+			ck_assert_int_eq(gpuos_sig_decode_vectorized(&s, kp, n - 1, args, &a),
+					 -EINVAL);
+		}
+	}
+	ck_assert_uint_eq(checked, sizeof(decoded) / sizeof(decoded[0]));
+}
+END_TEST
+
 char *gpuos_demangle(const char *mangled); /* interpose/registry.c */
 
 /*
@@ -203,6 +284,7 @@ int main(void)
 	tcase_add_test(tc, test_recorded_names);
 	tcase_add_test(tc, test_vectorized_layout);
 	tcase_add_test(tc, test_libtorch_names);
+	tcase_add_test(tc, test_decode_vectorized);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
