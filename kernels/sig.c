@@ -4,6 +4,7 @@
  * argument lists, nothing that depends on a build's hashes or lambda numbering.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,8 +148,10 @@ static void functor_names(struct gpuos_sig *s)
 		const char *last = lam, *q;
 		while ((q = strstr(last + 1, "{lambda(")))
 			last = q;
-		const char *a = strchr(last, '(') + 1, *z = strchr(a, ')');
-		if (!s->dtype[0] && z && z > a && (size_t)(z - a) < sizeof(s->dtype)) {
+		const char *a = strchr(last, '('), *z = a ? strchr(a + 1, ')') : NULL;
+		if (a)
+			a++;
+		if (!s->dtype[0] && a && z && z > a && (size_t)(z - a) < sizeof(s->dtype)) {
 			memcpy(s->dtype, a, z - a);
 			s->dtype[z - a] = 0;
 			char *comma = strchr(s->dtype, ',');
@@ -295,12 +298,12 @@ static double load_scalar(const char *t, const uint8_t *p)
 	return 0; /* half, bfloat16: raw bits in scalar_off/size; the operator reads them */
 }
 
+static int functor_scalars(const struct gpuos_sig *s, const uint8_t *f, unsigned fsize,
+			   struct gpuos_ew_args *out);
+
 int gpuos_sig_decode_vectorized(const struct gpuos_sig *s, const struct gpuos_kparam *params,
 				unsigned nparams, void *const *args, struct gpuos_ew_args *out)
 {
-	unsigned ts = type_size(s->dtype), fsize;
-	const uint8_t *f;
-
 	memset(out, 0, sizeof(*out));
 	if (s->family != GPUOS_SIG_VECTORIZED || nparams != 3 || !args || params[0].size != 4 ||
 	    !s->narrays || s->narrays > 8 || params[2].size != 8 * s->narrays)
@@ -313,37 +316,118 @@ int gpuos_sig_decode_vectorized(const struct gpuos_sig *s, const struct gpuos_kp
 	for (unsigned k = 0; k < s->narrays; k++)
 		if (!out->ptr[k])
 			return -EINVAL;
-	fsize = params[1].size;
-	f = args[1];
-	/* Functor layouts (PyTorch 2.11, BinaryOps.h, Loops.cuh): scalars of the element
-	 * type; an empty functor inside another takes one byte, padded to the next field. */
-	if (!strcmp(s->op, "CUDAFunctor_add") || !strcmp(s->op, "FillFunctor")) {
-		if (!ts || fsize != ts)
-			return -EINVAL;
-		out->nscalars = 1;
-		out->scalar_off[0] = 0;
-	} else if (!strcmp(s->op, "CUDAFunctorOnSelf_add") ||
-		   !strcmp(s->op, "CUDAFunctorOnOther_add")) {
-		if (!ts || fsize != 2 * ts)
-			return -EINVAL;
-		out->nscalars = 2;
-		out->scalar_off[0] = 0;
-		out->scalar_off[1] = ts;
-	} else if (!strncmp(s->op, "AUnaryFunctor:", 14) || !strncmp(s->op, "BUnaryFunctor:", 14)) {
-		if (!ts || fsize != 2 * ts) /* {empty f; T a}: f padded to T */
-			return -EINVAL;
-		out->nscalars = 1;
-		out->scalar_off[0] = ts;
-	} else if (!strncmp(s->op, "BinaryFunctor:", 14) || strstr(s->functor, "{lambda(")) {
-		if (fsize != 1) /* nothing captured */
+	return functor_scalars(s, args[1], params[1].size, out);
+}
+
+/*
+ * The functor's scalars. Layouts (PyTorch 2.11, BinaryOps.h, Loops.cuh): scalars of the
+ * element type; an empty functor inside another takes one byte, padded to the next field.
+ * @fsize 0: only say what size the kind has (into out->nscalars' sizes), reading nothing.
+ */
+static int functor_size(const struct gpuos_sig *s, unsigned *fsize)
+{
+	unsigned ts = type_size(s->dtype);
+
+	if (!strcmp(s->op, "CUDAFunctor_add") || !strcmp(s->op, "FillFunctor"))
+		*fsize = ts;
+	else if (!strcmp(s->op, "CUDAFunctorOnSelf_add") ||
+		 !strcmp(s->op, "CUDAFunctorOnOther_add"))
+		*fsize = 2 * ts;
+	else if (!strncmp(s->op, "AUnaryFunctor:", 14) || !strncmp(s->op, "BUnaryFunctor:", 14))
+		*fsize = 2 * ts; /* {empty f; T a}: f padded to T */
+	else if (!strncmp(s->op, "BinaryFunctor:", 14))
+		*fsize = 1;
+	else
+		return -ENOTSUP;
+	return ts || *fsize == 1 ? 0 : -ENOTSUP;
+}
+
+static int functor_scalars(const struct gpuos_sig *s, const uint8_t *f, unsigned fsize,
+			   struct gpuos_ew_args *out)
+{
+	unsigned ts = type_size(s->dtype), want = 0;
+
+	if (strstr(s->functor, "{lambda(") && !strstr(s->op, "Functor")) {
+		if (fsize != 1) /* something captured: not read yet */
 			return -ENOTSUP;
 		out->nscalars = 0;
-	} else {
+		return 0;
+	}
+	if (functor_size(s, &want))
 		return -ENOTSUP;
+	if (fsize != want)
+		return -EINVAL;
+	if (!strcmp(s->op, "CUDAFunctorOnSelf_add") || !strcmp(s->op, "CUDAFunctorOnOther_add")) {
+		out->nscalars = 2;
+		out->scalar_off[1] = ts;
+	} else if (!strncmp(s->op, "AUnaryFunctor:", 14) || !strncmp(s->op, "BUnaryFunctor:", 14)) {
+		out->nscalars = 1;
+		out->scalar_off[0] = ts;
+	} else {
+		out->nscalars = fsize == 1 ? 0 : 1;
 	}
 	for (unsigned k = 0; k < out->nscalars; k++) {
 		out->scalar_size[k] = ts;
 		out->scalar[k] = load_scalar(s->dtype, f + out->scalar_off[k]);
 	}
 	return 0;
+}
+
+/* PyTorch's IntDivider<unsigned>: the magic numbers a divisor implies. */
+static bool divider_ok(uint32_t d, uint32_t m1, uint32_t shift)
+{
+	uint32_t sh = 0;
+
+	if (!d)
+		return false;
+	while (sh < 32 && (1ull << sh) < d)
+		sh++;
+	uint64_t m = ((1ull << 32) * ((1ull << sh) - d)) / d + 1;
+	return shift == sh && m1 == (uint32_t)m;
+}
+
+int gpuos_sig_decode_elementwise(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+				 unsigned nparams, void *const *args, struct gpuos_oc_args *out)
+{
+	const uint8_t *c = nparams == 2 ? args[1] : NULL;
+	unsigned csize = nparams == 2 ? params[1].size : 0, fsize = 0, nt = 0;
+	uint64_t prod = 1;
+
+	memset(out, 0, sizeof(*out));
+	if (s->family != GPUOS_SIG_ELEMENTWISE || nparams != 2 || params[0].size != 4)
+		return -EINVAL;
+	if (strstr(s->functor, "{lambda(") && !strstr(s->op, "Functor"))
+		fsize = 1;
+	else if (functor_size(s, &fsize))
+		return -ENOTSUP;
+	/* NT: the arity whose layout fills the closure exactly */
+	for (unsigned k = 1; k <= 8 && !nt; k++) {
+		unsigned ptrs = (304 + 100 * k + 7) & ~7u, end = ptrs + 8 * k;
+		if (((end + fsize + 7) & ~7u) + 8 == csize)
+			nt = k;
+	}
+	if (!nt)
+		return -EINVAL;
+	memcpy(&out->ew.n, args[0], 4);
+	memcpy(&out->dims, c, 4);
+	if (out->ew.n <= 0 || out->dims < 1 || out->dims > GPUOS_OC_MAX_DIMS)
+		return -EINVAL;
+	for (int d = 0; d < out->dims; d++) {
+		uint32_t div[3];
+		memcpy(div, c + 4 + 12 * d, 12);
+		if (!divider_ok(div[0], div[1], div[2]))
+			return -EINVAL;
+		out->sizes[d] = div[0];
+		prod *= div[0];
+		memcpy(out->strides[d], c + 304 + 4 * nt * d, 4 * nt);
+	}
+	if (prod != (uint64_t)out->ew.n)
+		return -EINVAL;
+	unsigned ptrs = (304 + 100 * nt + 7) & ~7u;
+	out->ew.narrays = nt;
+	memcpy(out->ew.ptr, c + ptrs, 8 * nt);
+	for (unsigned k = 0; k < nt; k++)
+		if (!out->ew.ptr[k])
+			return -EINVAL;
+	return functor_scalars(s, c + ptrs + 8 * nt, fsize, &out->ew);
 }

@@ -64,4 +64,25 @@ struct gpuos_ew_args {
 int gpuos_sig_decode_vectorized(const struct gpuos_sig *s, const struct gpuos_kparam *params,
 				unsigned nparams, void *const *args, struct gpuos_ew_args *out);
 
+#define GPUOS_OC_MAX_DIMS 25 /* OffsetCalculator's MAX_DIMS */
+
+/* An elementwise_kernel launch (broadcast, strided, 0-dim operands), decoded. */
+struct gpuos_oc_args {
+	struct gpuos_ew_args ew; /* n, the pointers, the functor's scalars */
+	int dims;
+	uint32_t sizes[GPUOS_OC_MAX_DIMS];	/* IntDivider divisors, innermost first */
+	uint32_t strides[GPUOS_OC_MAX_DIMS][8]; /* bytes, per dimension per array */
+};
+
+/*
+ * Decode elementwise_kernel<nt, vt, gpu_kernel_impl_nocast<F>::{lambda(int)}>(int N,
+ * closure): the closure holds OffsetCalculator<NT> {int dims; IntDivider sizes[25]
+ * {divisor, m1, shift}; uint32 strides[25][NT]}, the NT data pointers, the functor, and the
+ * lambda's 8-byte host pointer. NT is found from the closure's size and the functor's kind.
+ * Validates dims in 1..25, every divisor with the m1 and shift PyTorch derives from it, N
+ * equal to the product of the sizes, non-null pointers. -EINVAL / -ENOTSUP as above.
+ */
+int gpuos_sig_decode_elementwise(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+				 unsigned nparams, void *const *args, struct gpuos_oc_args *out);
+
 #endif

@@ -235,6 +235,62 @@ START_TEST(test_decode_vectorized)
 }
 END_TEST
 
+/* The recorded broadcast, strided and 0-dim launches decode to their shapes and strides;
+ * a divisor whose magic numbers do not match, or dims out of range, is refused. */
+START_TEST(test_decode_elementwise)
+{
+	unsigned checked = 0;
+
+	for (size_t i = 0; i < NRECS; i++) {
+		struct gpuos_sig s;
+		struct gpuos_kparam kp[16];
+		struct gpuos_oc_args a;
+		static uint8_t store[8192];
+		void *args[16];
+
+		if (!recs[i].op || gpuos_sig_parse(recs[i].demangled, &s) ||
+		    s.family != GPUOS_SIG_ELEMENTWISE)
+			continue;
+		unsigned n = layout(recs[i].params, kp, args, store);
+		int rc = gpuos_sig_decode_elementwise(&s, kp, n, args, &a);
+		ck_assert_msg(rc == 0, "%s: %d", recs[i].op, rc);
+		if (!strcmp(recs[i].op, "mul_0dim_cuda")) {
+			ck_assert_int_eq(a.dims, 1);
+			ck_assert_uint_eq(a.sizes[0], 1024);
+			ck_assert_uint_eq(a.ew.narrays, 3);
+			ck_assert_uint_eq(a.strides[0][2], 0); /* the 0-dim operand */
+			ck_assert_uint_eq(a.ew.nscalars, 0);
+		} else if (!strcmp(recs[i].op, "mul_bcast")) {
+			ck_assert_int_eq(a.dims, 2);
+			ck_assert_uint_eq(a.sizes[0], 256);
+			ck_assert_uint_eq(a.sizes[1], 4);
+			ck_assert_uint_eq(a.strides[0][1], 4);
+			ck_assert_uint_eq(a.strides[1][1], 1024);
+			ck_assert_uint_eq(a.strides[1][2], 0); /* broadcast along dim 1 */
+		} else if (!strcmp(recs[i].op, "mul_strided")) {
+			ck_assert_int_eq(a.dims, 1);
+			ck_assert_uint_eq(a.ew.narrays, 2);
+			ck_assert_uint_eq(a.strides[0][0], 4);
+			ck_assert_uint_eq(a.strides[0][1], 8);
+			ck_assert_uint_eq(a.ew.nscalars, 1);
+			ck_assert(a.ew.scalar[0] == 2.0);
+		} else {
+			continue;
+		}
+		checked++;
+		/* a wrong magic number, then dims out of range */
+		uint8_t *c = args[1];
+		c[8] ^= 1;
+		ck_assert_int_eq(gpuos_sig_decode_elementwise(&s, kp, n, args, &a), -EINVAL);
+		c[8] ^= 1;
+		int bad = 26;
+		memcpy(c, &bad, 4);
+		ck_assert_int_eq(gpuos_sig_decode_elementwise(&s, kp, n, args, &a), -EINVAL);
+	}
+	ck_assert_uint_eq(checked, 3);
+}
+END_TEST
+
 char *gpuos_demangle(const char *mangled); /* interpose/registry.c */
 
 /*
@@ -285,6 +341,7 @@ int main(void)
 	tcase_add_test(tc, test_vectorized_layout);
 	tcase_add_test(tc, test_libtorch_names);
 	tcase_add_test(tc, test_decode_vectorized);
+	tcase_add_test(tc, test_decode_elementwise);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
