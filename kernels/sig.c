@@ -213,6 +213,8 @@ int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 	} else if ((lt = kernel_lt(buf, "unrolled_elementwise_kernel"))) {
 		s->family = GPUOS_SIG_UNROLLED;
 		if (targ(buf, (size_t)(lt - buf), 0, s->functor, sizeof(s->functor)) ||
+		    targ(buf, (size_t)(lt - buf), 5, s->loader, sizeof(s->loader)) ||
+		    targ(buf, (size_t)(lt - buf), 6, s->storer, sizeof(s->storer)) ||
 		    targ(buf, (size_t)(lt - buf), 1, arg, sizeof(arg)))
 			return -EINVAL;
 	} else if ((lt = kernel_lt(buf, "elementwise_kernel"))) {
@@ -430,4 +432,81 @@ int gpuos_sig_decode_elementwise(const struct gpuos_sig *s, const struct gpuos_k
 		if (!out->ew.ptr[k])
 			return -EINVAL;
 	return functor_scalars(s, c + ptrs + 8 * nt, fsize, &out->ew);
+}
+
+/* c10::ScalarType -> bytes, for the types a cast load or store handles here (0: other). */
+static unsigned scalar_type_size(int t)
+{
+	switch (t) {
+	case 0:	 /* Byte */
+	case 1:	 /* Char */
+	case 11: /* Bool */
+		return 1;
+	case 2:	 /* Short */
+	case 5:	 /* Half */
+	case 15: /* BFloat16 */
+		return 2;
+	case 3: /* Int */
+	case 6: /* Float */
+		return 4;
+	case 4: /* Long */
+	case 7: /* Double */
+		return 8;
+	default:
+		return 0;
+	}
+}
+
+int gpuos_sig_decode_unrolled(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+			      unsigned nparams, void *const *args, struct gpuos_ur_args *out)
+{
+	bool load_cast, store_cast;
+	unsigned nin;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->out_dtype = -1;
+	if (s->family != GPUOS_SIG_UNROLLED || nparams != 7 || params[0].size != 4 || !s->narrays ||
+	    s->narrays > 8 || params[2].size != 8 * s->narrays)
+		return -EINVAL;
+	nin = s->narrays - 1;
+	load_cast = strstr(s->loader, "LoadWithCast") != NULL;
+	store_cast = strstr(s->storer, "StoreWithCast") != NULL;
+	if ((!load_cast && !strstr(s->loader, "LoadWithoutCast")) ||
+	    (!store_cast && !strstr(s->storer, "StoreWithoutCast")))
+		return -ENOTSUP;
+	/* the vectorized checks on (N, functor, array) */
+	struct gpuos_kparam p3[3] = {params[0], params[1], params[2]};
+	struct gpuos_sig v = *s;
+	v.family = GPUOS_SIG_VECTORIZED;
+	rc = gpuos_sig_decode_vectorized(&v, p3, 3, args, &out->ew);
+	if (rc)
+		return rc;
+	out->nin = nin;
+	for (unsigned k = 0; k < nin && k < 7; k++)
+		out->in_dtype[k] = -1;
+	if (load_cast) {
+		const uint8_t *l = args[5];
+		unsigned want = ((nin + 3) & ~3u) + 4 * nin; /* dtypes padded to 4, then sizes */
+		if (params[5].size != want || nin > 7)
+			return -EINVAL;
+		for (unsigned k = 0; k < nin; k++) {
+			uint32_t esz;
+			memcpy(&esz, l + ((nin + 3) & ~3u) + 4 * k, 4);
+			if (!scalar_type_size(l[k]) || scalar_type_size(l[k]) != esz)
+				return -EINVAL;
+			out->in_dtype[k] = l[k];
+		}
+	}
+	if (store_cast) {
+		const uint8_t *st = args[6];
+		uint32_t esz;
+		if (params[6].size != 8)
+			return -EINVAL;
+		memcpy(&esz, st + 4, 4);
+		if (!scalar_type_size(st[0]) || scalar_type_size(st[0]) != esz)
+			return -EINVAL;
+		out->out_dtype = st[0];
+	}
+	return 0;
 }

@@ -28,6 +28,8 @@ struct gpuos_sig {
 	char functor[4096]; /* the functor type, normalised */
 	char op[96];	    /* its short name: CUDAFunctor_add, MulFunctor, sigmoid_kernel_cuda */
 	char dtype[48];	    /* the first template argument of the functor, or the lambda's */
+	char loader[96];    /* UNROLLED: LoadWithCast<N> or LoadWithoutCast */
+	char storer[96];    /* UNROLLED: StoreWithCast<N> or StoreWithoutCast */
 };
 
 /*
@@ -63,6 +65,25 @@ struct gpuos_ew_args {
  */
 int gpuos_sig_decode_vectorized(const struct gpuos_sig *s, const struct gpuos_kparam *params,
 				unsigned nparams, void *const *args, struct gpuos_ew_args *out);
+
+/* An unrolled_elementwise_kernel launch (misaligned, or dtype casts on load/store). */
+struct gpuos_ur_args {
+	struct gpuos_ew_args ew;
+	unsigned nin;	 /* inputs (narrays - 1) */
+	int in_dtype[7]; /* c10::ScalarType of each input as stored; -1 without a cast */
+	int out_dtype;	 /* of the output as stored; -1 without a cast */
+};
+
+/*
+ * Decode unrolled_elementwise_kernel<F, array, vt, TrivialOffsetCalculator<NI>,
+ * TrivialOffsetCalculator<1>, Loader, Storer>(int N, F, array, ic, oc, loader, storer):
+ * LoadWithCast<NI> holds {ScalarType dtypes[NI] (1 byte each); uint32 element_sizes[NI]},
+ * StoreWithCast<1> {ScalarType dtype; uint32 element_size}. Validates the layout, that every
+ * dtype is one of the element types PyTorch casts between here and that its element size
+ * is that type's.
+ */
+int gpuos_sig_decode_unrolled(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+			      unsigned nparams, void *const *args, struct gpuos_ur_args *out);
 
 #define GPUOS_OC_MAX_DIMS 25 /* OffsetCalculator's MAX_DIMS */
 

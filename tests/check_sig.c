@@ -291,6 +291,42 @@ START_TEST(test_decode_elementwise)
 }
 END_TEST
 
+/* The recorded float + half add (mixed dtypes): casts on load and store, decoded. */
+START_TEST(test_decode_unrolled)
+{
+	unsigned checked = 0;
+
+	for (size_t i = 0; i < NRECS; i++) {
+		struct gpuos_sig s;
+		struct gpuos_kparam kp[16];
+		struct gpuos_ur_args a;
+		static uint8_t store[8192];
+		void *args[16];
+
+		if (!recs[i].op || gpuos_sig_parse(recs[i].demangled, &s) ||
+		    s.family != GPUOS_SIG_UNROLLED)
+			continue;
+		unsigned n = layout(recs[i].params, kp, args, store);
+		ck_assert_int_eq(gpuos_sig_decode_unrolled(&s, kp, n, args, &a), 0);
+		ck_assert_str_eq(recs[i].op, "mixed_add");
+		ck_assert_uint_eq(a.nin, 2);
+		ck_assert_int_eq(a.in_dtype[0], 6); /* Float */
+		ck_assert_int_eq(a.in_dtype[1], 5); /* Half */
+		ck_assert_int_eq(a.out_dtype, 6);
+		ck_assert(a.ew.scalar[0] == 1.0); /* alpha */
+		/* an element size that is not the type's, an unknown type */
+		uint8_t *l = args[5];
+		l[4] = 8;
+		ck_assert_int_eq(gpuos_sig_decode_unrolled(&s, kp, n, args, &a), -EINVAL);
+		l[4] = 4;
+		l[1] = 9; /* ComplexFloat */
+		ck_assert_int_eq(gpuos_sig_decode_unrolled(&s, kp, n, args, &a), -EINVAL);
+		checked++;
+	}
+	ck_assert_uint_eq(checked, 1);
+}
+END_TEST
+
 char *gpuos_demangle(const char *mangled); /* interpose/registry.c */
 
 /*
@@ -342,6 +378,7 @@ int main(void)
 	tcase_add_test(tc, test_libtorch_names);
 	tcase_add_test(tc, test_decode_vectorized);
 	tcase_add_test(tc, test_decode_elementwise);
+	tcase_add_test(tc, test_decode_unrolled);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
