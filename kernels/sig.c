@@ -322,55 +322,51 @@ int gpuos_sig_decode_vectorized(const struct gpuos_sig *s, const struct gpuos_kp
 }
 
 /*
- * The functor's scalars. Layouts (PyTorch 2.11, BinaryOps.h, Loops.cuh): scalars of the
- * element type; an empty functor inside another takes one byte, padded to the next field.
- * @fsize 0: only say what size the kind has (into out->nscalars' sizes), reading nothing.
+ * What a functor kind holds (PyTorch 2.11, BinaryOps.h, Loops.cuh): its size and where its
+ * scalars of the element type lie; an empty functor inside another takes one byte, padded
+ * to the next field; a lambda that captures nothing is one byte. -ENOTSUP for other kinds.
  */
-static int functor_size(const struct gpuos_sig *s, unsigned *fsize)
+struct flayout {
+	unsigned size, n, off[2];
+	bool lambda;
+};
+
+static int functor_layout(const struct gpuos_sig *s, struct flayout *l)
 {
 	unsigned ts = type_size(s->dtype);
 
-	if (!strcmp(s->op, "CUDAFunctor_add") || !strcmp(s->op, "FillFunctor"))
-		*fsize = ts;
+	*l = (struct flayout){0};
+	if (strstr(s->functor, "{lambda(") && !strstr(s->op, "Functor"))
+		*l = (struct flayout){.size = 1, .lambda = true};
+	else if (!strcmp(s->op, "CUDAFunctor_add") || !strcmp(s->op, "FillFunctor"))
+		*l = (struct flayout){.size = ts, .n = 1};
 	else if (!strcmp(s->op, "CUDAFunctorOnSelf_add") ||
 		 !strcmp(s->op, "CUDAFunctorOnOther_add"))
-		*fsize = 2 * ts;
+		*l = (struct flayout){.size = 2 * ts, .n = 2, .off = {0, ts}};
 	else if (!strncmp(s->op, "AUnaryFunctor:", 14) || !strncmp(s->op, "BUnaryFunctor:", 14))
-		*fsize = 2 * ts; /* {empty f; T a}: f padded to T */
+		*l = (struct flayout){.size = 2 * ts, .n = 1, .off = {ts}}; /* {f; T a} */
 	else if (!strncmp(s->op, "BinaryFunctor:", 14))
-		*fsize = 1;
+		*l = (struct flayout){.size = 1};
 	else
 		return -ENOTSUP;
-	return ts || *fsize == 1 ? 0 : -ENOTSUP;
+	return ts || l->size == 1 ? 0 : -ENOTSUP;
 }
 
+/* The functor's scalars from its @fsize bytes at @f. */
 static int functor_scalars(const struct gpuos_sig *s, const uint8_t *f, unsigned fsize,
 			   struct gpuos_ew_args *out)
 {
-	unsigned ts = type_size(s->dtype), want = 0;
+	struct flayout l;
 
-	if (strstr(s->functor, "{lambda(") && !strstr(s->op, "Functor")) {
-		if (fsize != 1) /* something captured: not read yet */
-			return -ENOTSUP;
-		out->nscalars = 0;
-		return 0;
-	}
-	if (functor_size(s, &want))
+	if (functor_layout(s, &l))
 		return -ENOTSUP;
-	if (fsize != want)
-		return -EINVAL;
-	if (!strcmp(s->op, "CUDAFunctorOnSelf_add") || !strcmp(s->op, "CUDAFunctorOnOther_add")) {
-		out->nscalars = 2;
-		out->scalar_off[1] = ts;
-	} else if (!strncmp(s->op, "AUnaryFunctor:", 14) || !strncmp(s->op, "BUnaryFunctor:", 14)) {
-		out->nscalars = 1;
-		out->scalar_off[0] = ts;
-	} else {
-		out->nscalars = fsize == 1 ? 0 : 1;
-	}
-	for (unsigned k = 0; k < out->nscalars; k++) {
-		out->scalar_size[k] = ts;
-		out->scalar[k] = load_scalar(s->dtype, f + out->scalar_off[k]);
+	if (fsize != l.size) /* a lambda that captures: not read yet */
+		return l.lambda ? -ENOTSUP : -EINVAL;
+	out->nscalars = l.n;
+	for (unsigned k = 0; k < l.n; k++) {
+		out->scalar_off[k] = l.off[k];
+		out->scalar_size[k] = type_size(s->dtype);
+		out->scalar[k] = load_scalar(s->dtype, f + l.off[k]);
 	}
 	return 0;
 }
@@ -398,10 +394,10 @@ int gpuos_sig_decode_elementwise(const struct gpuos_sig *s, const struct gpuos_k
 	memset(out, 0, sizeof(*out));
 	if (s->family != GPUOS_SIG_ELEMENTWISE || nparams != 2 || params[0].size != 4)
 		return -EINVAL;
-	if (strstr(s->functor, "{lambda(") && !strstr(s->op, "Functor"))
-		fsize = 1;
-	else if (functor_size(s, &fsize))
+	struct flayout l;
+	if (functor_layout(s, &l))
 		return -ENOTSUP;
+	fsize = l.size;
 	/* NT: the arity whose layout fills the closure exactly */
 	for (unsigned k = 1; k <= 8 && !nt; k++) {
 		unsigned ptrs = (304 + 100 * k + 7) & ~7u, end = ptrs + 8 * k;

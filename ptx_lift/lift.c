@@ -443,12 +443,6 @@ static int check_reg(struct lx *x, size_t i, bool entry)
 	return 0;
 }
 
-/* The shared-window address of variable v plus @add, as an operand expression. */
-static unsigned shared_off(const struct var *v, long long add)
-{
-	return (unsigned)(v->off + add);
-}
-
 /* One statement [s, e) (e is the ';'). */
 static int statement(struct lx *x, struct body *bd, size_t s, size_t e)
 {
@@ -778,9 +772,9 @@ static void emit(struct lx *x, struct out *o, size_t from, size_t to)
 					bool in_brackets = o->len && o->s[o->len - 1] == '[';
 					if (in_brackets)
 						putf(o, "%%gpuos_smem+%u",
-						     shared_off(&x->vars[v], add));
+						     (unsigned)(x->vars[v].off + add));
 					else
-						putf(o, "%u", shared_off(&x->vars[v], add));
+						putf(o, "%u", (unsigned)(x->vars[v].off + add));
 					c = endp;
 				} else {
 					put(o, c, 1);
@@ -803,8 +797,7 @@ static void emit(struct lx *x, struct out *o, size_t from, size_t to)
 
 /* ---- the whole lift ---- */
 
-static void lift_fn(struct lx *x, struct out *o, const struct fn *f, bool entry,
-		    const char *entry_name)
+static void lift_fn(struct lx *x, struct out *o, const struct fn *f, bool entry)
 {
 	if (entry) {
 		putf(o, ".visible .func %s(.param .b64 gpuos_p_args", x->r->func);
@@ -820,7 +813,6 @@ static void lift_fn(struct lx *x, struct out *o, const struct fn *f, bool entry,
 		for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
 			putf(o, "\tld.param.b32 %%gpuos_%s, [gpuos_p_%s];\n", v[k], v[k]);
 		putf(o, "\tcvt.u64.u32 %%gpuos_smem64, %%gpuos_smem;\n");
-		(void)entry_name;
 		emit(x, o, f->lbrace + 1, f->rbrace);
 		putf(o, "\n}\n");
 		return;
@@ -1001,8 +993,8 @@ int gpuos_lift(const char *buf, size_t len, const char *entry, const struct gpuo
 		putf(&out, ";\n");
 	}
 	for (unsigned k = 1; k < norder; k++)
-		lift_fn(x, &out, order[k], false, entry);
-	lift_fn(x, &out, f, true, entry);
+		lift_fn(x, &out, order[k], false);
+	lift_fn(x, &out, f, true);
 	if (out.nomem) {
 		rc = -ENOMEM;
 		goto out;
