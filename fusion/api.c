@@ -73,18 +73,32 @@ static int memop(int dev, uintptr_t stream, unsigned slot, uint32_t v, bool go)
 	cu->cuCtxGetCurrent(&prev);
 	if (prev != e->ctx)
 		cu->cuCtxSetCurrent(e->ctx);
-	if (go)
+	if (go) {
+		CUstreamCaptureStatus cs = CU_STREAM_CAPTURE_STATUS_NONE;
+
+		/* A capture our observer did not see begin (it began before the engine
+		 * started) would record the write and the worker would run the task now: no
+		 * batch opens on a capturing stream. Once a batch, not once a task. */
+		if (cu->cuStreamIsCapturing(cu_stream(stream), &cs) ||
+		    cs != CU_STREAM_CAPTURE_STATUS_NONE) {
+			r = CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+			goto out;
+		}
 		/* default flags: a barrier before the write, so the stream's earlier work is
 		 * visible to the worker once it sees the value (worker.cu gate) */
 		r = cu->cuStreamWriteValue32(cu_stream(stream), e->go + slot * 4, v,
 					     CU_STREAM_WRITE_VALUE_DEFAULT);
-	else
+	} else {
 		/* signed compare: wraps safely; pairs with the worker's release of done */
 		r = cu->cuStreamWaitValue32(cu_stream(stream), e->done + slot * 4, v,
 					    CU_STREAM_WAIT_VALUE_GEQ);
+	}
+out:
 	if (prev != e->ctx)
 		cu->cuCtxSetCurrent(prev);
 	gpuos_fusion_in_engine--;
+	if (r == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED)
+		return -EBUSY;
 	return r == CUDA_SUCCESS
 		   ? 0
 		   : gpuos_cu_err(r, go ? "go write" : "done wait", __FILE__, __LINE__);
@@ -102,7 +116,7 @@ static int wait(void *ctx, int dev, uintptr_t stream, unsigned slot, uint32_t ts
 	return memop(dev, stream, slot, tseq, false);
 }
 
-static int resolve(void *ctx, unsigned op)
+static int resolve(void *ctx, unsigned op, int dev)
 {
 	struct gpuos_engines *g = ctx;
 	unsigned l = op - GPUOS_BUILTIN_OPS;
@@ -110,6 +124,9 @@ static int resolve(void *ctx, unsigned op)
 
 	if (l >= GPUOS_MAX_OPS || !g->ops[l].used)
 		return -EINVAL;
+	/* its code is in one device's table only */
+	if (g->ops[l].dev != dev)
+		return -EXDEV;
 	p = gpuos_alias_phys(&g->ops[l].alias, l);
 	return p < 0 ? p : GPUOS_BUILTIN_OPS + p;
 }
@@ -151,6 +168,44 @@ static void atfork_once(void)
 	pthread_atfork(NULL, NULL, fork_child);
 }
 
+/*
+ * Process exit, before the CUDA runtime tears the contexts down (registered when the engine
+ * starts, after the runtime's own handler when the program used CUDA first, so it runs
+ * before it): no build may still be loading a module, every batch is closed and every worker
+ * drained and stopped, and nothing starts again; the observers go quiet.
+ */
+static void at_exit(void)
+{
+	struct gpuos_engines *g = &gpuos_engines;
+	const struct gpuos_cu *cu = gpuos_cu_get();
+
+	store_relaxed(&g->exiting, true);
+	gpuos_jit_cancel();
+	if (!load_acquire(&g->started) || forked)
+		return;
+	bool gone = false;
+	for (int d = 0; d < GPUOS_MAX_DEVICES; d++) {
+		struct gpuos_engine *e = engine_of(d);
+		unsigned flags = 0;
+		int active = 0;
+
+		/* the runtime went first (a program that started us before using CUDA): its
+		 * context and our memory in it are gone; nothing is left to drain */
+		if (e && (cu->cuDevicePrimaryCtxGetState(d, &flags, &active) || !active)) {
+			gpuos_engine_kill(e);
+			gone = true;
+		}
+	}
+	if (!gone)
+		gpuos_shutdown();
+	store_release(&g->started, false);
+}
+
+static void at_exit_once(void)
+{
+	atexit(at_exit);
+}
+
 GPUOS_EXPORT int gpuos_init(const struct gpuos_options *opt)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -167,6 +222,8 @@ GPUOS_EXPORT int gpuos_init(const struct gpuos_options *opt)
 				   "not its own): its work runs as plain launches");
 		return -ENODEV;
 	}
+	if (load_relaxed(&g->exiting))
+		return -ESHUTDOWN;
 	if (opt)
 		o = *opt;
 	pthread_mutex_lock(&g->lock);
@@ -187,8 +244,12 @@ GPUOS_EXPORT int gpuos_init(const struct gpuos_options *opt)
 			rc = -ENODEV;
 		/* Without sight of the driver calls of libraries, no task could be ordered
 		 * against them: no engine at all (the observer said why, once). */
-		else if ((rc = gpuos_cupti_start()) == 0)
+		else if ((rc = gpuos_cupti_start()) == 0) {
+			static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+			pthread_once(&exit_once, at_exit_once);
 			store_release(&g->started, true);
+		}
 	}
 	pthread_mutex_unlock(&g->lock);
 	if (rc)
@@ -196,19 +257,68 @@ GPUOS_EXPORT int gpuos_init(const struct gpuos_options *opt)
 	return gpuos_engine_get(gpuos_engine_current_dev(), &e);
 }
 
-GPUOS_EXPORT int gpuos_submit(void *stream, unsigned op, const uint64_t *args, unsigned nargs,
-			      unsigned flags)
+/*
+ * @t (op and a[] set) onto @stream's batch and its ring. @n bytes of @params (0: none) go
+ * into a chunk of device @pdev's arena first, whose address becomes a[2]: the operator must
+ * live on @pdev (resolve says -EXDEV otherwise, before the task takes a position).
+ */
+static int submit(void *stream, struct gpuos_task *t, unsigned flags, const void *params,
+		  size_t n, int pdev)
 {
 	struct gpuos_engines *g = &gpuos_engines;
-	struct gpuos_task t;
+	struct gpuos_engine *e, *pe = NULL;
 	struct gpuos_ring *ring;
-	struct gpuos_engine *e;
 	uint32_t pos;
-	int dev, rc;
+	int dev, rc, chunk = -1;
 
 	/* acquire: pairs with the release in gpuos_init */
 	if (!load_acquire(&g->started) && (rc = gpuos_init(NULL)))
 		return rc;
+	/* acquire: pairs with the release in gpuos_fusion_park; a submit that passed this
+	 * check before a park began is drained by the park (gpuos_engine_park) */
+	if (load_acquire(&g->parking))
+		return load_relaxed(&g->batches.capture) ? -EBUSY : -EAGAIN;
+	if (n) {
+		/* before the reservation: waiting for a chunk never holds up a position */
+		if (!(pe = engine_of(pdev)))
+			return -ENODEV;
+		chunk = gpuos_arena_get(&pe->arena, pe->ring, params, n, 4 * GPUOS_ARENA_CHUNKS);
+		if (chunk < 0)
+			return chunk;
+		t->a[2] = gpuos_arena_addr(&pe->arena, chunk);
+	}
+	/* the current device matters for the default streams only; a stream knows its own */
+	dev = (!stream || stream == CU_STREAM_LEGACY || stream == CU_STREAM_PER_THREAD)
+		  ? gpuos_engine_current_dev()
+		  : -1;
+	for (int tries = 0;; tries++) {
+		rc = gpuos_batch_submit(&g->batches, (uintptr_t)stream, flags & GPUOS_PTSZ, &dev, t,
+					&ring, &pos);
+		/* the stream's device has no engine yet: start it, once */
+		if (rc != -ENODEV || tries || dev < 0 || (rc = gpuos_engine_get(dev, &e)))
+			break;
+	}
+	if (rc) {
+		if (chunk >= 0)
+			gpuos_arena_put(&pe->arena, chunk);
+		return rc;
+	}
+	e = engine_of(dev);
+	if (chunk >= 0)
+		gpuos_arena_tag(&pe->arena, chunk, (unsigned)(ring - e->ring), pos);
+	/* > 1: the ring was full and we spun: make sure its worker runs */
+	if (gpuos_ring_wait_room(ring, pos, NULL, NULL) > 1)
+		gpuos_engine_start_worker(e, (unsigned)(ring - e->ring));
+	if (gpuos_ring_publish(ring, pos, t))
+		gpuos_engine_start_worker(e, (unsigned)(ring - e->ring));
+	return 0;
+}
+
+GPUOS_EXPORT int gpuos_submit(void *stream, unsigned op, const uint64_t *args, unsigned nargs,
+			      unsigned flags)
+{
+	struct gpuos_task t;
+
 	if (nargs > GPUOS_TASK_ARGS || op >= GPUOS_BUILTIN_OPS + GPUOS_MAX_OPS ||
 	    (op >= GPUOS_OP_BUILTIN_COUNT && op < GPUOS_BUILTIN_OPS))
 		return -EINVAL;
@@ -216,30 +326,21 @@ GPUOS_EXPORT int gpuos_submit(void *stream, unsigned op, const uint64_t *args, u
 	t.op = (uint16_t)op;
 	if (nargs)
 		memcpy(t.a, args, nargs * sizeof(*args));
-	/* the current device matters for the default streams only; a stream knows its own */
-	/* acquire: pairs with the release in gpuos_fusion_park; a submit that passed this
-	 * check before a park began is drained by the park (gpuos_engine_park) */
-	if (load_acquire(&g->parking))
-		return load_relaxed(&g->batches.capture) ? -EBUSY : -EAGAIN;
-	dev = (!stream || stream == CU_STREAM_LEGACY || stream == CU_STREAM_PER_THREAD)
-		  ? gpuos_engine_current_dev()
-		  : -1;
-	for (int tries = 0;; tries++) {
-		rc = gpuos_batch_submit(&g->batches, (uintptr_t)stream, flags & GPUOS_PTSZ, &dev,
-					&t, &ring, &pos);
-		/* the stream's device has no engine yet: start it, once */
-		if (rc != -ENODEV || tries || dev < 0 || (rc = gpuos_engine_get(dev, &e)))
-			break;
-	}
-	if (rc)
-		return rc;
-	e = engine_of(dev);
-	/* > 1: the ring was full and we spun: make sure its worker runs */
-	if (gpuos_ring_wait_room(ring, pos, NULL, NULL) > 1)
-		gpuos_engine_start_worker(e, (unsigned)(ring - e->ring));
-	if (gpuos_ring_publish(ring, pos, &t))
-		gpuos_engine_start_worker(e, (unsigned)(ring - e->ring));
-	return 0;
+	return submit(stream, &t, flags, NULL, 0, -1);
+}
+
+int gpuos_fusion_submit_params(void *stream, unsigned op, const uint64_t *a, unsigned flags,
+			       const void *params, size_t n, int dev)
+{
+	struct gpuos_task t;
+
+	if (op < GPUOS_OP_INJECTED || op >= GPUOS_BUILTIN_OPS + GPUOS_MAX_OPS ||
+	    n > GPUOS_ARENA_CHUNK)
+		return -EINVAL;
+	memset(&t, 0, sizeof(t));
+	t.op = (uint16_t)op;
+	memcpy(t.a, a, sizeof(t.a));
+	return submit(stream, &t, flags, params, n, dev);
 }
 
 GPUOS_EXPORT int gpuos_flush(void *stream, unsigned flags)

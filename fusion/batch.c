@@ -200,7 +200,7 @@ int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int
 	if (t->op >= GPUOS_BUILTIN_OPS) {
 		/* under the lock: an alias switch (kernels/table.h) snapshots the tails under it
 		 * too, so a task reserved after the snapshot names the new slot */
-		rc = b->ops->resolve(b->ctx, t->op);
+		rc = b->ops->resolve(b->ctx, t->op, s->dev);
 		if (rc < 0)
 			goto out;
 		t->op = (uint16_t)rc;

@@ -47,8 +47,9 @@ struct gpuos_batch_ops {
 	/* @stream's device and whether it synchronises with the legacy stream. */
 	int (*describe)(void *ctx, uintptr_t stream, int *dev, bool *blocking);
 	/* Injected logical operator @op (>= GPUOS_BUILTIN_OPS) to the op field tasks carry now,
-	 * or -EAGAIN if it has no live code. Called under the lock. */
-	int (*resolve)(void *ctx, unsigned op);
+	 * -EAGAIN if it has no live code, -EXDEV if its code is on another device than @dev.
+	 * Called under the lock. */
+	int (*resolve)(void *ctx, unsigned op, int dev);
 	/* Enqueue on @stream (a handle or GPUOS_STREAM_LEGACY/PTDS of device @dev). */
 	int (*go)(void *ctx, int dev, uintptr_t stream, unsigned slot, uint32_t batch);
 	int (*wait)(void *ctx, int dev, uintptr_t stream, unsigned slot, uint32_t tseq);

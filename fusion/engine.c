@@ -36,6 +36,8 @@ struct worker_params {
 };
 
 #define RING_BYTES (GPUOS_RING_SIZE * sizeof(struct gpuos_task) + sizeof(struct gpuos_ring_sh))
+#define ARENA_OFF(e) (((e)->nrings * RING_BYTES + 4095) & ~(size_t)4095)
+#define ARENA_BYTES  ((size_t)GPUOS_ARENA_CHUNKS * GPUOS_ARENA_CHUNK)
 
 /* Run driver calls as the engine's own: the driver-call observer ignores them. */
 #define ENGINE_ENTER() (gpuos_fusion_in_engine++)
@@ -99,7 +101,8 @@ static int launch(struct gpuos_engine *e, unsigned r)
 	ENGINE_ENTER();
 	prev = ctx_push(cu, e->ctx);
 	GPUOS_CU_GOTO(
-	    cu->cuLaunchKernel(e->wfn, 1, 1, 1, e->threads, 1, 1, 0, e->wstream[r], args, NULL),
+	    cu->cuLaunchKernel(e->wfn, 1, 1, 1, e->threads, 1, 1, GPUOS_SMEM_WINDOW, e->wstream[r],
+			       args, NULL),
 	    err, out);
 	fetch_add_relaxed(&e->launches, 1);
 out:
@@ -283,17 +286,25 @@ static int create(int dev, struct gpuos_engine **out)
 	 * one that uses more faults (illegal instruction). They are compiled to fit. */
 	GPUOS_CU_GOTO(cu->cuFuncGetAttribute(&e->regs, CU_FUNC_ATTRIBUTE_NUM_REGS, e->wfn), err,
 		      fail);
+	/* the operators' shared-memory window (kernels/task.h) is its dynamic shared memory;
+	 * with the queue it is over the 48 KiB a launch gets without asking */
+	GPUOS_CU_GOTO(cu->cuFuncSetAttribute(e->wfn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+					     GPUOS_SMEM_WINDOW),
+		      err, fail);
 	GPUOS_CU_GOTO(cu->cuMemAlloc(&e->go, 2 * GPUOS_MAX_SLOTS * sizeof(uint32_t)), err, fail);
 	e->done = e->go + GPUOS_MAX_SLOTS * sizeof(uint32_t);
 	GPUOS_CU_GOTO(cu->cuStreamCreate(&e->aux, CU_STREAM_NON_BLOCKING), err, fail);
 	GPUOS_CU_GOTO(cu->cuMemsetD8Async(e->go, 0, 2 * GPUOS_MAX_SLOTS * sizeof(uint32_t), e->aux),
 		      err, fail);
 	GPUOS_CU_GOTO(cu->cuStreamSynchronize(e->aux), err, fail);
-	GPUOS_CU_GOTO(cu->cuMemHostAlloc(&e->pinned, e->nrings * RING_BYTES,
+	/* the rings, then the parameter arena (fusion/arena.h) */
+	GPUOS_CU_GOTO(cu->cuMemHostAlloc(&e->pinned, ARENA_OFF(e) + ARENA_BYTES,
 					 CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP),
 		      err, fail);
-	memset(e->pinned, 0, e->nrings * RING_BYTES);
+	memset(e->pinned, 0, ARENA_OFF(e) + ARENA_BYTES);
 	GPUOS_CU_GOTO(cu->cuMemHostGetDevicePointer(&e->pinned_dev, e->pinned, 0), err, fail);
+	gpuos_arena_init(&e->arena, (char *)e->pinned + ARENA_OFF(e),
+			 e->pinned_dev + ARENA_OFF(e));
 	for (unsigned r = 0; r < e->nrings; r++) {
 		GPUOS_CU_GOTO(cu->cuStreamCreate(&e->wstream[r], CU_STREAM_NON_BLOCKING), err,
 			      fail);
@@ -316,6 +327,24 @@ fail:
 	return err;
 }
 
+CUstreamCaptureMode gpuos_engine_relaxed(void)
+{
+	const struct gpuos_cu *cu = gpuos_cu_get();
+	CUstreamCaptureMode m = CU_STREAM_CAPTURE_MODE_RELAXED;
+
+	if (cu)
+		cu->cuThreadExchangeStreamCaptureMode(&m);
+	return m;
+}
+
+void gpuos_engine_restore(CUstreamCaptureMode m)
+{
+	const struct gpuos_cu *cu = gpuos_cu_get();
+
+	if (cu)
+		cu->cuThreadExchangeStreamCaptureMode(&m);
+}
+
 int gpuos_engine_get(int dev, struct gpuos_engine **out)
 {
 	struct gpuos_engines *g = &gpuos_engines;
@@ -333,7 +362,10 @@ int gpuos_engine_get(int dev, struct gpuos_engine **out)
 	pthread_mutex_lock(&g->lock);
 	e = atomic_load_explicit(&g->eng[dev], memory_order_relaxed);
 	if (!e) {
+		CUstreamCaptureMode m = gpuos_engine_relaxed();
+
 		err = create(dev, &e);
+		gpuos_engine_restore(m);
 		if (!err) {
 			g->batches.rings[dev] = e->ring;
 			/* release: rings[dev] before nrings; pairs with the acquire in

@@ -13,6 +13,7 @@
 
 #include <cuda.h>
 
+#include "fusion/arena.h"
 #include "fusion/batch.h"
 #include "fusion/ring.h"
 #include "kernels/table.h"
@@ -25,6 +26,7 @@ struct gpuos_op {
 	struct gpuos_alias alias; /* under the batch lock */
 	uint32_t version;
 	bool used;
+	int dev; /* the device whose table holds it (operators are single-device) */
 };
 
 struct gpuos_engine {
@@ -38,6 +40,7 @@ struct gpuos_engine {
 	void *pinned; /* rings' descriptors and shared fields */
 	CUdeviceptr pinned_dev;
 	struct gpuos_ring ring[GPUOS_MAX_RINGS];
+	struct gpuos_arena arena; /* lifted launches' parameter buffers */
 	unsigned nrings, threads;
 	uint64_t idle_ns;
 	unsigned poll_ns;
@@ -60,10 +63,20 @@ struct gpuos_engines {
 	unsigned rings, threads, idle_ms;
 	char cache_dir[4096];
 	_Atomic bool started;
+	_Atomic bool exiting; /* the process exits: no engine starts again */
 	_Atomic int parking; /* parks in progress: submits say -EAGAIN */
 	_Atomic uint64_t swaps, retired;
 };
 extern struct gpuos_engines gpuos_engines;
+
+/*
+ * This thread's capture mode set to relaxed, the old one returned for gpuos_engine_restore:
+ * around the engine's allocations, module loads and syncs of its own streams, which a capture
+ * in global mode on another thread would otherwise take for unsafe and invalidate (CUDA's
+ * rule for libraries).
+ */
+CUstreamCaptureMode gpuos_engine_relaxed(void);
+void gpuos_engine_restore(CUstreamCaptureMode m);
 
 /* The engine of @dev, created on first use (needs a current or primary context). */
 int gpuos_engine_get(int dev, struct gpuos_engine **out);

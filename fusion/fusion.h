@@ -14,6 +14,7 @@
  * All are cheap no-ops while no engine is running (one relaxed load).
  */
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <cuda.h>
@@ -51,5 +52,21 @@ void gpuos_fusion_capture_end(void);
 /* Before a launch of @f (CUfunction or CUkernel): true if it is the first launch seen and the
  * workers were parked for it; the caller then calls gpuos_fusion_unpark after the call. */
 bool gpuos_fusion_first_launch(const void *f);
+
+/*
+ * The shim's lifted launches (interpose/lifted.c). An operator from @src linked with the PTX
+ * module @ptx (ptx_len bytes), on the current device (*dev), built in the background like
+ * gpuos_op_define's: its id or a negative errno.
+ */
+int gpuos_fusion_define_lifted(const char *name, const char *src, const char *ptx,
+			       size_t ptx_len, int *dev);
+
+/*
+ * gpuos_submit with all GPUOS_TASK_ARGS arguments @a and, if @n, a parameter buffer (@params,
+ * @n <= GPUOS_ARENA_CHUNK bytes) copied to device @dev's arena, its address in a[2]. @op must
+ * be an injected operator of @dev. Same returns as gpuos_submit, and -EXDEV.
+ */
+int gpuos_fusion_submit_params(void *stream, unsigned op, const uint64_t *a, unsigned flags,
+			       const void *params, size_t n, int dev);
 
 #endif

@@ -12,10 +12,11 @@
 #define unlikely(x)  __builtin_expect(!!(x), 0)
 
 /*
- * The launch path: find the kernel (one hash probe), count the launch under its reason. Every
- * launch falls through for now; the catalog and the worker will decide here.
+ * The launch path: find the kernel (one hash probe); a lifted kernel's launch becomes a task
+ * when it fits (interpose/lifted.c); anything else goes to the real launch. Each launch is
+ * counted under where it went and why.
  */
-static inline struct gpuos_live *launch_begin(const void *key)
+static inline struct gpuos_live *live_of(const void *key)
 {
 	struct gpuos_kernel *k = gpuos_reg_lookup(key);
 	/* acquire: pairs with the release of k->live in gpuos_reg_first_launch */
@@ -23,19 +24,33 @@ static inline struct gpuos_live *launch_begin(const void *key)
 
 	if (unlikely(!l))
 		l = gpuos_reg_first_launch(k);
-	fetch_add_relaxed(&l->count[l->why], 1);
 	return l;
+}
+
+/* GPUOS_WHY_DIVERTED if the launch became a task, else why not (counted either way). */
+static inline int divert(struct gpuos_live *l, dim3 g, dim3 b, void **a, size_t sm,
+			 cudaStream_t st, bool ptsz)
+{
+	/* acquire: pairs with the release in gpuos_lifted_prepare */
+	const struct gpuos_lifted *x = load_acquire(&l->lifted);
+	int why = x ? (int)gpuos_lifted_launch(x, g, b, a, sm, st, ptsz) : load_relaxed(&l->why);
+
+	fetch_add_relaxed(&l->count[why], 1);
+	return why;
 }
 
 static inline cudaError_t launch_end(struct gpuos_live *l, cudaError_t rc)
 {
-	/* After the first launch that worked the device is set up: read the cubin layout. */
-	if (unlikely(load_relaxed(&l->info_pending)) && rc == cudaSuccess)
+	/* After the first launch that worked the device is set up: read the cubin layout,
+	 * then lift the kernel if it can be. */
+	if (unlikely(load_relaxed(&l->info_pending)) && rc == cudaSuccess) {
 		gpuos_reg_read_info(l);
+		gpuos_lifted_prepare(l);
+	}
 	return rc;
 }
 
-#define LAUNCH_HOOK(name, keytype)                                                                 \
+#define LAUNCH_HOOK(name, keytype, ptsz)                                                           \
 	GPUOS_EXPORT cudaError_t name(keytype f, dim3 g, dim3 b, void **a, size_t sm,              \
 				      cudaStream_t st)                                             \
 	{                                                                                          \
@@ -44,16 +59,20 @@ static inline cudaError_t launch_end(struct gpuos_live *l, cudaError_t rc)
                                                                                                    \
 		if (unlikely(!real))                                                               \
 			return cudaErrorSharedObjectSymbolNotFound;                                \
-		l = launch_begin((const void *)f);                                                 \
+		l = live_of((const void *)f);                                                      \
+		if (divert(l, g, b, a, sm, st, ptsz) == GPUOS_WHY_DIVERTED)                        \
+			return cudaSuccess;                                                        \
 		return launch_end(l, real(f, g, b, a, sm, st));                                    \
 	}
 
-LAUNCH_HOOK(__cudaLaunchKernel, cudaKernel_t)
-LAUNCH_HOOK(__cudaLaunchKernel_ptsz, cudaKernel_t)
-LAUNCH_HOOK(cudaLaunchKernel, const void *)
-LAUNCH_HOOK(cudaLaunchKernel_ptsz, const void *)
+LAUNCH_HOOK(__cudaLaunchKernel, cudaKernel_t, false)
+LAUNCH_HOOK(__cudaLaunchKernel_ptsz, cudaKernel_t, true)
+LAUNCH_HOOK(cudaLaunchKernel, const void *, false)
+LAUNCH_HOOK(cudaLaunchKernel_ptsz, const void *, true)
 
-#define LAUNCH_EX_HOOK(name)                                                                       \
+/* Launch attributes (clusters, cooperative, priorities, programmatic launches...) always
+ * take the real launch. */
+#define LAUNCH_EX_HOOK(name, ptsz)                                                                 \
 	GPUOS_EXPORT cudaError_t name(const cudaLaunchConfig_t *c, const void *f, void **a)        \
 	{                                                                                          \
 		gpuos_real_##name##_t real = REAL(name);                                           \
@@ -61,12 +80,22 @@ LAUNCH_HOOK(cudaLaunchKernel_ptsz, const void *)
                                                                                                    \
 		if (unlikely(!real))                                                               \
 			return cudaErrorSharedObjectSymbolNotFound;                                \
-		l = launch_begin(f);                                                               \
+		l = live_of(f);                                                                    \
+		if (c && !c->numAttrs) {                                                           \
+			if (divert(l, c->gridDim, c->blockDim, a, c->dynamicSmemBytes, c->stream,  \
+				   ptsz) == GPUOS_WHY_DIVERTED)                                    \
+				return cudaSuccess;                                                \
+		} else {                                                                           \
+			fetch_add_relaxed(&l->count[load_acquire(&l->lifted)                       \
+							? GPUOS_WHY_LAUNCH_CONFIG                  \
+							: load_relaxed(&l->why)],                  \
+					  1);                                                      \
+		}                                                                                  \
 		return launch_end(l, real(c, f, a));                                               \
 	}
 
-LAUNCH_EX_HOOK(cudaLaunchKernelExC)
-LAUNCH_EX_HOOK(cudaLaunchKernelExC_ptsz)
+LAUNCH_EX_HOOK(cudaLaunchKernelExC, false)
+LAUNCH_EX_HOOK(cudaLaunchKernelExC_ptsz, true)
 
 GPUOS_EXPORT void **__cudaRegisterFatBinary(void *fatCubin)
 {

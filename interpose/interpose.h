@@ -23,6 +23,11 @@
 	X(DENIED, "denied", "denied by config")                                                   \
 	X(NOT_ALLOWED, "not_allowed", "not in allowlist")                                         \
 	X(NO_CATALOG, "no_catalog", "no catalog match")                                           \
+	X(NOT_LIFTABLE, "not_liftable", "not liftable")                                           \
+	X(BUILDING, "building", "operator building")                                              \
+	X(NO_ENGINE, "no_engine", "no engine")                                                    \
+	X(ENGINE_BUSY, "engine_busy", "engine busy")                                              \
+	X(LAUNCH_CONFIG, "launch_config", "launch config")                                        \
 	X(TOO_LARGE, "too_large", "too large")                                                    \
 	X(CAPTURING, "capturing", "stream capturing")                                             \
 	X(UNKNOWN, "unknown_kernel", "kernel not registered")
@@ -56,17 +61,24 @@ struct gpuos_fatbin_reg {
 	unsigned sass_archs[8], nsass;
 	unsigned sm;		      /* arch the cubin was picked for */
 	char *path;		      /* object file it came from (dladdr) */
+	char *ptx;		      /* the PTX lifted from (lifted.c), once read; NUL-ended */
+	size_t ptx_len;
+	int ptx_state;		      /* 0 not read, 1 read, <0 errno */
 };
 
 /* What the launch path needs of a kernel once it has launched; allocated at first launch. */
 struct gpuos_live {
-	enum gpuos_why why;	  /* decision for every launch, until a catalog says more */
+	_Atomic int why;	  /* enum gpuos_why of its launches unless lifted says more */
 	_Atomic int info_pending; /* set until the cubin layout was read after a launch */
 	char *demangled;	  /* owned */
 	char *mangled;		  /* owned copy */
 	_Atomic uint64_t count[GPUOS_WHY_COUNT];
 	struct gpuos_live *next; /* every live record, for the report */
 	struct gpuos_kernel *kernel;
+	_Atomic bool lift_tried; /* gpuos_lifted_prepare ran (or runs) for it */
+	int lift;		/* enum gpuos_lift_reason once tried, else -1 */
+	char lift_detail[160];	/* and where (ptx_lift's detail) */
+	struct gpuos_lifted *_Atomic lifted; /* its operator, once defined (lifted.c) */
 };
 
 /* A registered kernel (one per __cudaRegisterFunction). */
@@ -118,6 +130,25 @@ uint64_t gpuos_reg_nkernels(void);
 
 /* Demangle with libstdc++'s __cxa_demangle; malloc'd copy of @mangled if it is no C++ name. */
 char *gpuos_demangle(const char *mangled);
+
+/* The current device's compute capability (0 if unknown); keeps the runtime's error state. */
+unsigned gpuos_reg_current_sm(void);
+
+/* ---- lifted.c ---- */
+struct gpuos_lifted;
+
+/*
+ * After the first launch of @l's kernel went through (the device is set up, its layout read):
+ * lift it and define its operator, or set why it cannot be. Once per kernel; slow path.
+ */
+void gpuos_lifted_prepare(struct gpuos_live *l);
+
+/*
+ * A launch of a lifted kernel: GPUOS_WHY_DIVERTED if it became a task, else why it falls
+ * through (the caller launches it for real).
+ */
+enum gpuos_why gpuos_lifted_launch(const struct gpuos_lifted *x, dim3 g, dim3 b, void **args,
+				   size_t smem, cudaStream_t st, bool ptsz);
 
 /* ---- shim.c ---- */
 struct gpuos_shim {

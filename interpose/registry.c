@@ -38,7 +38,7 @@ static struct ptrmap kernels_by_key; /* stub or cudaKernel_t -> struct gpuos_ker
 static struct ptrmap fatbins;	     /* handle -> struct gpuos_fatbin_reg */
 static struct gpuos_live *_Atomic live_list;
 /* Launches of handles nobody registered. */
-static struct gpuos_live unknown_live = { .why = GPUOS_WHY_UNKNOWN };
+static struct gpuos_live unknown_live = { .why = GPUOS_WHY_UNKNOWN, .lift = -1 };
 static uint64_t nkernels;
 
 static inline size_t hash_ptr(const void *p)
@@ -273,6 +273,11 @@ struct gpuos_live *gpuos_reg_first_launch(struct gpuos_kernel *k)
 	l->mangled = strdup(k->mangled);
 	l->demangled = gpuos_demangle(k->mangled);
 	l->why = gpuos_reg_decide(&gpuos_shim.cfg, l->demangled ? l->demangled : k->mangled);
+	/* no catalog entry, but it may run lifted: this first launch goes through (it sets up
+	 * the module), then gpuos_lifted_prepare says */
+	if (l->why == GPUOS_WHY_NO_CATALOG && gpuos_shim.cfg.lift)
+		l->why = GPUOS_WHY_BUILDING;
+	l->lift = -1;
 	l->info_pending = 1;
 	l->next = load_relaxed(&live_list);
 	/* release: pairs with the acquire in gpuos_reg_live_list */
@@ -360,7 +365,7 @@ out:
 }
 
 /* The current device's compute capability, leaving the runtime's error state as it was. */
-static unsigned current_sm(void)
+unsigned gpuos_reg_current_sm(void)
 {
 	int dev = 0, major = 0, minor = 0;
 	cudaError_t before = REAL(cudaPeekAtLastError) ? REAL(cudaPeekAtLastError)() : cudaSuccess;
@@ -388,7 +393,7 @@ void gpuos_reg_read_info(struct gpuos_live *l)
 	/* Only one caller does the work; the launch path stops asking either way. */
 	if (!k || !k->fb || !atomic_exchange(&l->info_pending, 0))
 		return;
-	sm = current_sm(); /* outside the lock: it calls into the runtime */
+	sm = gpuos_reg_current_sm(); /* outside the lock: it calls into the runtime */
 	pthread_mutex_lock(&reg_lock);
 	if (k->fb->info_state == 0 && sm)
 		read_fatbin(k->fb, sm);

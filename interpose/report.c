@@ -184,6 +184,11 @@ static void write_json(FILE *f, struct gpuos_live **v, size_t n, const uint64_t 
 			first = 0;
 		}
 		fputc('}', f);
+		if (l->lift >= 0) {
+			fprintf(f, ", \"lift\": \"%s\", \"lift_detail\": ",
+				gpuos_lift_reason_key(l->lift));
+			gpuos_report_json_str(f, l->lift_detail);
+		}
 		if (m) {
 			fprintf(f, ", \"params\": [");
 			for (unsigned p = 0; p < m->nparams; p++)
@@ -208,7 +213,7 @@ static void write_json(FILE *f, struct gpuos_live **v, size_t n, const uint64_t 
 
 static void write_table(FILE *f, struct gpuos_live **v, size_t n, const uint64_t *sum)
 {
-	char shortn[100];
+	char shortn[100], why[64];
 
 	fprintf(f,
 		"gpuos report (pid %d): %zu kernels launched, %llu launches, %llu diverted, "
@@ -216,7 +221,7 @@ static void write_table(FILE *f, struct gpuos_live **v, size_t n, const uint64_t
 		(int)getpid(), n, (unsigned long long)sum[GPUOS_WHY_COUNT],
 		(unsigned long long)sum[GPUOS_WHY_DIVERTED],
 		(unsigned long long)(sum[GPUOS_WHY_COUNT] - sum[GPUOS_WHY_DIVERTED]));
-	fprintf(f, "%10s %9s %10s  %-22s %s\n", "launches", "diverted", "fell-thru", "why",
+	fprintf(f, "%10s %9s %10s  %-26s %s\n", "launches", "diverted", "fell-thru", "why",
 		"kernel");
 	for (size_t i = 0; i < n; i++) {
 		const struct gpuos_live *l = v[i];
@@ -230,9 +235,13 @@ static void write_table(FILE *f, struct gpuos_live **v, size_t n, const uint64_t
 				top = w;
 			}
 		gpuos_report_short_name(display_name(l), shortn, sizeof(shortn));
-		fprintf(f, "%10llu %9llu %10llu  %-22s %s\n", (unsigned long long)t,
-			(unsigned long long)d, (unsigned long long)(t - d),
-			top ? gpuos_why_text[top] : "-", shortn);
+		/* not liftable: say what stopped it */
+		if (top == GPUOS_WHY_NOT_LIFTABLE && l->lift >= 0)
+			snprintf(why, sizeof(why), "lift: %s", gpuos_lift_reason_key(l->lift));
+		else
+			snprintf(why, sizeof(why), "%s", top ? gpuos_why_text[top] : "-");
+		fprintf(f, "%10llu %9llu %10llu  %-26s %s\n", (unsigned long long)t,
+			(unsigned long long)d, (unsigned long long)(t - d), why, shortn);
 	}
 }
 

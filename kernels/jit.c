@@ -367,6 +367,10 @@ static int jit_load(void)
 	    snprintf(builtins, sizeof(builtins), "%.*s/libnvrtc-builtins.so.%d.%d",
 		     (int)(slash - tc.rtc.path), tc.rtc.path, a, b) < (int)sizeof(builtins))
 		dlopen(builtins, RTLD_NOW | RTLD_LOCAL);
+	/* Registered after the libraries' own exit-time destructors (their dlopen registered
+	 * those), so it runs before them: a compile in progress at exit finishes before the
+	 * compiler's state is destroyed under it. */
+	atexit(gpuos_jit_cancel);
 	tc.loaded = true;
 	ret = 0;
 out:
@@ -974,6 +978,25 @@ int gpuos_jit_request(const struct gpuos_jit_req *req,
 	if (ret)
 		free(j);
 	return ret;
+}
+
+void gpuos_jit_cancel(void)
+{
+	struct jit_job *j;
+
+	pthread_mutex_lock(&jq.lock);
+	j = jq.head;
+	jq.head = NULL;
+	jq.tail = &jq.head;
+	pthread_mutex_unlock(&jq.lock);
+	while (j) {
+		struct jit_job *next = j->next;
+
+		j->done(j->ctx, -ECANCELED, NULL);
+		free(j);
+		j = next;
+	}
+	gpuos_jit_shutdown(); /* waits for the build in progress, if any */
 }
 
 void gpuos_jit_shutdown(void)

@@ -76,6 +76,13 @@ int gpuos_jit_request(const struct gpuos_jit_req *req,
  */
 void gpuos_jit_shutdown(void);
 
+/*
+ * Drop the queued requests (each @done gets -ECANCELED), wait for the one being built and
+ * join the jit thread: at process exit, before the CUDA runtime tears the context down under
+ * a build that would load its module.
+ */
+void gpuos_jit_cancel(void);
+
 /* Free the image's data (NULL is fine); *img is left empty. */
 void gpuos_jit_image_free(struct gpuos_jit_image *img);
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/atomics.h"
 #include "common/log.h"
@@ -146,11 +147,23 @@ static void build_done(void *ctx, int err, struct gpuos_jit_image *img)
 
 	if (!err)
 		err = gpuos_engine_get(p->dev, &e);
-	if (!err)
+	/* No module load while a capture records (it could invalidate it): the operator
+	 * goes in once the captures are over, or not at all if the process exits first. */
+	while (!err && load_relaxed(&gpuos_engines.batches.capture)) {
+		if (load_relaxed(&gpuos_engines.exiting))
+			err = -ECANCELED;
+		else
+			usleep(1000);
+	}
+	if (!err) {
+		CUstreamCaptureMode m = gpuos_engine_relaxed();
+
 		err = install(e, p->op, img->data, p->version);
+		gpuos_engine_restore(m);
+	}
 	/* release: the install (table, alias) before ready; pairs with gpuos_op_ready */
 	store_release(&op->ready, err ? err : 1);
-	if (err)
+	if (err && err != -ECANCELED)
 		gpuos_warn("operator %s not available (%d): its work stays on normal launches",
 			   op->name, err);
 	free(p);
@@ -177,7 +190,8 @@ static void make_req(struct gpuos_jit_req *r, const char *src, const char *name,
 	r->driver_version = drv;
 }
 
-GPUOS_EXPORT int gpuos_op_define(const char *name, const char *src)
+/* A new operator from @src (and @ptx, ptx_len bytes, linked in), built in the background. */
+static int define(const char *name, const char *src, const char *ptx, size_t ptx_len, int *devp)
 {
 	struct gpuos_engines *g = &gpuos_engines;
 	struct gpuos_engine *e;
@@ -202,6 +216,7 @@ GPUOS_EXPORT int gpuos_op_define(const char *name, const char *src)
 		snprintf(g->ops[l].name, sizeof(g->ops[l].name), "%s", name);
 		gpuos_alias_init(&g->ops[l].alias, e->nrings);
 		g->ops[l].version = 1;
+		g->ops[l].dev = dev;
 		g->ops[l].used = true;
 	}
 	pthread_mutex_unlock(&g->lock);
@@ -212,12 +227,27 @@ GPUOS_EXPORT int gpuos_op_define(const char *name, const char *src)
 		return -ENOMEM;
 	*p = (struct pending){.op = l, .dev = dev, .version = 1};
 	make_req(&req, src, name, e, opt, opts);
+	req.ptx = ptx;
+	req.ptx_len = ptx_len;
 	err = gpuos_jit_request(&req, build_done, p);
 	if (err) {
 		free(p);
 		return err;
 	}
+	if (devp)
+		*devp = dev;
 	return (int)(GPUOS_OP_INJECTED + l);
+}
+
+GPUOS_EXPORT int gpuos_op_define(const char *name, const char *src)
+{
+	return define(name, src, NULL, 0, NULL);
+}
+
+int gpuos_fusion_define_lifted(const char *name, const char *src, const char *ptx,
+			       size_t ptx_len, int *dev)
+{
+	return define(name, src, ptx, ptx_len, dev);
 }
 
 static struct gpuos_op *op_of(unsigned id)

@@ -91,12 +91,19 @@ enum gpuos_builtin_op {
 /*
  * An injected operator: called once for a run of consecutive tasks of the same operator, by
  * every compute thread of the worker block (all threads but warp 0, which fetches tasks); it
- * runs them in order, with gpuos_sync() between dependent ones. It must use gpuos_tid(),
+ * runs them in order, with gpuos_sync() between dependent ones; smem is described below. It must use gpuos_tid(),
  * gpuos_nthreads() and gpuos_sync() instead of threadIdx.x, blockDim.x and __syncthreads().
  * Compiled with -rdc (absolute code addresses; see DESIGN.md).
  */
-#define GPUOS_OP_SIGNATURE(name) void name(const struct gpuos_task *t, int ntasks)
+#define GPUOS_OP_SIGNATURE(name) void name(const struct gpuos_task *t, int ntasks, void *smem)
 #define GPUOS_FETCH_WARPS	 1 /* warps of the block that fetch and do not compute */
+
+/*
+ * smem: the worker's shared-memory window, GPUOS_SMEM_WINDOW bytes (16-byte aligned) that an
+ * operator may use as it likes between two gpuos_sync() (a lifted kernel's __shared__
+ * variables live there). Its contents do not outlive the call.
+ */
+#define GPUOS_SMEM_WINDOW (44u * 1024)
 
 #ifdef __CUDACC__
 static __device__ __forceinline__ unsigned gpuos_tid(void)

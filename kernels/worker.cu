@@ -41,6 +41,9 @@ struct gpuos_worker_params {
 
 #define QN 64u /* queue in shared memory: two fetches */
 
+/* The operators' shared-memory window: the launch's dynamic shared memory (engine.c). */
+extern __shared__ __align__(16) unsigned char gpuos_window[];
+
 typedef cuda::atomic_ref<uint32_t, cuda::thread_scope_system> sys_u32;
 typedef cuda::atomic_ref<uint32_t, cuda::thread_scope_device> dev_u32;
 typedef cuda::atomic_ref<uint32_t, cuda::thread_scope_block> cta_u32;
@@ -369,7 +372,7 @@ static __device__ void compute_loop(const struct gpuos_worker_params &p, struct 
 				gpuos_op_fn fn = (gpuos_op_fn)cuda::atomic_ref<uint64_t,
 						cuda::thread_scope_device>(*e).load(cuda::memory_order_relaxed);
 				if (fn)
-					fn(t, (int)r);
+					fn(t, (int)r, gpuos_window);
 			}
 			i += r;
 			hdr = i != end ? ((const uint4 *)&q[i % QN])[0] : make_uint4(0, 0, 0, 0);
@@ -398,7 +401,7 @@ static __device__ void compute_loop(const struct gpuos_worker_params &p, struct 
 
 extern "C" __global__ void __launch_bounds__(1024, 1) gpuos_worker(struct gpuos_worker_params p)
 {
-	__shared__ struct gpuos_task q[QN];
+	__shared__ __align__(16) struct gpuos_task q[QN];
 	__shared__ uint32_t s_tail, s_head, s_exit, s_avail, s_base;
 
 	if (threadIdx.x == 0) {
@@ -409,6 +412,10 @@ extern "C" __global__ void __launch_bounds__(1024, 1) gpuos_worker(struct gpuos_
 		st_release_sys(&p.sh->sh_state, GPUOS_WORKER_RUNNING);
 	}
 	__syncthreads(); /* the only block-wide barrier: the counters are set */
+	/* Never runs (idle_ns is never 0): makes the kernel hold all 16 hardware barriers,
+	 * which are a per-kernel resource; lifted kernels' barriers are 2..15 (ptx_lift). */
+	if (p.idle_ns == 0 && threadIdx.x == 1024)
+		asm volatile("bar.sync 15, 32;" ::: "memory");
 	if (threadIdx.x < 32 * GPUOS_FETCH_WARPS)
 		fetch_loop(p, q, s_base, &s_tail, &s_head, &s_exit);
 	else

@@ -46,6 +46,9 @@ struct var {
 	unsigned size, align;
 	unsigned off; /* in the window (shared) */
 	bool used;
+	bool init;	  /* declared with an initialiser */
+	bool carried;	  /* a constant table of CUDA's math library: copied into the lifted module */
+	size_t decl;	  /* the first token of its declaration */
 };
 
 struct patch {
@@ -213,11 +216,14 @@ static void add_var(struct lx *x, size_t s, size_t e)
 				else
 					v.size = 0; /* [] : extern, sized at launch */
 			}
-		} else if (is(x, i, "="))
+		} else if (is(x, i, "=")) {
+			v.init = true;
 			break; /* initialiser */
+		}
 	}
 	if (!v.name || x->nvars == MAX_VARS)
 		return;
+	v.decl = s;
 	if (!v.align)
 		v.align = v.size && v.size < 16 ? v.size : 16;
 	x->vars[x->nvars++] = v;
@@ -609,6 +615,13 @@ static int statement(struct lx *x, struct body *bd, size_t s, size_t e)
 		}
 		if (!v)
 			continue;
+		/* CUDA's math functions read constant tables (sinf's __cudart_i2opi_f): read-only,
+		 * initialised, the same in every module; a copy of its own serves the lifted one */
+		if ((v->space == SP_GLOBAL || v->space == SP_CONST) && v->init &&
+		    prefix(x, v->name, "__cudart_")) {
+			v->carried = true;
+			continue;
+		}
 		if (v->space == SP_GLOBAL)
 			return fail(x, GPUOS_LIFT_MODULE_GLOBAL, i, "%.*s", (int)x->t[i].len,
 				    x->b + x->t[i].off);
@@ -839,7 +852,7 @@ int gpuos_lift(const char *buf, size_t len, const char *entry, const struct gpuo
 	if (!x)
 		return -ENOMEM;
 	max_threads = o && o->max_threads ? o->max_threads : 480;
-	window = o && o->smem_window ? o->smem_window : 44 * 1024;
+	window = o && o->smem_window ? o->smem_window : GPUOS_LIFT_WINDOW;
 	x->r = r;
 	x->b = buf;
 	x->len = len;
@@ -984,6 +997,23 @@ int gpuos_lift(const char *buf, size_t len, const char *entry, const struct gpuo
 		putf(&out, ".target %.*s\n", (int)x->t[x->target_tok].len,
 		     x->b + x->t[x->target_tok].off);
 	putf(&out, ".address_size 64\n\n");
+	for (unsigned k = 0; k < x->nvars; k++) {
+		size_t d = x->vars[k].decl, e = d;
+		int depth = 0;
+
+		if (!x->vars[k].carried)
+			continue;
+		/* the declaration through its ';' (the initialiser's braces hold none) */
+		while (e < x->n && x->t[e].kind != GPUOS_PTX_EOF && !(depth == 0 && is(x, e, ";"))) {
+			depth += is(x, e, "{") - is(x, e, "}");
+			e++;
+		}
+		if (e >= x->n || !is(x, e, ";")) {
+			fail(x, GPUOS_LIFT_PARSE, d, "an unterminated declaration");
+			goto out;
+		}
+		putf(&out, "%.*s\n\n", (int)(x->t[e].off + 1 - x->t[d].off), x->b + x->t[d].off);
+	}
 	/* prototypes first: the functions may call each other in any order */
 	for (unsigned k = 1; k < norder; k++) {
 		emit(x, &out, order[k]->start, order[k]->name);

@@ -114,6 +114,7 @@ int gpuos_cubin_from_fatbin(const void *buf, size_t len, unsigned sm, struct gpu
 	X(OK, "ok", "liftable")                                                                   \
 	X(PARSE, "ptx_parse", "PTX the lifter does not understand")                               \
 	X(NO_ENTRY, "no_entry", "no such .entry in the PTX")                                      \
+	X(NO_PTX, "no_ptx", "no PTX the device can use in the binary")                            \
 	X(GRID_SYNC, "grid_sync", "grid-wide sync (cooperative launch)")                          \
 	X(DYNAMIC_PARALLELISM, "dynamic_parallelism", "launches kernels from the device")          \
 	X(CLUSTER, "cluster", "thread-block cluster features")                                    \
@@ -143,7 +144,7 @@ const char *gpuos_lift_reason_text(int reason);
 
 struct gpuos_lift_opts {
 	unsigned max_threads; /* the worker's compute threads a block (0: 480) */
-	unsigned smem_window; /* bytes of shared memory the worker lends a task (0: 44 KiB) */
+	unsigned smem_window; /* bytes of shared memory the worker lends a task (0: GPUOS_LIFT_WINDOW) */
 	unsigned sm;	      /* the device, e.g. 90 (0: no target check) */
 };
 
@@ -176,6 +177,30 @@ void gpuos_lift_free(struct gpuos_lift_result *r);
 /* Call fn(name, arg) for every .entry of the PTX module; -EINVAL if it does not tokenize. */
 int gpuos_lift_entries(const char *buf, size_t len, void (*fn)(const char *name, void *arg),
 		       void *arg);
+
+/* ---- wrap.c ---- */
+/*
+ * A lifted kernel's launch as a worker task (kernels/task.h):
+ *   a[0] = grid.x | grid.y << 32 | grid.z << 48
+ *   a[1] = block.x | block.y << 16 | block.z << 32 | dynamic shared bytes << 48
+ *   a[2..5] = the parameter buffer when it fits (GPUOS_LIFT_INLINE bytes), else a[2] = the
+ *             device address of a 16-byte aligned copy of it (fusion's arena)
+ * The lifted kernel's shared memory takes up to GPUOS_LIFT_WINDOW bytes of the worker's
+ * window; the parameter copy the rest.
+ */
+#define GPUOS_LIFT_INLINE      32u
+#define GPUOS_LIFT_PARAMS_MAX  4096u
+#define GPUOS_LIFT_WINDOW      (40u * 1024)
+
+/* True when the kernel's blocks need no barrier and no shared memory (see wrap.c). */
+bool gpuos_lift_warps_mode(const struct gpuos_lift_result *r);
+
+/*
+ * The operator source (CUDA C++ for the jit) that runs @r's lifted function for each task:
+ * its length, -EINVAL if @r is not a lifted kernel, -ENOSPC if buf is too small (4 KiB is
+ * enough).
+ */
+int gpuos_lift_wrapper(const struct gpuos_lift_result *r, char *buf, size_t len);
 
 /* ---- hostelf.c ---- */
 /*

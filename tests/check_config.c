@@ -90,6 +90,8 @@ static void assert_defaults(const struct gpuos_cfg *cfg, bool enable)
 	ck_assert_uint_eq(cfg->max_elements, 1048576);
 	ck_assert_uint_eq(cfg->max_blocks, 4096);
 	ck_assert_uint_eq(cfg->max_threads, 1024);
+	ck_assert(!cfg->lift);
+	ck_assert_uint_eq(cfg->lift_max_threads, 8192);
 	ck_assert_uint_eq(cfg->workers, 2);
 	ck_assert_uint_eq(cfg->worker_threads, 512);
 	ck_assert_uint_eq(cfg->worker_idle_ms, 100);

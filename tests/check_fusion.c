@@ -214,8 +214,9 @@ static int f_describe(void *ctx, uintptr_t s, int *dev, bool *blocking)
 	return 0;
 }
 
-static int f_resolve(void *ctx, unsigned op)
+static int f_resolve(void *ctx, unsigned op, int dev)
 {
+	(void)dev;
 	(void)ctx;
 	return (int)op + 1;
 }

@@ -46,7 +46,9 @@ START_TEST(first_launch_decides_once)
 	struct gpuos_live *a = gpuos_reg_first_launch(gpuos_reg_lookup(stubs + 10));
 	struct gpuos_live *b = gpuos_reg_first_launch(gpuos_reg_lookup(stubs + 11));
 	ck_assert_int_eq(a->why, GPUOS_WHY_DENIED);
+	/* lift is off by default: no catalog entry, nothing else would run it */
 	ck_assert_int_eq(b->why, GPUOS_WHY_NO_CATALOG);
+	ck_assert_int_eq(b->lift, -1);
 	ck_assert_str_eq(b->demangled, "bar(float*)");
 	ck_assert_ptr_eq(gpuos_reg_first_launch(gpuos_reg_lookup(stubs + 10)), a);
 	ck_assert_ptr_eq(gpuos_reg_first_launch(NULL), gpuos_reg_unknown());

@@ -612,6 +612,28 @@ START_TEST(test_async_order)
 }
 END_TEST
 
+/* At exit: queued requests are dropped with -ECANCELED, each answered once, none hangs. */
+START_TEST(test_cancel)
+{
+	const char *dir = newdir();
+	struct gpuos_jit_req req = mkreq(op_scale, 90, dir);
+	int cancelled = 0;
+
+	cb_reset();
+	for (int i = 0; i < NREQ; i++)
+		ck_assert_int_eq(gpuos_jit_request(&req, done, (void *)(intptr_t)i), 0);
+	gpuos_jit_cancel();
+	ck_assert_int_eq(cb.n, NREQ);
+	for (int i = 0; i < NREQ; i++) {
+		ck_assert(cb.err[i] == 0 || cb.err[i] == -ECANCELED);
+		cancelled += cb.err[i] == -ECANCELED;
+	}
+	ck_assert_int_gt(cancelled, 0); /* the first compile takes far longer than the cancel */
+	gpuos_jit_image_free(&cb.kept);
+	gpuos_jit_cancel(); /* nothing queued, no thread: returns */
+}
+END_TEST
+
 START_TEST(test_shutdown_unstarted)
 {
 	gpuos_jit_shutdown();
@@ -681,6 +703,7 @@ static Suite *jit_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_compile, 0, 2);
 	tcase_add_test(tc, test_hit);
+	tcase_add_test(tc, test_cancel);
 	tcase_add_test(tc, test_hit_without_nvrtc);
 	tcase_add_test(tc, test_keys);
 	tcase_add_test(tc, test_keys_build);

@@ -226,6 +226,10 @@ START_TEST(test_rewrites)
 	ck_assert_int_eq(gpuos_lift(buf, len, "ok_dyn_smem", NULL, &r), 0);
 	ck_assert(r.dynamic_smem);
 	gpuos_lift_free(&r);
+	/* CUDA's constant tables come along; a user's module variable does not */
+	ck_assert_int_eq(gpuos_lift(buf, len, "ok_sinf", NULL, &r), 0);
+	ck_assert_ptr_nonnull(strstr(r.ptx, "__cudart_i2opi_f[24] ="));
+	gpuos_lift_free(&r);
 	ck_assert_int_eq(gpuos_lift(buf, len, "no_such_kernel", NULL, &r), 1);
 	ck_assert_int_eq(r.reason, GPUOS_LIFT_NO_ENTRY);
 	/* a device whose arch is older than the PTX target */
@@ -263,6 +267,68 @@ static const char wrapper[] =
     "  }\n"
     "}\n"
     "extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = op_lifted;\n";
+
+/*
+ * The generated operator (wrap.c) for kernels of each mode compiles and links with the lifted
+ * PTX: warps mode, blocks mode (barriers, static and dynamic shared memory), parameters in the
+ * task and copied from the arena, a carried constant table.
+ */
+START_TEST(test_generated_wrapper_links)
+{
+	static const struct {
+		const char *entry;
+		bool warps;
+		unsigned force_bytes; /* pretend a larger parameter buffer: the arena path */
+	} cases[] = {
+	    {"ok_axpb", true, 0},	    {"ok_smem_reverse", false, 0}, {"ok_struct", true, 0},
+	    {"ok_dyn_smem", false, 0},	    {"ok_sinf", true, 0},	   {"ok_axpb", true, 200},
+	    {"ok_block_reduce", false, 64},
+	};
+	size_t len;
+	char *buf = read_fixture("corpus_sm75.ptx", &len);
+	char dir[] = "/tmp/gpuos-liftwrap-XXXXXX", src[4096];
+	const char *opts[] = {"-maxrregcount=64"};
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct gpuos_lift_result r;
+		struct gpuos_jit_image img;
+
+		ck_assert_int_eq(gpuos_lift(buf, len, cases[i].entry, NULL, &r), 0);
+		ck_assert_int_eq(gpuos_lift_warps_mode(&r), cases[i].warps);
+		if (cases[i].force_bytes)
+			r.param_bytes = cases[i].force_bytes;
+		int n = gpuos_lift_wrapper(&r, src, sizeof(src));
+		ck_assert_int_gt(n, 0);
+		ck_assert_ptr_nonnull(strstr(src, r.func));
+		ck_assert_ptr_nonnull(
+		    strstr(src, r.param_bytes <= GPUOS_LIFT_INLINE ? "#define INLINE 1" : "#define INLINE 0"));
+		ck_assert_int_eq(gpuos_lift_wrapper(&r, src, 100), -ENOSPC);
+		n = gpuos_lift_wrapper(&r, src, sizeof(src));
+		struct gpuos_jit_req req = {.src = src, .len = (size_t)n, .name = cases[i].entry,
+					    .sm = 90, .opts = opts, .nopts = 1, .cache_dir = dir,
+					    .ptx = r.ptx, .ptx_len = r.ptx_len};
+		int rc = gpuos_jit_build(&req, &img);
+		gpuos_lift_free(&r);
+		if (rc == -ENOENT) /* no NVRTC/nvJitLink here */
+			break;
+		ck_assert_msg(rc == 0, "%s: %d", cases[i].entry, rc);
+		ck_assert_ptr_nonnull(memmem(img.data, img.size, "gpuos_op_entry", 14));
+		/* the lifted function's code is in the image (the linker dropped it, once, and
+		 * left the wrapper's call aimed at address 0) */
+		char text[200];
+		snprintf(text, sizeof(text), ".text.gpuos_lift_%s", cases[i].entry);
+		ck_assert_msg(memmem(img.data, img.size, text, strlen(text)), "%s: no %s",
+			      cases[i].entry, text);
+		gpuos_jit_image_free(&img);
+	}
+	free(buf);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd)) {
+	}
+}
+END_TEST
 
 START_TEST(test_links_into_an_operator)
 {
@@ -355,6 +421,7 @@ int main(void)
 	tcase_add_test(tc, test_rewrites);
 	tcase_add_test(tc, test_garbage);
 	tcase_add_test(tc, test_links_into_an_operator);
+	tcase_add_test(tc, test_generated_wrapper_links);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

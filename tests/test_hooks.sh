@@ -14,7 +14,7 @@ run() { # run NAME [env...] -- cmd...: stdout to $T/NAME.out, stderr .err, runti
 
 for prog in prog prog_ptsz; do
 	run plain_$prog "$HOOKS/$prog" 10
-	run shim_$prog LD_PRELOAD="$PRELOAD" GPUOS_CONFIG=/dev/null \
+	run shim_$prog LD_PRELOAD="$PRELOAD" GPUOS_CONFIG=/dev/null GPUOS_LIFT=on \
 		GPUOS_REPORT="$T/$prog.json" "$HOOKS/$prog" 10
 	cmp "$T/plain_$prog.out" "$T/shim_$prog.out" || fail "$prog: output differs under the shim"
 	cmp "$T/plain_$prog.log" "$T/shim_$prog.log" || fail "$prog: runtime saw other launches"
@@ -31,7 +31,9 @@ k = {x["mangled"]: x for x in r["kernels"]}
 def want(c, m):
     assert c, m
 want(r["launches"] == 33 and r["diverted"] == 0, f"totals {r['launches']} {r['diverted']}")
-want(r["fell_through"] == {"no_catalog": 33}, r["fell_through"])
+# no GPU driver here: each kernel's first launch goes through while it is lifted, then
+# the lifted ones find no engine; block_sum's early exit before a barrier is named
+want(r["fell_through"] == {"building": 4, "no_engine": 20, "not_liftable": 9}, r["fell_through"])
 ax = k["_Z4axpbPfPKf6affinei"]
 want(ax["launches"] == 12, ax)  # 10 <<<>>>, 1 cudaLaunchKernel, 1 bad launch
 want(ax["params"] == [[0, 8], [8, 8], [16, 24], [40, 4]] and ax["param_bytes"] == 44, ax)
@@ -39,6 +41,7 @@ want(ax["cubin_sm"] == 90 and 90 in ax["sass_archs"] and 90 in ax["ptx_archs"], 
 want(ax["name"].startswith("axpb(float*, float const*, affine, int)"), ax["name"])
 bs = k["_Z9block_sumPfPKfi"]
 want(bs["launches"] == 10 and bs["static_smem"] == 1024, bs)
+want(bs["lift"] == "exit_before_barrier" and ax["lift"] == "ok", (bs, ax))
 want(k["_Z5scaleIfEvPT_S0_l"]["launches"] == 10, "scale<float>")
 sd = k["_Z5scaleIdEvPT_S0_l"]
 want(sd["launches"] == 1 and sd["params"] == [[0, 8], [8, 8], [16, 8]], sd)
@@ -47,15 +50,22 @@ PY
 
 # The allowlist config: deny wins; the report says why.
 printf 'deny = *block_sum*\n' >"$T/deny.conf"
-run deny LD_PRELOAD="$PRELOAD" GPUOS_CONFIG="$T/deny.conf" GPUOS_REPORT="$T/deny.json" \
+run deny LD_PRELOAD="$PRELOAD" GPUOS_CONFIG="$T/deny.conf" GPUOS_LIFT=on GPUOS_REPORT="$T/deny.json" \
 	"$HOOKS/prog" 3
 python3 - "$T/deny.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 k = {x["mangled"]: x for x in r["kernels"]}
 assert k["_Z9block_sumPfPKfi"]["fell_through"] == {"denied": 3}, k["_Z9block_sumPfPKfi"]
-assert k["_Z4axpbPfPKf6affinei"]["fell_through"] == {"no_catalog": 5}
+assert k["_Z4axpbPfPKf6affinei"]["fell_through"] == {"building": 1, "no_engine": 4}
 PY
+
+# lift = off (the default): nothing is lifted, nothing starts an engine.
+run nolift LD_PRELOAD="$PRELOAD" GPUOS_CONFIG=/dev/null GPUOS_REPORT="$T/nolift.json" \
+	"$HOOKS/prog" 10
+cmp "$T/plain_prog.out" "$T/nolift.out" || fail "lift=off changed the output"
+[ ! -s "$T/nolift.err" ] || { cat "$T/nolift.err"; fail "lift=off: shim printed"; }
+python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['fell_through']=={'no_catalog': 33}, r['fell_through']" "$T/nolift.json"
 
 # A bad config: one line on stderr naming file and line, then pure pass-through.
 printf 'enable = yes\nmax_blocks = lots\n' >"$T/bad.conf"
@@ -72,10 +82,10 @@ cmp "$T/plain_prog.out" "$T/missing.out" || fail "missing config changed the out
 grep -q "^gpuos: .*nonexistent.conf" "$T/missing.err" || fail "missing config not named"
 
 # The table on stderr.
-run table LD_PRELOAD="$PRELOAD" GPUOS_CONFIG=/dev/null GPUOS_REPORT=1 "$HOOKS/prog" 10
+run table LD_PRELOAD="$PRELOAD" GPUOS_CONFIG=/dev/null GPUOS_LIFT=on GPUOS_REPORT=1 "$HOOKS/prog" 10
 grep -q "^gpuos report (pid [0-9]*): 4 kernels launched, 33 launches, 0 diverted" "$T/table.err" ||
 	{ cat "$T/table.err"; fail "table header"; }
-grep -qE '^ +12 +0 +12  no catalog match +axpb$' "$T/table.err" || { cat "$T/table.err"; fail "table row"; }
+grep -qE '^ +12 +0 +12  no engine +axpb$' "$T/table.err" || { cat "$T/table.err"; fail "table row"; }
 
 # The PyTorch pattern: kernels in a library dlopen()ed in a local scope.
 run local LD_PRELOAD="$PRELOAD" GPUOS_CONFIG=/dev/null GPUOS_REPORT="$T/local.json" \

@@ -689,6 +689,7 @@ int main(int argc, char **argv)
 
 	signal(SIGSEGV, on_segv);
 	signal(SIGBUS, on_segv);
+	signal(SIGABRT, on_segv);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
 		fprintf(stderr, "no GPU: skipped\n");

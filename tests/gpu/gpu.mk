@@ -33,3 +33,17 @@ $(GPU_BUILD)/bench_engine: tests/gpu/bench_engine.cu include/gpuos.h $(BUILD)/li
 		-L$(BUILD) -lgpuos_shim -Xlinker -rpath,'$$ORIGIN/..'
 
 gpu-deps: $(GPU_BUILD)/bench_engine
+
+# ptx_lift on the GPU: unmodified programs, nvcc's default targets (compute_75 PTX runs on
+# newer GPUs) and sm_90 with its PTX for the benchmark.
+$(GPU_BUILD)/lift_prog: tests/gpu/lift_prog.cu
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  NVCC    $@")
+	$(Q)$(NVCC) -O2 -cudart shared -o $@ $<
+
+$(GPU_BUILD)/bench_lift: tests/gpu/bench_lift.cu
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  NVCC    $@")
+	$(Q)$(NVCC) -O2 -cudart shared -gencode arch=compute_90,code=[sm_90,compute_90] -o $@ $<
+
+gpu-deps: $(GPU_BUILD)/lift_prog $(GPU_BUILD)/bench_lift

@@ -90,7 +90,11 @@ int main(int argc, char **argv)
 	for (int it = 0; it < iters; it++) {
 		/* <<<>>>: __cudaLaunchKernel (or _ptsz with per-thread default stream) */
 		axpb<<<n / 256, 256>>>(y, x, f, n);
+		/* s does not wait for the default stream, nor it for s: without these syncs the
+		 * three kernels would race on y and the output would depend on timing */
+		cudaStreamSynchronize(0);
 		scale<float><<<n / 128, 128, 0, s>>>(y, 0.5f, n);
+		cudaStreamSynchronize(s);
 		block_sum<<<16, 256>>>(sums, y, n);
 	}
 	/* cudaLaunchKernel with the host stub */
