@@ -147,6 +147,23 @@ static unsigned clampu(unsigned v, unsigned lo, unsigned hi, unsigned dflt)
 	return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* Threads a worker block: the caller's option, else the config's, clamped to whole warps. */
+static unsigned threads_of(unsigned opt, const struct gpuos_cfg *cfg)
+{
+	return clampu(opt ? opt : (unsigned)cfg->worker_threads, 64, 1024, 512) & ~31u;
+}
+
+unsigned gpuos_fusion_worker_threads(void)
+{
+	struct gpuos_engines *g = &gpuos_engines;
+
+	/* acquire: pairs with the release in gpuos_init; g->threads is set */
+	if (load_acquire(&g->started))
+		return g->threads;
+	gpuos_shim_init();
+	return threads_of(0, &gpuos_shim.cfg);
+}
+
 /*
  * fork(): the child has no GPU context, no worker and no CUPTI subscription of its own, and
  * copies of engines that name the parent's. It gets no engine: everything falls through
@@ -232,9 +249,7 @@ GPUOS_EXPORT int gpuos_init(const struct gpuos_options *opt)
 		const struct gpuos_cfg *cfg = (gpuos_shim_init(), &gpuos_shim.cfg);
 		g->rings =
 		    clampu(o.rings ? o.rings : (unsigned)cfg->workers, 1, GPUOS_MAX_RINGS, 2);
-		g->threads =
-		    clampu(o.threads ? o.threads : (unsigned)cfg->worker_threads, 64, 1024, 512) &
-		    ~31u;
+		g->threads = threads_of(o.threads, cfg);
 		g->idle_ms =
 		    clampu(o.idle_ms ? o.idle_ms : (unsigned)cfg->worker_idle_ms, 1, 600000, 100);
 		snprintf(g->cache_dir, sizeof(g->cache_dir), "%s",

@@ -53,6 +53,9 @@ void gpuos_fusion_capture_end(void);
  * workers were parked for it; the caller then calls gpuos_fusion_unpark after the call. */
 bool gpuos_fusion_first_launch(const void *f);
 
+/* Threads a worker block has: the running engines', else what gpuos_init would choose. */
+unsigned gpuos_fusion_worker_threads(void);
+
 /*
  * The shim's lifted launches (interpose/lifted.c). An operator from @src linked with the PTX
  * module @ptx (ptx_len bytes), on the current device (*dev), built in the background like

@@ -27,13 +27,19 @@ static inline struct gpuos_live *live_of(const void *key)
 	return l;
 }
 
-/* GPUOS_WHY_DIVERTED if the launch became a task, else why not (counted either way). */
+/*
+ * GPUOS_WHY_DIVERTED if the launch became a task, else why not (counted either way). Launch
+ * attributes (clusters, cooperative, priorities, programmatic launches...) always take the
+ * real launch.
+ */
 static inline int divert(struct gpuos_live *l, dim3 g, dim3 b, void **a, size_t sm,
-			 cudaStream_t st, bool ptsz)
+			 cudaStream_t st, bool ptsz, bool attrs)
 {
 	/* acquire: pairs with the release in gpuos_lifted_prepare */
 	const struct gpuos_lifted *x = load_acquire(&l->lifted);
-	int why = x ? (int)gpuos_lifted_launch(x, g, b, a, sm, st, ptsz) : load_relaxed(&l->why);
+	int why = !x	 ? load_relaxed(&l->why)
+		  : attrs ? GPUOS_WHY_LAUNCH_CONFIG
+			  : (int)gpuos_lifted_launch(x, g, b, a, sm, st, ptsz);
 
 	fetch_add_relaxed(&l->count[why], 1);
 	return why;
@@ -60,7 +66,7 @@ static inline cudaError_t launch_end(struct gpuos_live *l, cudaError_t rc)
 		if (unlikely(!real))                                                               \
 			return cudaErrorSharedObjectSymbolNotFound;                                \
 		l = live_of((const void *)f);                                                      \
-		if (divert(l, g, b, a, sm, st, ptsz) == GPUOS_WHY_DIVERTED)                        \
+		if (divert(l, g, b, a, sm, st, ptsz, false) == GPUOS_WHY_DIVERTED)                 \
 			return cudaSuccess;                                                        \
 		return launch_end(l, real(f, g, b, a, sm, st));                                    \
 	}
@@ -70,8 +76,8 @@ LAUNCH_HOOK(__cudaLaunchKernel_ptsz, cudaKernel_t, true)
 LAUNCH_HOOK(cudaLaunchKernel, const void *, false)
 LAUNCH_HOOK(cudaLaunchKernel_ptsz, const void *, true)
 
-/* Launch attributes (clusters, cooperative, priorities, programmatic launches...) always
- * take the real launch. */
+static const cudaLaunchConfig_t no_config;
+
 #define LAUNCH_EX_HOOK(name, ptsz)                                                                 \
 	GPUOS_EXPORT cudaError_t name(const cudaLaunchConfig_t *c, const void *f, void **a)        \
 	{                                                                                          \
@@ -80,17 +86,11 @@ LAUNCH_HOOK(cudaLaunchKernel_ptsz, const void *, true)
                                                                                                    \
 		if (unlikely(!real))                                                               \
 			return cudaErrorSharedObjectSymbolNotFound;                                \
+		const cudaLaunchConfig_t *k = c ? c : &no_config; /* the runtime's error to give */ \
 		l = live_of(f);                                                                    \
-		if (c && !c->numAttrs) {                                                           \
-			if (divert(l, c->gridDim, c->blockDim, a, c->dynamicSmemBytes, c->stream,  \
-				   ptsz) == GPUOS_WHY_DIVERTED)                                    \
-				return cudaSuccess;                                                \
-		} else {                                                                           \
-			fetch_add_relaxed(&l->count[load_acquire(&l->lifted)                       \
-							? GPUOS_WHY_LAUNCH_CONFIG                  \
-							: load_relaxed(&l->why)],                  \
-					  1);                                                      \
-		}                                                                                  \
+		if (divert(l, k->gridDim, k->blockDim, a, k->dynamicSmemBytes, k->stream, ptsz,    \
+			   !c || c->numAttrs != 0) == GPUOS_WHY_DIVERTED)                          \
+			return cudaSuccess;                                                        \
 		return launch_end(l, real(c, f, a));                                               \
 	}
 

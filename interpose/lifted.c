@@ -84,10 +84,7 @@ void gpuos_lifted_prepare(struct gpuos_live *l)
 		not_liftable(l, GPUOS_LIFT_NO_PTX, "no fatbinary registered");
 		return;
 	}
-	threads = (cfg->worker_threads >= 64 && cfg->worker_threads <= 1024
-		       ? (unsigned)cfg->worker_threads & ~31u
-		       : 512) -
-		  32 * GPUOS_FETCH_WARPS;
+	threads = gpuos_fusion_worker_threads() - 32 * GPUOS_FETCH_WARPS;
 	struct gpuos_lift_opts o = {
 	    .max_threads = threads, .smem_window = GPUOS_LIFT_WINDOW, .sm = fb->sm};
 
@@ -151,6 +148,10 @@ void gpuos_lifted_prepare(struct gpuos_live *l)
 	}
 	x->op = (unsigned)op;
 	x->dev = dev;
+	/* the engine now runs: its blocks are what launches must fit (a program's own
+	 * gpuos_init may have chosen fewer threads than the config says) */
+	if (x->max_block > gpuos_fusion_worker_threads() - 32 * GPUOS_FETCH_WARPS)
+		x->max_block = gpuos_fusion_worker_threads() - 32 * GPUOS_FETCH_WARPS;
 	l->lift = GPUOS_LIFT_OK;
 	gpuos_debug("lift: %s lifted (%u parameter bytes, %s), operator %u", name, r.param_bytes,
 		    gpuos_lift_warps_mode(&r) ? "warps" : "blocks", x->op);
