@@ -11,6 +11,7 @@
 
 #include "common/atomics.h"
 #include "common/log.h"
+#include "common/where.h"
 #include "fusion/engine.h"
 #include "fusion/fusion.h"
 #include "include/gpuos.h"
@@ -73,6 +74,7 @@ static int memop(int dev, uintptr_t stream, unsigned slot, uint32_t v, bool go)
 	cu->cuCtxGetCurrent(&prev);
 	if (prev != e->ctx)
 		cu->cuCtxSetCurrent(e->ctx);
+	gpuos_where(go ? "batch go write, slot" : "batch done wait, slot", slot);
 	if (go) {
 		CUstreamCaptureStatus cs = CU_STREAM_CAPTURE_STATUS_NONE;
 
@@ -94,6 +96,7 @@ static int memop(int dev, uintptr_t stream, unsigned slot, uint32_t v, bool go)
 					    CU_STREAM_WAIT_VALUE_GEQ);
 	}
 out:
+	gpuos_where(NULL, 0);
 	if (prev != e->ctx)
 		cu->cuCtxSetCurrent(prev);
 	gpuos_fusion_in_engine--;
@@ -289,9 +292,8 @@ static int submit(void *stream, struct gpuos_task *t, unsigned flags, const void
 	/* acquire: pairs with the release in gpuos_init */
 	if (!load_acquire(&g->started) && (rc = gpuos_init(NULL)))
 		return rc;
-	/* acquire: pairs with the release in gpuos_fusion_park; a submit that passed this
-	 * check before a park began is drained by the park (gpuos_engine_park) */
-	if (load_acquire(&g->parking))
+	/* relaxed: a hint that saves the arena; gpuos_batch_submit decides under its lock */
+	if (load_relaxed(&g->batches.parking))
 		return load_relaxed(&g->batches.capture) ? -EBUSY : -EAGAIN;
 	if (n) {
 		/* before the reservation: waiting for a chunk never holds up a position */
@@ -326,6 +328,7 @@ static int submit(void *stream, struct gpuos_task *t, unsigned flags, const void
 		gpuos_engine_start_worker(e, (unsigned)(ring - e->ring));
 	if (gpuos_ring_publish(ring, pos, t))
 		gpuos_engine_start_worker(e, (unsigned)(ring - e->ring));
+	gpuos_batch_ready(&g->batches, t);
 	return 0;
 }
 
@@ -459,6 +462,21 @@ GPUOS_EXPORT void gpuos_debug_dump(int fd)
 				s->blocking ? "blocking" : "non-blocking", s->batch, s->tseq,
 				s->open ? " OPEN" : "");
 	}
+	gpuos_where_dump(fd);
+	/* last: a driver call, which may block if a driver lock is what everyone waits for */
+	for (int d = 0; d < GPUOS_MAX_DEVICES; d++) {
+		struct gpuos_engine *e = engine_of(d);
+		const struct gpuos_cu *cu = gpuos_cu_get();
+
+		for (unsigned r = 0; e && cu && r < e->nrings; r++) {
+			CUresult q = cu->cuStreamQuery(e->wstream[r]);
+
+			dprintf(fd, "gpuos:   device %d ring %u worker stream: %s\n", d, r,
+				q == CUDA_SUCCESS	    ? "idle"
+				: q == CUDA_ERROR_NOT_READY ? "busy"
+							    : "error");
+		}
+	}
 }
 
 /* ---- fusion.h: what the observers call ---- */
@@ -491,8 +509,8 @@ void gpuos_fusion_park(void)
 {
 	if (!gpuos_fusion_active())
 		return;
-	/* seq_cst: before the drains look at the rings' tails */
-	atomic_fetch_add(&gpuos_engines.parking, 1);
+	/* no submit takes a ring position from here on: the drains see every task */
+	gpuos_batch_park_begin(&gpuos_engines.batches);
 	each_engine(gpuos_engine_park);
 }
 
@@ -501,8 +519,7 @@ void gpuos_fusion_unpark(void)
 	if (!gpuos_fusion_active())
 		return;
 	each_engine(gpuos_engine_unpark);
-	if (load_relaxed(&gpuos_engines.parking) > 0)
-		atomic_fetch_sub(&gpuos_engines.parking, 1);
+	gpuos_batch_park_end(&gpuos_engines.batches);
 }
 
 void gpuos_fusion_device_reset(void)

@@ -4,6 +4,7 @@
  * table; the expensive part of a close or open is the one stream operation it enqueues.
  */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -104,6 +105,11 @@ static void close_slot(struct gpuos_batches *b, struct gpuos_slot *s)
 	s->open = false;
 	s->ntasks = 0;
 	pthread_mutex_unlock(&s->lock);
+	/* acquire: pairs with the release in gpuos_batch_ready. Submitters that reserved are
+	 * publishing and starting workers, a few microseconds, outside our locks. */
+	for (unsigned spins = 0; (int32_t)(tseq - load_acquire(&s->ready)) > 0; spins++)
+		if (spins > 64)
+			sched_yield();
 	/* Another thread's per-thread stream cannot be named here: a wait on the legacy
 	 * stream orders its later work too (both blocking). */
 	if (on == GPUOS_STREAM_PTDS && s->owner != self())
@@ -166,6 +172,12 @@ int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int
 	s = t->op < GPUOS_BUILTIN_OPS ? find(b, key) : NULL;
 	if (s) {
 		pthread_mutex_lock(&s->lock);
+		/* relaxed under the slot lock: gpuos_batch_park_begin sets the flag, then takes
+		 * every slot lock; past it we see the flag, before it we reserved in time */
+		if (load_relaxed(&b->parking)) {
+			pthread_mutex_unlock(&s->lock);
+			return load_relaxed(&b->capture) ? -EBUSY : -EAGAIN;
+		}
 		if (s->open && load_relaxed(&s->key) == key) {
 			*dev = s->dev;
 			nrings = load_acquire(&b->nrings[s->dev]);
@@ -184,6 +196,10 @@ int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int
 	pthread_mutex_lock(&b->lock);
 	if (load_relaxed(&b->capture)) {
 		rc = -EBUSY;
+		goto out;
+	}
+	if (load_relaxed(&b->parking)) { /* set under this lock */
+		rc = -EAGAIN;
 		goto out;
 	}
 	s = find(b, key);
@@ -236,6 +252,13 @@ out:
 	return rc;
 }
 
+void gpuos_batch_ready(struct gpuos_batches *b, const struct gpuos_task *t)
+{
+	/* release: the publication and the worker's launch before the count; pairs with the
+	 * acquire in close_slot */
+	atomic_fetch_add_explicit(&b->slot[t->slot].ready, 1, memory_order_release);
+}
+
 void gpuos_batch_stream_op(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int dev)
 {
 	struct gpuos_slot *s;
@@ -281,6 +304,26 @@ void gpuos_batch_forget(struct gpuos_batches *b, uintptr_t stream)
 		store_relaxed(&s->key, 0);
 		pthread_mutex_unlock(&s->lock);
 	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+void gpuos_batch_park_begin(struct gpuos_batches *b)
+{
+	pthread_mutex_lock(&b->lock);
+	fetch_add_relaxed(&b->parking, 1);
+	/* a submit joining an open batch holds only its slot lock: wait for those under way */
+	for (unsigned i = 0; i < GPUOS_MAX_SLOTS; i++) {
+		pthread_mutex_lock(&b->slot[i].lock);
+		pthread_mutex_unlock(&b->slot[i].lock);
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+void gpuos_batch_park_end(struct gpuos_batches *b)
+{
+	pthread_mutex_lock(&b->lock);
+	if (load_relaxed(&b->parking) > 0)
+		fetch_add_relaxed(&b->parking, -1);
 	pthread_mutex_unlock(&b->lock);
 }
 

@@ -65,6 +65,7 @@ struct gpuos_slot {
 	bool open, blocking;
 	uint32_t batch;	 /* last batch number handed out (go value) */
 	uint32_t tseq;	 /* last task number handed out */
+	_Atomic uint32_t ready; /* tasks published and their worker started (gpuos_batch_ready) */
 	unsigned ntasks; /* in the open batch */
 };
 
@@ -72,6 +73,7 @@ struct gpuos_batches {
 	pthread_mutex_t lock;
 	_Atomic int nopen;   /* open batches: stream_op is a no-op at 0 */
 	_Atomic int capture; /* captures in progress: no task is accepted */
+	_Atomic int parking; /* parks in progress: no task is accepted (-EAGAIN) */
 	const struct gpuos_batch_ops *ops;
 	void *ctx;
 	/* a slot of device d uses rings[d][s % nrings[d]]; set once when d's engine starts,
@@ -92,11 +94,21 @@ void gpuos_batch_init(struct gpuos_batches *b, const struct gpuos_batch_ops *ops
  * needed, number the task and reserve its ring position (-ENODEV if @dev has no rings), in stream
  * order. @ptsz: a NULL stream means the per-thread default stream. @dev: the current device in, the
  * slot's out. On success *ring and *pos say where to publish it (gpuos_ring_wait_room,
- * gpuos_ring_publish); the caller must publish it. -EBUSY while a capture is in progress, -ENOSPC
+ * gpuos_ring_publish); the caller must publish it. -EBUSY while a capture is in progress, -EAGAIN
+ * while a park is, -ENOSPC
  * without a free slot, or the ops' error.
  */
 int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int *dev,
 		       struct gpuos_task *t, struct gpuos_ring **ring, uint32_t *pos);
+
+/*
+ * Task @t (from gpuos_batch_submit) is published and a worker runs for it (or one was seen
+ * running after the publication). A batch close waits for this from every task it covers:
+ * a stream must never wait on a task whose worker a host thread has yet to launch, since
+ * the launch may queue in the driver behind a synchronous call of another thread that waits
+ * for that very stream.
+ */
+void gpuos_batch_ready(struct gpuos_batches *b, const struct gpuos_task *t);
 
 /* Before a stream-ordered operation on @stream (see the rules). @dev: the current device. */
 void gpuos_batch_stream_op(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int dev);
@@ -110,6 +122,14 @@ void gpuos_batch_forget(struct gpuos_batches *b, uintptr_t stream);
 /* Device @dev was reset: forget its slots without closing (their streams are gone) and its
  * rings (submits for it say -ENODEV until a new engine attaches). */
 void gpuos_batch_drop_device(struct gpuos_batches *b, int dev);
+
+/*
+ * Parks: while any is in progress submit says -EAGAIN. When begin returns, every submit that
+ * did not see the flag has its ring position (so a drain that starts now covers it), and no
+ * submit takes one until end: no worker starts during the call parked for.
+ */
+void gpuos_batch_park_begin(struct gpuos_batches *b);
+void gpuos_batch_park_end(struct gpuos_batches *b);
 
 /* Captures: while any is in progress submit says -EBUSY. begin closes every batch. */
 void gpuos_batch_capture_begin(struct gpuos_batches *b);

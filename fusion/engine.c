@@ -14,6 +14,7 @@
 
 #include "common/atomics.h"
 #include "common/log.h"
+#include "common/where.h"
 #include "fusion/engine.h"
 #include "fusion/fusion.h"
 #include "kernels/cu.h"
@@ -100,12 +101,14 @@ static int launch(struct gpuos_engine *e, unsigned r)
 
 	ENGINE_ENTER();
 	prev = ctx_push(cu, e->ctx);
+	gpuos_where("worker launch, ring", r);
 	GPUOS_CU_GOTO(
 	    cu->cuLaunchKernel(e->wfn, 1, 1, 1, e->threads, 1, 1, GPUOS_SMEM_WINDOW, e->wstream[r],
 			       args, NULL),
 	    err, out);
 	fetch_add_relaxed(&e->launches, 1);
 out:
+	gpuos_where(NULL, 0);
 	ctx_pop(cu, e->ctx, prev);
 	ENGINE_LEAVE();
 	return err;
@@ -121,9 +124,14 @@ void gpuos_engine_start_worker(struct gpuos_engine *e, unsigned r)
 {
 	_Atomic uint32_t *state = (_Atomic uint32_t *)&ring_sh(e, r)->sh_state;
 
+	gpuos_where("worker lock, to start ring", r);
 	pthread_mutex_lock(&e->wlock);
-	/* acquire: pairs with the worker's release of EXITED (try_exit) */
-	if (!e->dead && load_acquire(state) == GPUOS_WORKER_EXITED) {
+	gpuos_where(NULL, 0);
+	/* acquire: pairs with the worker's release of EXITED (try_exit). Nothing to do if
+	 * every reserved task has run (a park's drain worker ran ours): a needless launch
+	 * during the call parked for would wait behind it. */
+	if (!e->dead && load_acquire(state) == GPUOS_WORKER_EXITED &&
+	    load_relaxed(&e->ring[r].tail) != gpuos_ring_done(&e->ring[r])) {
 		/* STARTING keeps other producers from launching more; a worker that turned
 		 * back from exiting may overwrite it with RUNNING, which is just as good */
 		store_relaxed(state, GPUOS_WORKER_STARTING);
@@ -147,7 +155,9 @@ void gpuos_engine_park(struct gpuos_engine *e)
 	CUcontext prev;
 	bool pending;
 
+	gpuos_where("worker lock, to park", 0);
 	pthread_mutex_lock(&e->wlock);
+	gpuos_where(NULL, 0);
 	if (e->dead) {
 		pthread_mutex_unlock(&e->wlock);
 		return;
@@ -162,8 +172,11 @@ void gpuos_engine_park(struct gpuos_engine *e)
 		prev = ctx_push(cu, e->ctx);
 		do {
 			pending = false;
-			for (unsigned r = 0; r < e->nrings; r++)
+			for (unsigned r = 0; r < e->nrings; r++) {
+				gpuos_where("park: worker stream sync, ring", r);
 				cu->cuStreamSynchronize(e->wstream[r]); /* drained and left */
+			}
+			gpuos_where(NULL, 0);
 			for (unsigned r = 0; r < e->nrings; r++) {
 				_Atomic uint32_t *state =
 				    (_Atomic uint32_t *)&ring_sh(e, r)->sh_state;

@@ -64,7 +64,6 @@ struct gpuos_engines {
 	char cache_dir[4096];
 	_Atomic bool started;
 	_Atomic bool exiting; /* the process exits: no engine starts again */
-	_Atomic int parking; /* parks in progress: submits say -EAGAIN */
 	_Atomic uint64_t swaps, retired;
 };
 extern struct gpuos_engines gpuos_engines;

@@ -15,6 +15,7 @@
 
 #include "common/atomics.h"
 #include "common/log.h"
+#include "common/where.h"
 #include "fusion/engine.h"
 #include "fusion/fusion.h"
 #include "include/gpuos.h"
@@ -84,9 +85,13 @@ static int install(struct gpuos_engine *e, unsigned l, const void *img, uint32_t
 	cu->cuCtxGetCurrent(&prev);
 	cu->cuCtxSetCurrent(e->ctx);
 	if (load_parks()) {
-		gpuos_engine_park(e);
+		/* every engine, and no task is taken until the load is over: a worker launched
+		 * while the driver loads waits behind the load, which may wait for streams
+		 * waiting on that worker's tasks */
+		gpuos_fusion_park();
 		parked = true;
 	}
+	gpuos_where("operator module load, op", l);
 	old = op->alias.module[slot];
 	if (old) {
 		cu->cuModuleUnload((CUmodule)old);
@@ -128,10 +133,11 @@ static int install(struct gpuos_engine *e, unsigned l, const void *img, uint32_t
 	pthread_mutex_unlock(&g->batches.lock);
 	fetch_add_relaxed(&g->swaps, 1);
 out:
+	gpuos_where(NULL, 0);
 	if (mod)
 		cu->cuModuleUnload(mod);
 	if (parked)
-		gpuos_engine_unpark(e);
+		gpuos_fusion_unpark();
 	cu->cuCtxSetCurrent(prev);
 	gpuos_fusion_in_engine--;
 out_unlock:

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/atomics.h"
 #include "fusion/batch.h"
@@ -262,6 +263,7 @@ static int sub(uintptr_t s, bool ptsz, struct gpuos_task *t)
 	if (!rc) {
 		gpuos_ring_wait_room(r, pos, NULL, NULL);
 		gpuos_ring_publish(r, pos, t);
+		gpuos_batch_ready(&B, t);
 	}
 	return rc;
 }
@@ -405,6 +407,8 @@ START_TEST(batch_capture_and_errors)
 	int dev = 0;
 	ck_assert_int_eq(gpuos_batch_submit(&B, 0x1000, false, &dev, &t, &r, &pos), 0);
 	ck_assert_uint_eq(t.op, GPUOS_BUILTIN_OPS + 5);
+	gpuos_ring_publish(r, pos, &t);
+	gpuos_batch_ready(&B, &t);
 }
 END_TEST
 
@@ -492,6 +496,119 @@ START_TEST(batch_threads_keep_order)
 }
 END_TEST
 
+/* While parked no task takes a ring position, on the fast path (joining an open batch) or
+ * the slow one; after it the open batch goes on. */
+START_TEST(batch_park_refuses)
+{
+	struct gpuos_task t;
+	uint32_t tail;
+
+	batches_setup();
+	ck_assert_int_eq(sub(0x1000, false, &t), 0);
+	gpuos_batch_park_begin(&B);
+	gpuos_batch_park_begin(&B); /* parks nest */
+	tail = load_relaxed(&br.ring.tail);
+	ck_assert_int_eq(sub(0x1000, false, &t), -EAGAIN);
+	ck_assert_int_eq(sub(0x2000, false, &t), -EAGAIN);
+	gpuos_batch_park_end(&B);
+	ck_assert_int_eq(sub(0x1000, false, &t), -EAGAIN);
+	ck_assert_uint_eq(load_relaxed(&br.ring.tail), tail);
+	gpuos_batch_park_end(&B);
+	ck_assert_int_eq(sub(0x1000, false, &t), 0);
+	ck_assert_uint_eq(t.tseq, 2);
+	ck_assert_uint_eq(t.gate, 0);
+	ck_assert_str_eq(log_, "go(b0,1) ");
+}
+END_TEST
+
+/* Submitters race parks: once park_begin returns, the tail stays put until park_end. */
+static _Atomic int run_parked_submitters;
+
+static void *park_submitter(void *arg)
+{
+	uintptr_t s = 0x1000 + 8 * (uintptr_t)arg;
+	struct gpuos_task t;
+
+	while (load_relaxed(&run_parked_submitters)) {
+		int rc = sub(s, false, &t);
+		ck_assert(rc == 0 || rc == -EAGAIN);
+	}
+	return NULL;
+}
+
+START_TEST(batch_park_fences_submitters)
+{
+	static const struct gpuos_batch_ops qops = {f_describe, f_resolve, q_go, q_wait};
+	pthread_t th[SUBMITTERS];
+	bool joined[SUBMITTERS] = {0};
+	struct gpuos_task out[GPUOS_FETCH];
+	int alive = SUBMITTERS;
+
+	batches_setup();
+	B.ops = &qops;
+	run_parked_submitters = 1;
+	for (uintptr_t i = 0; i < SUBMITTERS; i++)
+		pthread_create(&th[i], NULL, park_submitter, (void *)i);
+	for (int k = 0; k < 200; k++) {
+		for (int j = 0; j < 50; j++) {
+			unsigned n = gpuos_ring_fetch(&br.ring, out, GPUOS_FETCH);
+			if (n)
+				gpuos_ring_consumed(&br.ring, n);
+		}
+		gpuos_batch_park_begin(&B);
+		uint32_t tail = load_relaxed(&br.ring.tail);
+		usleep(200);
+		ck_assert_uint_eq(load_relaxed(&br.ring.tail), tail);
+		gpuos_batch_park_end(&B);
+	}
+	run_parked_submitters = 0;
+	while (alive) { /* submitters waiting for room need a consumer to finish */
+		unsigned n = gpuos_ring_fetch(&br.ring, out, GPUOS_FETCH);
+		if (n)
+			gpuos_ring_consumed(&br.ring, n);
+		for (int i = 0; i < SUBMITTERS; i++)
+			if (!joined[i] && !pthread_tryjoin_np(th[i], NULL)) {
+				joined[i] = true;
+				alive--;
+			}
+	}
+}
+END_TEST
+
+/* A close waits until every task it covers is published and its worker started. */
+static _Atomic int closed_flag;
+
+static void *close_thread(void *arg)
+{
+	(void)arg;
+	gpuos_batch_stream_op(&B, 0x1000, false, 0);
+	store_relaxed(&closed_flag, 1);
+	return NULL;
+}
+
+START_TEST(batch_close_waits_ready)
+{
+	struct gpuos_task t = {0};
+	struct gpuos_ring *r;
+	uint32_t pos;
+	pthread_t th;
+	int dev = 0;
+
+	batches_setup();
+	ck_assert_int_eq(gpuos_batch_submit(&B, 0x1000, false, &dev, &t, &r, &pos), 0);
+	closed_flag = 0;
+	pthread_create(&th, NULL, close_thread, NULL);
+	usleep(20000);
+	ck_assert_int_eq(load_relaxed(&closed_flag), 0);
+	ck_assert_str_eq(log_, "go(b0,1) ");
+	gpuos_ring_publish(r, pos, &t);
+	gpuos_batch_ready(&B, &t);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(load_relaxed(&closed_flag), 1);
+	ck_assert_str_eq(log_, "go(b0,1) wait(b0,1) ");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("fusion");
@@ -513,6 +630,9 @@ int main(void)
 	tcase_add_test(batch, batch_capture_and_errors);
 	tcase_add_test(batch, batch_slots_reused);
 	tcase_add_test(batch, batch_threads_keep_order);
+	tcase_add_test(batch, batch_park_refuses);
+	tcase_add_test(batch, batch_close_waits_ready);
+	tcase_add_test(batch, batch_park_fences_submitters);
 	suite_add_tcase(s, ring);
 	suite_add_tcase(s, batch);
 	sr = srunner_create(s);

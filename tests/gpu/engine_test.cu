@@ -25,6 +25,8 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <sys/syscall.h>
 
 #include "include/gpuos.h"
 
@@ -225,20 +227,59 @@ static void *order_lane(void *arg)
 	return NULL;
 }
 
+/* Stuck: each thread that takes signals prints its stack (the shim's threads block them). */
+static std::atomic<int> bt_turn;
+static void on_bt_signal(int sig)
+{
+	void *bt[48];
+	int n = backtrace(bt, 48);
+
+	(void)sig;
+	while (bt_turn.exchange(1))
+		;
+	dprintf(2, "-- thread %ld:\n", (long)syscall(SYS_gettid));
+	backtrace_symbols_fd(bt, n, 2);
+	bt_turn.store(0);
+}
+
+static void print_stacks(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	long me = (long)syscall(SYS_gettid);
+
+	signal(SIGUSR2, on_bt_signal);
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.' && atol(de->d_name) != me) {
+			syscall(SYS_tgkill, getpid(), atoi(de->d_name), SIGUSR2);
+			usleep(100000);
+		}
+	if (d)
+		closedir(d);
+}
+
 static void on_order_alarm(int sig)
 {
 	(void)sig;
+	if (getenv("GPUOS_TEST_STUCK_WAIT"))
+		print_stacks();
 	for (int i = 0; i < 3; i++)
 		dprintf(2, "lane %d: step %d, op %d\n", i, lane_step[i], lane_op[i]);
 	dprintf(2, "FAIL: order test stuck; engine state:\n");
 	gpuos_debug_dump(2);
+	/* GPUOS_TEST_STUCK_WAIT=S: stay S seconds, so that a debugger can attach */
+	const char *w = getenv("GPUOS_TEST_STUCK_WAIT");
+	if (w)
+		sleep((unsigned)atoi(w));
 	_exit(1);
 }
 
 static int mode_order(unsigned seed)
 {
+	const char *lim = getenv("GPUOS_TEST_STUCK_S");
+
 	signal(SIGALRM, on_order_alarm);
-	alarm(45);
+	alarm(lim ? (unsigned)atoi(lim) : 45);
 	enum { LANES = 3 };
 	struct lane L[LANES];
 	pthread_t th[LANES];
