@@ -772,10 +772,16 @@ static void emit(struct lx *x, struct out *o, size_t from, size_t to)
 	size_t pos = x->t[from].off;
 	unsigned k = 0;
 
+	if (from >= to) /* an empty body */
+		return;
 	while (k < x->np && x->p[k].from < from)
 		k++;
 	for (size_t i = from; i < to;) {
 		if (k < x->np && x->p[k].from == i) {
+			if (x->p[k].to > to) { /* malformed text: an instruction past the body */
+				fail(x, GPUOS_LIFT_PARSE, i, "an instruction runs past its function");
+				return;
+			}
 			put(o, x->b + pos, x->t[i].off - pos);
 			for (const char *c = x->p[k].text; *c;) {
 				if (*c == '\x01') { /* \1VAR:ADD -> window offset */
@@ -1025,6 +1031,10 @@ int gpuos_lift(const char *buf, size_t len, const char *entry, const struct gpuo
 	for (unsigned k = 1; k < norder; k++)
 		lift_fn(x, &out, order[k], false);
 	lift_fn(x, &out, f, true);
+	if (x->r->reason != GPUOS_LIFT_OK) {
+		rc = 1;
+		goto out;
+	}
 	if (out.nomem) {
 		rc = -ENOMEM;
 		goto out;

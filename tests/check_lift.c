@@ -394,14 +394,15 @@ START_TEST(test_garbage)
 	    ".entry k() { ld.param.u64 %rd1",
 	    ".entry k(.param .u64 p) { ret; }",
 	    "\x01\x02",
+	    ".entry k() {\n}", /* an empty body (the fuzzer's: emitted a negative length) */
 	};
 	struct gpuos_lift_result r;
 
 	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
 		int rc = gpuos_lift(bad[k], strlen(bad[k]), "k", NULL, &r);
 		ck_assert_int_ge(rc, 0);
-		if (rc == 0) /* the one well-formed trivial kernel */
-			ck_assert_int_eq(k, 3);
+		if (rc == 0) /* the well-formed trivial kernels */
+			ck_assert(k == 3 || k == 5);
 		gpuos_lift_free(&r);
 	}
 }
