@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The shim exports exactly the HOOK entries of interpose/hooks.def and the C API of gpuos.h.
+# The shim exports exactly the HOOK entries of interpose/hooks.def, the C API of gpuos.h and
+# the two ways into exit (interpose/exit.c).
 set -eu
 . tests/lib.sh
 printf '#define HOOK(r, n, p, a) HOOK_NAME n\n#include "interpose/hooks.def"\n' |
 	${CC:-gcc} -E -P -I. -x c - | grep -o 'HOOK_NAME [A-Za-z0-9_]*' | cut -d' ' -f2 >"$T/hooks"
 # and the C API: every function include/gpuos.h declares
 grep -oE '^(int|void) gpuos_[a-z_]+\(' include/gpuos.h | sed -E 's/^(int|void) //; s/\($//' >"$T/api"
-sort "$T/hooks" "$T/api" >"$T/want"
+# and the process's exit (interpose/exit.c)
+printf '__libc_start_main\nexit\n' >"$T/exit"
+sort "$T/hooks" "$T/api" "$T/exit" >"$T/want"
 nm -D --defined-only "$SHIM" | awk '{print $3}' | sed 's/@.*//' | sort >"$T/have"
 [ -s "$T/want" ] || fail "no hooks listed"
 diff "$T/want" "$T/have" || fail "exports differ from hooks.def (- listed, + exported)"
