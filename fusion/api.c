@@ -464,9 +464,10 @@ GPUOS_EXPORT void gpuos_debug_dump(int fd)
 	}
 	gpuos_where_dump(fd);
 	/* last: a driver call, which may block if a driver lock is what everyone waits for */
+	const struct gpuos_cu *cu = gpuos_cu_get();
+
 	for (int d = 0; d < GPUOS_MAX_DEVICES; d++) {
 		struct gpuos_engine *e = engine_of(d);
-		const struct gpuos_cu *cu = gpuos_cu_get();
 
 		for (unsigned r = 0; e && cu && r < e->nrings; r++) {
 			CUresult q = cu->cuStreamQuery(e->wstream[r]);

@@ -319,12 +319,18 @@ void gpuos_batch_park_begin(struct gpuos_batches *b)
 	pthread_mutex_unlock(&b->lock);
 }
 
-void gpuos_batch_park_end(struct gpuos_batches *b)
+/* One park or capture less (under the lock, like the checks of it). */
+static void count_down(struct gpuos_batches *b, _Atomic int *n)
 {
 	pthread_mutex_lock(&b->lock);
-	if (load_relaxed(&b->parking) > 0)
-		fetch_add_relaxed(&b->parking, -1);
+	if (load_relaxed(n) > 0)
+		fetch_add_relaxed(n, -1);
 	pthread_mutex_unlock(&b->lock);
+}
+
+void gpuos_batch_park_end(struct gpuos_batches *b)
+{
+	count_down(b, &b->parking);
 }
 
 void gpuos_batch_capture_begin(struct gpuos_batches *b)
@@ -338,10 +344,7 @@ void gpuos_batch_capture_begin(struct gpuos_batches *b)
 
 void gpuos_batch_capture_end(struct gpuos_batches *b)
 {
-	pthread_mutex_lock(&b->lock);
-	if (load_relaxed(&b->capture) > 0)
-		fetch_add_relaxed(&b->capture, -1);
-	pthread_mutex_unlock(&b->lock);
+	count_down(b, &b->capture);
 }
 
 void gpuos_batch_drop_device(struct gpuos_batches *b, int dev)

@@ -116,9 +116,10 @@ out:
 
 /*
  * While parked, the ring's stop flag is set: a worker started now drains what is published and
- * leaves, it never waits idle. So starting one is always safe, even during the call we parked
- * for (a device sync waits for it, and it ends): a published task is never stranded behind a
- * park, and no producer ever blocks here.
+ * leaves, it never waits idle, so a published task is never stranded behind a park. No start
+ * happens during the call parked for: the park fenced submits (gpuos_batch_park_begin) and
+ * drained what they had reserved, and a start with nothing left to run launches nothing (a
+ * launch there could queue in the driver behind that call).
  */
 void gpuos_engine_start_worker(struct gpuos_engine *e, unsigned r)
 {
@@ -146,8 +147,9 @@ void gpuos_engine_start_worker(struct gpuos_engine *e, unsigned r)
 /*
  * Park: every task reserved on a ring runs and every worker leaves before we return, so the
  * call we park for (a device sync, a module load, a reset) finds no worker and no stream
- * waiting on a task that no worker would run. Submits say -EAGAIN meanwhile (api.c), so the
- * drain ends; a descriptor still being written when a worker left gets a new drain worker.
+ * waiting on a task that no worker would run. Submits say -EAGAIN meanwhile (the caller,
+ * gpuos_fusion_park, fenced them first), so the drain ends; a descriptor still being written
+ * when a worker left gets a new drain worker.
  */
 void gpuos_engine_park(struct gpuos_engine *e)
 {
