@@ -21,6 +21,7 @@
 #include "include/gpuos.h"
 #include "kernels/cu.h"
 #include "kernels/jit.h"
+#include "ptx_lift/ptx_lift.h" /* the cubin reader */
 
 #define GPUOS_EXPORT __attribute__((visibility("default")))
 
@@ -45,6 +46,27 @@ static bool load_parks(void)
 {
 	const char *v = getenv("GPUOS_LOAD_PARK");
 	return !v || strcmp(v, "0");
+}
+
+/*
+ * Whether the operator's stack fits in what the worker reserves for it (GPUOS_OP_STACK,
+ * kernels/worker.cu): -E2BIG if not, -EINVAL if its image cannot be read.
+ */
+static int stack_fits(const struct gpuos_jit_image *img, const char *name)
+{
+	struct gpuos_cubin *c;
+	unsigned need;
+	int err = gpuos_cubin_open(img->data, img->size, &c);
+
+	if (err)
+		return err;
+	need = gpuos_cubin_frames(c);
+	gpuos_cubin_close(c);
+	if (need <= GPUOS_OP_STACK)
+		return 0;
+	gpuos_warn("operator %s needs %u bytes of stack, the worker has %u", name, need,
+		   GPUOS_OP_STACK);
+	return -E2BIG;
 }
 
 /*
@@ -151,6 +173,8 @@ static void build_done(void *ctx, int err, struct gpuos_jit_image *img)
 	struct gpuos_op *op = &gpuos_engines.ops[p->op];
 	struct gpuos_engine *e;
 
+	if (!err)
+		err = stack_fits(img, op->name);
 	if (!err)
 		err = gpuos_engine_get(p->dev, &e);
 	/* No module load while a capture records (it could invalidate it): the operator
@@ -299,6 +323,8 @@ GPUOS_EXPORT int gpuos_op_update(unsigned id, const char *src)
 		return err;
 	make_req(&req, src, op->name, e, opt, opts);
 	err = gpuos_jit_build(&req, &img);
+	if (!err)
+		err = stack_fits(&img, op->name);
 	if (!err)
 		err = install(e, id - GPUOS_OP_INJECTED, img.data, ++op->version);
 	gpuos_jit_image_free(&img);

@@ -105,6 +105,13 @@ enum gpuos_builtin_op {
  */
 #define GPUOS_SMEM_WINDOW (44u * 1024)
 
+/*
+ * Stack an operator may use (its functions' frames added up), in bytes per thread: the worker
+ * reserves it (kernels/worker.cu), the host refuses operators that need more. Every byte costs
+ * local memory for every thread the GPU can hold (256: 69 MB on a 132-SM H100).
+ */
+#define GPUOS_OP_STACK 256u
+
 #ifdef __CUDACC__
 static __device__ __forceinline__ unsigned gpuos_tid(void)
 {

@@ -152,6 +152,23 @@ static __device__ __forceinline__ void run_builtin(const struct gpuos_task *t)
  * either we find the task and go on, or the producer finds EXITED and launches a new worker
  * (which queues behind us on the ring's stream, so two never run at once).
  */
+/*
+ * Stack for injected operators. nvlink sizes the worker's per-thread stack from the calls it
+ * can see, and it cannot see through gpuos_op_table: without this the worker has none, and an
+ * operator with a stack frame (register spills; the slow path of IEEE division and square
+ * root saves registers around its call) writes below the thread's allocation, an illegal
+ * address. The worker calls this for a table entry of 1, which the host never writes, so it
+ * never runs; it makes every operator call site GPUOS_OP_STACK bytes deep. Operators whose
+ * frames add up to more are refused at install (kernels/ops.c).
+ */
+static __device__ __noinline__ unsigned stack_reserve(unsigned k)
+{
+	volatile unsigned char pad[GPUOS_OP_STACK];
+
+	pad[k % GPUOS_OP_STACK] = (unsigned char)k;
+	return pad[(k * 7u) % GPUOS_OP_STACK];
+}
+
 static __device__ bool try_exit(const struct gpuos_worker_params &p, uint32_t head)
 {
 	st_release_sys(&p.sh->sh_state, GPUOS_WORKER_EXITED);
@@ -371,7 +388,9 @@ static __device__ void compute_loop(const struct gpuos_worker_params &p, struct 
 				uint64_t *e = (uint64_t *)&gpuos_op_table[op - GPUOS_BUILTIN_OPS];
 				gpuos_op_fn fn = (gpuos_op_fn)cuda::atomic_ref<uint64_t,
 						cuda::thread_scope_device>(*e).load(cuda::memory_order_relaxed);
-				if (fn)
+				if ((uint64_t)fn == 1)
+					(void)stack_reserve(ctid);
+				else if (fn)
 					fn(t, (int)r, gpuos_window);
 			}
 			i += r;

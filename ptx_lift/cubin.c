@@ -60,6 +60,7 @@ struct gpuos_cubin {
 	unsigned count;
 	struct gpuos_kinfo *kernels;
 	struct gpuos_kparam *params; /* every kernel's parameters, kernels[i].params inside */
+	unsigned frames;	     /* every function's stack frame, added up */
 };
 
 /* Per-kernel scratch while parsing. */
@@ -257,6 +258,9 @@ static int cubin_gattr(unsigned attr, const unsigned char *v, size_t len, void *
 	if (len < 8)
 		return -EINVAL;
 	sym = rd32(v);
+	if (attr == EIATTR_FRAME_SIZE) /* saturating */
+		g->c->frames = rd32(v + 4) > UINT32_MAX - g->c->frames ? UINT32_MAX
+									 : g->c->frames + rd32(v + 4);
 	if (sym >= g->nsyms || !g->sym2k[sym])
 		return 0; /* a device function, not a kernel */
 	k = &g->c->kernels[g->sym2k[sym] - 1];
@@ -578,6 +582,11 @@ int gpuos_cubin_open(const void *buf, size_t len, struct gpuos_cubin **out)
 out:
 	gpuos_cubin_close(c);
 	return ret;
+}
+
+unsigned gpuos_cubin_frames(const struct gpuos_cubin *c)
+{
+	return c->frames;
 }
 
 void gpuos_cubin_close(struct gpuos_cubin *c)

@@ -97,6 +97,9 @@ unsigned gpuos_cubin_arch(const struct gpuos_cubin *c); /* e.g. 90 */
 unsigned gpuos_cubin_count(const struct gpuos_cubin *c);
 const struct gpuos_kinfo *gpuos_cubin_kernel(const struct gpuos_cubin *c, unsigned i);
 const struct gpuos_kinfo *gpuos_cubin_find(const struct gpuos_cubin *c, const char *name);
+/* The stack frames of all its functions, kernels or not, added up: a bound on the stack any
+ * call chain inside it needs (it has no recursion; nvlink refuses none, we assume it). */
+unsigned gpuos_cubin_frames(const struct gpuos_cubin *c);
 
 /*
  * The cubin a device of compute capability @sm would run from the fatbin (buf, len): pick,
