@@ -145,5 +145,5 @@ format:
 $(BUILD)/gen/records.inc: tests/data/torch211_decoded_records.json scripts/gen_records_inc.py
 	@mkdir -p $(dir $@)
 	$(Q)scripts/gen_records_inc.py $< $@
-$(BUILD)/obj/tests/check_sig.o: $(BUILD)/gen/records.inc
-$(BUILD)/obj/tests/check_sig.o: override CFLAGS += -I$(BUILD)/gen
+$(BUILD)/obj/tests/check_sig.o $(BUILD)/obj/tests/check_catalog.o: $(BUILD)/gen/records.inc
+$(BUILD)/obj/tests/check_sig.o $(BUILD)/obj/tests/check_catalog.o: override CFLAGS += -I$(BUILD)/gen

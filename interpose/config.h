@@ -20,6 +20,7 @@ struct gpuos_cfg {
 	uint64_t max_elements; /* largest launch diverted, in elements */
 	uint64_t max_blocks;
 	uint64_t max_threads; /* per block */
+	bool catalog;		  /* run the PyTorch kernels the catalog knows in the worker */
 	bool lift;		  /* run kernels that ship PTX in the worker */
 	uint64_t lift_max_threads; /* largest lifted launch, grid x block threads */
 	char cache_dir[4096]; /* compiled operators; "" = $XDG_CACHE_HOME/gpuos */

@@ -12,8 +12,9 @@
 #define unlikely(x)  __builtin_expect(!!(x), 0)
 
 /*
- * The launch path: find the kernel (one hash probe); a lifted kernel's launch becomes a task
- * when it fits (interpose/lifted.c); anything else goes to the real launch. Each launch is
+ * The launch path: find the kernel (one hash probe); a catalog kernel's launch
+ * (interpose/catalog.c) or a lifted kernel's (interpose/lifted.c) becomes a task when it
+ * fits; anything else goes to the real launch. Each launch is
  * counted under where it went and why.
  */
 static inline struct gpuos_live *live_of(const void *key)
@@ -35,11 +36,14 @@ static inline struct gpuos_live *live_of(const void *key)
 static inline int divert(struct gpuos_live *l, dim3 g, dim3 b, void **a, size_t sm,
 			 cudaStream_t st, bool ptsz, bool attrs)
 {
+	/* acquire: pairs with the release in gpuos_catalog_prepare */
+	const struct gpuos_catk *c = load_acquire(&l->cat);
 	/* acquire: pairs with the release in gpuos_lifted_prepare */
-	const struct gpuos_lifted *x = load_acquire(&l->lifted);
-	int why = !x	 ? load_relaxed(&l->why)
-		  : attrs ? GPUOS_WHY_LAUNCH_CONFIG
-			  : (int)gpuos_lifted_launch(x, g, b, a, sm, st, ptsz);
+	const struct gpuos_lifted *x = c ? NULL : load_acquire(&l->lifted);
+	int why = attrs && (c || x) ? GPUOS_WHY_LAUNCH_CONFIG
+		  : c		    ? (int)gpuos_catalog_launch(c, g, b, a, sm, st, ptsz)
+		  : x		    ? (int)gpuos_lifted_launch(x, g, b, a, sm, st, ptsz)
+				    : load_relaxed(&l->why);
 
 	fetch_add_relaxed(&l->count[why], 1);
 	return why;
@@ -51,6 +55,7 @@ static inline cudaError_t launch_end(struct gpuos_live *l, cudaError_t rc)
 	 * then lift the kernel if it can be. */
 	if (unlikely(load_relaxed(&l->info_pending)) && rc == cudaSuccess) {
 		gpuos_reg_read_info(l);
+		gpuos_catalog_prepare(l);
 		gpuos_lifted_prepare(l);
 	}
 	return rc;

@@ -29,6 +29,7 @@
 	X(ENGINE_BUSY, "engine_busy", "engine busy")                                              \
 	X(LAUNCH_CONFIG, "launch_config", "launch config")                                        \
 	X(TOO_LARGE, "too_large", "too large")                                                    \
+	X(BAD_ARGS, "unexpected_args", "arguments not as the catalog expects")                    \
 	X(CAPTURING, "capturing", "stream capturing")                                             \
 	X(UNKNOWN, "unknown_kernel", "kernel not registered")
 
@@ -79,6 +80,8 @@ struct gpuos_live {
 	int lift;		/* enum gpuos_lift_reason once tried, else -1 */
 	char lift_detail[160];	/* and where (ptx_lift's detail) */
 	struct gpuos_lifted *_Atomic lifted; /* its operator, once defined (lifted.c) */
+	bool catalog;			     /* the catalog knows it (set at first launch) */
+	struct gpuos_catk *_Atomic cat;	     /* its catalog operator, once defined (catalog.c) */
 };
 
 /* A registered kernel (one per __cudaRegisterFunction). */
@@ -149,6 +152,23 @@ void gpuos_lifted_prepare(struct gpuos_live *l);
  */
 enum gpuos_why gpuos_lifted_launch(const struct gpuos_lifted *x, dim3 g, dim3 b, void **args,
 				   size_t smem, cudaStream_t st, bool ptsz);
+
+/* ---- catalog.c ---- */
+struct gpuos_catk;
+
+/* 0 if the catalog has an operator for this kernel (its demangled name), with its key
+ * ("add.float32.contig") in (key, len) unless key is NULL; -ENOENT if not. */
+int gpuos_catalog_key(const char *demangled, char *key, size_t len);
+
+/*
+ * After the first launch of @l's kernel went through (its layout read): define its catalog
+ * operator, or set why it cannot run in the worker. Once per kernel; slow path.
+ */
+void gpuos_catalog_prepare(struct gpuos_live *l);
+
+/* A launch of a catalog kernel: GPUOS_WHY_DIVERTED if it became a task, else why not. */
+enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
+				    size_t smem, cudaStream_t st, bool ptsz);
 
 /* ---- shim.c ---- */
 struct gpuos_shim {

@@ -249,7 +249,8 @@ enum gpuos_why gpuos_reg_decide(const struct gpuos_cfg *cfg, const char *demangl
 	default:
 		break;
 	}
-	/* No operator can run a kernel yet: every launch falls through. */
+	if (cfg->catalog && !gpuos_catalog_key(demangled, NULL, 0))
+		return GPUOS_WHY_DIVERTED;
 	return GPUOS_WHY_NO_CATALOG;
 }
 
@@ -273,9 +274,11 @@ struct gpuos_live *gpuos_reg_first_launch(struct gpuos_kernel *k)
 	l->mangled = strdup(k->mangled);
 	l->demangled = gpuos_demangle(k->mangled);
 	l->why = gpuos_reg_decide(&gpuos_shim.cfg, l->demangled ? l->demangled : k->mangled);
-	/* no catalog entry, but it may run lifted: this first launch goes through (it sets up
-	 * the module), then gpuos_lifted_prepare says */
-	if (l->why == GPUOS_WHY_NO_CATALOG && gpuos_shim.cfg.lift)
+	/* a catalog kernel, or no catalog entry but it may run lifted: this first launch goes
+	 * through (it sets up the module), then gpuos_catalog_prepare or gpuos_lifted_prepare
+	 * says */
+	l->catalog = l->why == GPUOS_WHY_DIVERTED;
+	if (l->catalog || (l->why == GPUOS_WHY_NO_CATALOG && gpuos_shim.cfg.lift))
 		l->why = GPUOS_WHY_BUILDING;
 	l->lift = -1;
 	l->info_pending = 1;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/catalog.h"
 #include "kernels/sig.h"
 
 int gpuos_sig_normalize(const char *in, char *out, size_t len)
@@ -328,14 +329,22 @@ int gpuos_sig_decode_vectorized(const struct gpuos_sig *s, const struct gpuos_kp
  */
 struct flayout {
 	unsigned size, n, off[2];
+	unsigned ssize; /* each scalar's bytes (0: the element type's) */
 	bool lambda;
 };
 
 static int functor_layout(const struct gpuos_sig *s, struct flayout *l)
 {
-	unsigned ts = type_size(s->dtype);
+	unsigned ts = type_size(s->dtype), ss[2];
 
 	*l = (struct flayout){0};
+	/* at::opmath_type: the functors of 2-byte floats hold floats */
+	if (!strcmp(s->dtype, "c10::Half") || !strcmp(s->dtype, "c10::BFloat16"))
+		ts = 4;
+	if (!gpuos_cat_functor(s, &l->size, &l->n, l->off, ss)) {
+		l->ssize = ss[0];
+		return 0;
+	}
 	if (strstr(s->functor, "{lambda(") && !strstr(s->op, "Functor"))
 		*l = (struct flayout){.size = 1, .lambda = true};
 	else if (!strcmp(s->op, "CUDAFunctor_add") || !strcmp(s->op, "FillFunctor"))
@@ -364,9 +373,15 @@ static int functor_scalars(const struct gpuos_sig *s, const uint8_t *f, unsigned
 		return l.lambda ? -ENOTSUP : -EINVAL;
 	out->nscalars = l.n;
 	for (unsigned k = 0; k < l.n; k++) {
+		unsigned ss = l.ssize ? l.ssize : type_size(s->dtype);
 		out->scalar_off[k] = l.off[k];
-		out->scalar_size[k] = type_size(s->dtype);
-		out->scalar[k] = load_scalar(s->dtype, f + l.off[k]);
+		out->scalar_size[k] = ss;
+		if (ss == 4 && type_size(s->dtype) != 4)
+			out->scalar[k] = load_scalar("float", f + l.off[k]); /* opmath float */
+		else
+			out->scalar[k] = load_scalar(s->dtype, f + l.off[k]);
+		if (ss <= 4 && l.off[k] + ss <= fsize)
+			memcpy(&out->scalar_bits[k], f + l.off[k], ss);
 	}
 	return 0;
 }

@@ -54,13 +54,15 @@ struct gpuos_ew_args {
 	unsigned nscalars; /* the functor's scalars (its fields that are not empty functors) */
 	double scalar[2];  /* as the functor holds them: alpha; other, alpha; a; b; value */
 	unsigned scalar_off[2], scalar_size[2];
+	uint32_t scalar_bits[2]; /* their bytes, for scalars of at most 4 bytes (zero-extended) */
 };
 
 /*
  * Decode the arguments of a vectorized_elementwise_kernel launch (s from gpuos_sig_parse)
  * against its cubin layout (params, nparams) and the launch's args (void *args[], each
  * pointing to a parameter). Validates: three parameters, int N > 0, the array of narrays
- * non-null pointers, a functor whose size is what its kind needs. -EINVAL when anything
+ * non-null pointers, a functor whose size is what its kind needs (the catalog's layout for
+ * the kinds it lists, catalog.h; scalars of Half and BFloat16 functors are floats). -EINVAL when anything
  * differs (the launch falls through), -ENOTSUP for a functor kind it does not know.
  */
 int gpuos_sig_decode_vectorized(const struct gpuos_sig *s, const struct gpuos_kparam *params,

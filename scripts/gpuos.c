@@ -126,9 +126,13 @@ struct inspect {
 static void action(const struct inspect *in, const char *demangled, char *buf, size_t len)
 {
 	enum gpuos_why why = gpuos_reg_decide(&in->cfg, demangled);
+	char key[64];
 
-	snprintf(buf, len, "%s (%s)", why == GPUOS_WHY_DIVERTED ? "divert" : "fall through",
-		 gpuos_why_text[why]);
+	if (why == GPUOS_WHY_DIVERTED && !gpuos_catalog_key(demangled, key, sizeof(key)))
+		snprintf(buf, len, "divert (catalog: %.40s)", key);
+	else
+		snprintf(buf, len, "%s (%s)", why == GPUOS_WHY_DIVERTED ? "divert" : "fall through",
+			 gpuos_why_text[why]);
 }
 
 static void archs_str(char *buf, size_t len, const unsigned *a, unsigned n)

@@ -87,10 +87,11 @@ static void assert_defaults(const struct gpuos_cfg *cfg, bool enable)
 	ck_assert(cfg->enable == enable);
 	ck_assert_int_eq(cfg->log_level, GPUOS_LOG_WARN);
 	ck_assert_str_eq(cfg->report, "");
-	ck_assert_uint_eq(cfg->max_elements, 1048576);
+	ck_assert_uint_eq(cfg->max_elements, 16384);
 	ck_assert_uint_eq(cfg->max_blocks, 4096);
 	ck_assert_uint_eq(cfg->max_threads, 1024);
 	ck_assert(!cfg->lift);
+	ck_assert(!cfg->catalog);
 	ck_assert_uint_eq(cfg->lift_max_threads, 8192);
 	ck_assert_uint_eq(cfg->workers, 2);
 	ck_assert_uint_eq(cfg->worker_threads, 512);
@@ -1005,7 +1006,7 @@ START_TEST(test_print_options)
 					     "max_elements", "max_blocks",  "max_threads",
 					     "cache_dir",    "allow",	   "deny",
 					     "GPUOS_ENABLE", "GPUOS_MAX_ELEMENTS", "GPUOS_DENY",
-					     "1048576",	     "GPUOS_CONFIG" };
+					     "16384",	     "GPUOS_CONFIG" };
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);

@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: MIT
+/*
+ * PyTorch kernels the catalog knows (kernels/catalog.h), run in the worker. At a kernel's
+ * first launch (which goes through) its name is matched and its operator, shared by every
+ * kernel that computes the same thing on the same layout, is handed to the jit; launches fall
+ * through ("operator building") until it is in. Then each launch whose arguments decode and
+ * validate (kernels/sig.c) and whose size is within catalog_max_elems becomes one task on the
+ * launch's stream, in its order. Anything else falls through, and the report says why.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/atomics.h"
+#include "common/log.h"
+#include "fusion/fusion.h"
+#include "interpose/interpose.h"
+#include "kernels/catalog.h"
+#include "kernels/task.h" /* before gpuos.h: its enum, then gpuos.h's same-valued macros */
+#include "include/gpuos.h"
+
+/* What the launch path needs of a catalog kernel. */
+struct gpuos_catk {
+	unsigned op; /* its operator */
+	int dev;     /* whose engine holds it */
+	struct gpuos_cat_match m;
+	unsigned nparams;
+	struct gpuos_kparam params[8];
+	struct gpuos_sig sig; /* what the decoders read */
+};
+
+/* Operators already defined, by key: kernels that compute the same share one. */
+static struct {
+	pthread_mutex_t lock;
+	unsigned n;
+	struct {
+		char key[64];
+		int op, dev;
+	} ops[GPUOS_MAX_OPS];
+} defined = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int operator_of(const struct gpuos_cat_match *m, int *devp)
+{
+	char key[64], src[8192];
+	int op = -ENOSPC, dev = 0;
+
+	gpuos_cat_key(m, key, sizeof(key));
+	pthread_mutex_lock(&defined.lock);
+	for (unsigned i = 0; i < defined.n; i++)
+		if (!strcmp(defined.ops[i].key, key)) {
+			*devp = defined.ops[i].dev;
+			op = defined.ops[i].op;
+			goto out;
+		}
+	if (defined.n == GPUOS_MAX_OPS || gpuos_cat_source(m, src, sizeof(src)) < 0)
+		goto out;
+	op = gpuos_fusion_define_lifted(key, src, NULL, 0, &dev);
+	if (op >= 0) {
+		snprintf(defined.ops[defined.n].key, sizeof(key), "%s", key);
+		defined.ops[defined.n].op = op;
+		defined.ops[defined.n].dev = dev;
+		defined.n++;
+		*devp = dev;
+	}
+out:
+	pthread_mutex_unlock(&defined.lock);
+	return op;
+}
+
+int gpuos_catalog_key(const char *demangled, char *key, size_t len)
+{
+	struct gpuos_sig *s = malloc(sizeof(*s));
+	struct gpuos_cat_match m;
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	rc = gpuos_sig_parse(demangled, s);
+	if (!rc)
+		rc = gpuos_cat_match(s, demangled, &m);
+	if (!rc && key)
+		gpuos_cat_key(&m, key, len);
+	free(s);
+	return rc;
+}
+
+void gpuos_catalog_prepare(struct gpuos_live *l)
+{
+	struct gpuos_kernel *k = l->kernel;
+	struct gpuos_catk *c;
+	int rc, op, dev = 0;
+	char key[64];
+
+	if (load_relaxed(&l->why) != GPUOS_WHY_BUILDING || !l->catalog ||
+	    atomic_exchange(&l->lift_tried, true))
+		return;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		goto no;
+	if (gpuos_sig_parse(l->demangled, &c->sig) || gpuos_cat_match(&c->sig, l->demangled, &c->m))
+		goto no;
+	/* the decoders validate against the cubin's layout: without it, no diverting */
+	if (!k || !k->meta || k->meta->nparams > 8) {
+		free(c);
+		store_relaxed(&l->why, GPUOS_WHY_BAD_ARGS);
+		gpuos_debug("catalog: %s: no parameter layout", l->mangled);
+		return;
+	}
+	c->nparams = k->meta->nparams;
+	memcpy(c->params, k->meta->params, c->nparams * sizeof(c->params[0]));
+	rc = gpuos_init(NULL);
+	op = rc ? rc : operator_of(&c->m, &dev);
+	gpuos_cat_key(&c->m, key, sizeof(key));
+	if (op < 0) {
+		free(c);
+		store_relaxed(&l->why, GPUOS_WHY_NO_ENGINE);
+		gpuos_debug("catalog: %s: no operator (%s)", key, strerror(-op));
+		return;
+	}
+	c->op = (unsigned)op;
+	c->dev = dev;
+	gpuos_debug("catalog: %s -> operator %s (%u)", l->mangled, key, c->op);
+	/* release: c's fields before the pointer; pairs with the launch path's acquire */
+	store_release(&l->cat, c);
+	return;
+no:
+	free(c);
+	store_relaxed(&l->why, GPUOS_WHY_NO_CATALOG);
+}
+
+/* PyTorch's grids cover N with blocks of b.x threads doing 1..16 elements each. */
+static bool grid_ok(dim3 g, dim3 b, int32_t n)
+{
+	uint64_t per;
+
+	if (g.y != 1 || g.z != 1 || b.y != 1 || b.z != 1 || !b.x || !g.x)
+		return false;
+	for (unsigned w = 1; w <= 16; w *= 2) {
+		per = (uint64_t)b.x * w;
+		if ((uint64_t)g.x == ((uint64_t)n + per - 1) / per)
+			return true;
+	}
+	return false;
+}
+
+static enum gpuos_why submitted(int rc)
+{
+	switch (rc) {
+	case 0:
+		return GPUOS_WHY_DIVERTED;
+	case -EBUSY:
+		return GPUOS_WHY_CAPTURING;
+	case -EXDEV:
+		return GPUOS_WHY_LAUNCH_CONFIG; /* another device's stream */
+	case -ENODEV:
+		return GPUOS_WHY_NO_ENGINE;
+	default: /* -EAGAIN: a park, or no parameter chunk came free */
+		return GPUOS_WHY_ENGINE_BUSY;
+	}
+}
+
+enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
+				    size_t smem, cudaStream_t st, bool ptsz)
+{
+	uint64_t a[GPUOS_TASK_ARGS] = {0};
+	struct gpuos_cat_strided blk;
+	struct gpuos_oc_args oc;
+	struct gpuos_ur_args ur;
+	struct gpuos_ew_args *ew;
+	int rc = gpuos_op_ready(c->op);
+
+	if (rc <= 0) /* acquire inside: the operator is in before its tasks go */
+		return rc ? GPUOS_WHY_NO_ENGINE : GPUOS_WHY_BUILDING;
+	if (smem || !args)
+		return GPUOS_WHY_LAUNCH_CONFIG;
+	switch (c->sig.family) {
+	case GPUOS_SIG_VECTORIZED:
+		rc = gpuos_sig_decode_vectorized(&c->sig, c->params, c->nparams, args, &ur.ew);
+		ew = &ur.ew;
+		break;
+	case GPUOS_SIG_UNROLLED:
+		rc = gpuos_sig_decode_unrolled(&c->sig, c->params, c->nparams, args, &ur);
+		ew = &ur.ew;
+		break;
+	case GPUOS_SIG_ELEMENTWISE:
+		rc = gpuos_sig_decode_elementwise(&c->sig, c->params, c->nparams, args, &oc);
+		ew = &oc.ew;
+		break;
+	default:
+		return GPUOS_WHY_BAD_ARGS;
+	}
+	if (rc || ew->narrays != c->m.e->nin + 1 || !grid_ok(g, b, ew->n))
+		return GPUOS_WHY_BAD_ARGS;
+	if ((uint64_t)ew->n > gpuos_shim.cfg.max_elements)
+		return GPUOS_WHY_TOO_LARGE;
+	a[5] = ew->scalar_bits[0] | (uint64_t)ew->scalar_bits[1] << 32;
+	if (c->m.layout == GPUOS_CAT_CONTIG) {
+		for (unsigned k = 0; k < ew->narrays; k++)
+			a[k] = ew->ptr[k];
+		a[4] = (uint32_t)ew->n;
+		rc = gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, NULL, 0,
+						c->dev);
+		return submitted(rc);
+	}
+	memset(&blk, 0, sizeof(blk));
+	memcpy(blk.ptr, ew->ptr, ew->narrays * sizeof(blk.ptr[0]));
+	for (int d = 0; d < oc.dims; d++) {
+		blk.sizes[d] = oc.sizes[d];
+		memcpy(blk.strides[d], oc.strides[d], ew->narrays * sizeof(uint32_t));
+	}
+	a[0] = (uint32_t)ew->n;
+	a[1] = (uint32_t)oc.dims;
+	rc = gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, &blk, sizeof(blk),
+					c->dev);
+	return submitted(rc);
+}

@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The catalog's entries and the operators generated from them (catalog.h). Each expression
+ * is PyTorch 2.11's own, in the same order and types (at::opmath_type, the same math
+ * function), so that nvcc and NVRTC make the same instructions of it: bitwise-identical
+ * results are checked on the GPU (tests/gpu/test_torch_ops.sh), an op that cannot be made
+ * identical is not listed.
+ *
+ * Expressions see the inputs as a, b, c (opmath) and ra, rb, rc (as stored), the scalars as
+ * s0, s1 (opmath) and rs0, rs1 (as stored). They return opmath, rounded to the output type
+ * once, unless the entry says RAW (the value is stored as it is: where, fill, threshold).
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kernels/catalog.h"
+
+#define F   GPUOS_DT_FLOATS
+#define RAW "\x01" /* expression prefix: its value is of the storage type */
+
+/* clang-format off */
+const struct gpuos_cat_entry gpuos_cat_entries[] = {
+	/* name          sig op                        raw  nin dtypes in0 out  n kind          foff lam expr */
+	{"add",          "CUDAFunctor_add",            NULL, 2, F, -1, -1, 1, GPUOS_SC_OPMATH, 0, false, "a + s0 * b"},
+	{"add_scalar",   "CUDAFunctorOnSelf_add",      NULL, 1, F, -1, -1, 2, GPUOS_SC_OPMATH, 0, false, "a + s1 * s0"},
+	{"rsub_scalar",  "CUDAFunctorOnOther_add",     NULL, 1, F, -1, -1, 2, GPUOS_SC_OPMATH, 0, false, "s0 + s1 * a"},
+	{"mul",          "BinaryFunctor:MulFunctor",   NULL, 2, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "a * b"},
+	{"mul_scalar_a", "AUnaryFunctor:MulFunctor",   NULL, 1, F, -1, -1, 1, GPUOS_SC_OPMATH, 4, false, "s0 * a"},
+	{"mul_scalar_b", "BUnaryFunctor:MulFunctor",   NULL, 1, F, -1, -1, 1, GPUOS_SC_OPMATH, 4, false, "a * s0"},
+	{"div",          "BinaryFunctor:DivFunctor",   NULL, 2, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "a / b"},
+	{"div_scalar_a", "AUnaryFunctor:DivFunctor",   NULL, 1, F, -1, -1, 1, GPUOS_SC_OPMATH, 4, false, "s0 / a"},
+	{"div_scalar_b", "BUnaryFunctor:DivFunctor",   NULL, 1, F, -1, -1, 1, GPUOS_SC_OPMATH, 4, false, "a / s0"},
+	{"neg",          "neg_kernel_cuda",            NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "-a"},
+	{"sigmoid",      "sigmoid_kernel_cuda",        NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "1.0f / (1.0f + expf(-a))"},
+	{"tanh",         "tanh_kernel_cuda",           NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "tanhf(a)"},
+	{"exp",          "exp_kernel_cuda",            NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "expf(a)"},
+	{"log",          "log_kernel_cuda",            NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "logf(a)"},
+	{"sqrt",         "sqrt_kernel_cuda",           NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "sqrtf(a)"},
+	{"rsqrt",        "rsqrt_kernel_cuda",          NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "rsqrtf(a)"},
+	{"silu",         "silu_kernel",                NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "a / (1.0f + expf(-a))"},
+	{"fill",         "FillFunctor",                NULL, 0, F, -1, -1, 1, GPUOS_SC_ELEM,   0, false, RAW "rs0"},
+	{"threshold",    "threshold_kernel_impl",      NULL, 2, F, -1, -1, 2, GPUOS_SC_ELEM,   0, true, RAW "a <= s0 ? rs1 : rb"},
+	{"addcmul",      "addcmul_cuda_kernel",        NULL, 3, F, -1, -1, 1, GPUOS_SC_OPMATH, 0, true, "a + s0 * b * c"},
+	{"where",        "where_kernel_impl",          NULL, 3, F, GPUOS_DT_BOOL, -1, 0, GPUOS_SC_OPMATH, 0, true, RAW "ra ? rb : rc"},
+	{"to_half",      "float16_copy_kernel_cuda",   NULL, 1, GPUOS_DT_BIT(GPUOS_DT_F32), -1, GPUOS_DT_F16, 0, GPUOS_SC_OPMATH, 0, false, "a"},
+};
+/* clang-format on */
+const unsigned gpuos_cat_nentries = sizeof(gpuos_cat_entries) / sizeof(gpuos_cat_entries[0]);
+
+static const struct {
+	int dtype;
+	const char *text, *name;
+	unsigned size;
+	const char *ctype; /* storage type in the operator */
+} dtypes[] = {
+    {GPUOS_DT_F32, "float", "float32", 4, "float"},
+    {GPUOS_DT_F16, "c10::Half", "float16", 2, "unsigned short"},
+    {GPUOS_DT_BF16, "c10::BFloat16", "bfloat16", 2, "unsigned short"},
+    {GPUOS_DT_F64, "double", "float64", 8, "double"},
+    {GPUOS_DT_I32, "int", "int32", 4, "int"},
+    {GPUOS_DT_I64, "long", "int64", 8, "long"},
+    {GPUOS_DT_I16, "short", "int16", 2, "short"},
+    {GPUOS_DT_I8, "signed char", "int8", 1, "signed char"},
+    {GPUOS_DT_U8, "unsigned char", "uint8", 1, "unsigned char"},
+    {GPUOS_DT_BOOL, "bool", "bool", 1, "bool"},
+};
+#define NDTYPES (sizeof(dtypes) / sizeof(dtypes[0]))
+
+int gpuos_cat_dtype_of(const char *text)
+{
+	for (unsigned i = 0; i < NDTYPES; i++)
+		if (!strcmp(text, dtypes[i].text))
+			return dtypes[i].dtype;
+	return -1;
+}
+
+static int dt_index(int dtype)
+{
+	for (unsigned i = 0; i < NDTYPES; i++)
+		if (dtypes[i].dtype == dtype)
+			return (int)i;
+	return -1;
+}
+
+const char *gpuos_cat_dtype_name(int dtype)
+{
+	int i = dt_index(dtype);
+
+	return i < 0 ? "?" : dtypes[i].name;
+}
+
+/* The element type: the sig's, except where the lambda's second parameter says it. */
+static int elem_dtype(const struct gpuos_cat_entry *e, const struct gpuos_sig *s)
+{
+	if (e->in0_dtype >= 0) {
+		/* {lambda(bool, T, T)#}: T is the element type */
+		const char *l = strstr(s->functor, "{lambda(bool, ");
+		char t[48];
+		size_t n;
+		if (!l)
+			return -1;
+		l += strlen("{lambda(bool, ");
+		n = strcspn(l, ",)");
+		if (n >= sizeof(t))
+			return -1;
+		memcpy(t, l, n);
+		t[n] = 0;
+		return gpuos_cat_dtype_of(t);
+	}
+	return gpuos_cat_dtype_of(s->dtype);
+}
+
+static unsigned scalar_size(const struct gpuos_cat_entry *e, int dtype)
+{
+	int i = dt_index(dtype);
+
+	if (e->scalar_kind == GPUOS_SC_ELEM)
+		return i < 0 ? 0 : dtypes[i].size;
+	/* opmath: float for the 2-byte floats, else the type itself */
+	return dtype == GPUOS_DT_F16 || dtype == GPUOS_DT_BF16 ? 4 : i < 0 ? 0 : dtypes[i].size;
+}
+
+/* The functor's bytes: a struct of its scalars (an empty one is one byte), or a lambda that
+ * captures them and then holds an 8-byte host pointer. */
+static unsigned functor_size(const struct gpuos_cat_entry *e, int dtype)
+{
+	unsigned ss = scalar_size(e, dtype), end = e->foff + e->nscalars * ss;
+
+	if (e->lambda)
+		return ((end + 7) & ~7u) + 8;
+	if (!e->nscalars)
+		return 1;
+	return (end + ss - 1) / ss * ss;
+}
+
+int gpuos_cat_match(const struct gpuos_sig *s, const char *demangled, struct gpuos_cat_match *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (s->family == GPUOS_SIG_VECTORIZED || s->family == GPUOS_SIG_UNROLLED)
+		m->layout = GPUOS_CAT_CONTIG;
+	else if (s->family == GPUOS_SIG_ELEMENTWISE)
+		m->layout = GPUOS_CAT_STRIDED;
+	else
+		return -ENOENT;
+	/* casts on load or store need their own operators: not yet */
+	if (s->family == GPUOS_SIG_UNROLLED &&
+	    (!strstr(s->loader, "LoadWithoutCast") || !strstr(s->storer, "StoreWithoutCast")))
+		return -ENOENT;
+	for (unsigned i = 0; i < gpuos_cat_nentries; i++) {
+		const struct gpuos_cat_entry *e = &gpuos_cat_entries[i];
+		int dt;
+		if (strcmp(s->op, e->op) || (e->raw && (!demangled || !strstr(demangled, e->raw))))
+			continue;
+		dt = elem_dtype(e, s);
+		if (dt < 0 || !(e->dtypes & GPUOS_DT_BIT(dt)))
+			return -ENOENT;
+		/* the contiguous families name their arrays: outputs + inputs */
+		if (s->family != GPUOS_SIG_ELEMENTWISE && s->narrays != e->nin + 1)
+			return -ENOENT;
+		m->e = e;
+		m->dtype = dt;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int gpuos_cat_functor(const struct gpuos_sig *s, unsigned *size, unsigned *nscalars,
+		      unsigned off[2], unsigned ssize[2])
+{
+	struct gpuos_cat_match m;
+	unsigned ss;
+
+	if (gpuos_cat_match(s, NULL, &m))
+		return -ENOENT;
+	ss = scalar_size(m.e, m.dtype);
+	*size = functor_size(m.e, m.dtype);
+	*nscalars = m.e->nscalars;
+	for (unsigned k = 0; k < 2; k++) {
+		off[k] = m.e->foff + k * ss;
+		ssize[k] = k < m.e->nscalars ? ss : 0;
+	}
+	return 0;
+}
+
+void gpuos_cat_key(const struct gpuos_cat_match *m, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s.%s.%s", m->e->name, gpuos_cat_dtype_name(m->dtype),
+		 m->layout == GPUOS_CAT_STRIDED ? "strided" : "contig");
+}
+
+/*
+ * Conversions as c10 does them on the device: Half through cvt.rn (__float2half), BFloat16
+ * through cvt.rn.bf16 from sm_80 on and c10's round-to-nearest-even (NaN 0x7fc0) before.
+ */
+static const char prelude[] =
+    "#include \"gpuos_task.h\"\n"
+    "static __device__ __forceinline__ float h2f(unsigned short h)\n"
+    "{ float f; asm(\"cvt.f32.f16 %0, %1;\" : \"=f\"(f) : \"h\"(h)); return f; }\n"
+    "static __device__ __forceinline__ unsigned short f2h(float f)\n"
+    "{ unsigned short h; asm(\"cvt.rn.f16.f32 %0, %1;\" : \"=h\"(h) : \"f\"(f)); return h; }\n"
+    "static __device__ __forceinline__ float b2f(unsigned short b)\n"
+    "{ return __uint_as_float((unsigned)b << 16); }\n"
+    "static __device__ __forceinline__ unsigned short f2b(float f)\n"
+    "{\n"
+    "#if __CUDA_ARCH__ >= 800\n"
+    "  unsigned short b; asm(\"cvt.rn.bf16.f32 %0, %1;\" : \"=h\"(b) : \"f\"(f)); return b;\n"
+    "#else\n"
+    "  unsigned u = __float_as_uint(f);\n"
+    "  if (f != f) return 0x7fc0;\n"
+    "  return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);\n"
+    "#endif\n"
+    "}\n";
+
+/*
+ * The operator: one launch per task, in order, a barrier between tasks (the next may read
+ * what this one wrote). Every element is computed by elem(), as PyTorch's functor does.
+ */
+static const char body[] =
+    "typedef float O;\n"
+    "static __device__ __forceinline__ OUT_T elem(I0_T ra, I1_T rb, I2_T rc, SC_T rs0, SC_T rs1,\n"
+    "                                             O s0, O s1)\n"
+    "{\n"
+    "  const O a = I0_LD(ra), b = I1_LD(rb), c = I2_LD(rc);\n"
+    "  (void)a; (void)b; (void)c; (void)s0; (void)s1; (void)rs0; (void)rs1;\n"
+    "#if RET_RAW\n"
+    "  return (OUT_T)(EXPR);\n"
+    "#else\n"
+    "  return OUT_ST((O)(EXPR));\n"
+    "#endif\n"
+    "}\n"
+    "#define LDI(k, T, p, i) ((k) < NIN ? ((const T *)(p))[i] : (T)0)\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE(gpuos_cat_op)\n"
+    "{\n"
+    "  const unsigned me = gpuos_tid(), all = gpuos_nthreads();\n"
+    "  (void)smem;\n"
+    "  for (int k = 0; k < ntasks; k++) {\n"
+    "    const struct gpuos_task *tk = &t[k];\n"
+    "    const uint64_t sc = tk->a[5];\n"
+    "    const SC_T rs0 = SC_RAW((unsigned)sc), rs1 = SC_RAW((unsigned)(sc >> 32));\n"
+    "    const O s0 = SC_LD(rs0), s1 = SC_LD(rs1);\n"
+    "    if (k)\n"
+    "      gpuos_sync(); /* the task before may have written what this one reads */\n"
+    "#if STRIDED\n"
+    "    const unsigned n = (unsigned)tk->a[0], dims = (unsigned)tk->a[1];\n"
+    "    uint4 *win = (uint4 *)smem;\n"
+    "    const uint4 *src = (const uint4 *)tk->a[2];\n"
+    "    for (unsigned i = me; i < (PBLOCK + 15) / 16; i += all)\n"
+    "      win[i] = src[i];\n"
+    "    gpuos_sync();\n"
+    "    const uint64_t *ptr = (const uint64_t *)win;\n"
+    "    const unsigned *sizes = (const unsigned *)(ptr + 4);\n"
+    "    const unsigned (*strides)[4] = (const unsigned (*)[4])(sizes + MAXDIMS);\n"
+    "    for (unsigned i = me; i < n; i += all) {\n"
+    "      unsigned off[4] = {0, 0, 0, 0}, lin = i;\n"
+    "      for (unsigned d = 0; d < dims; d++) {\n"
+    "        const unsigned q = lin / sizes[d], r = lin - q * sizes[d];\n"
+    "        lin = q;\n"
+    "        for (int j = 0; j <= NIN; j++)\n"
+    "          off[j] += r * strides[d][j];\n"
+    "      }\n"
+    "      *(OUT_T *)(ptr[0] + off[0]) =\n"
+    "          elem(NIN > 0 ? *(const I0_T *)(ptr[1] + off[1]) : (I0_T)0,\n"
+    "               NIN > 1 ? *(const I1_T *)(ptr[2] + off[2]) : (I1_T)0,\n"
+    "               NIN > 2 ? *(const I2_T *)(ptr[3] + off[3]) : (I2_T)0, rs0, rs1, s0, s1);\n"
+    "    }\n"
+    "#else\n"
+    "    OUT_T *out = (OUT_T *)tk->a[0];\n"
+    "    const unsigned n = (unsigned)tk->a[4];\n"
+    "    unsigned i = me;\n"
+    "    /* four elements a thread at once: their loads in flight together */\n"
+    "    for (; i + 3 * all < n; i += 4 * all) {\n"
+    "      I0_T x0[4]; I1_T x1[4]; I2_T x2[4];\n"
+    "#pragma unroll\n"
+    "      for (int j = 0; j < 4; j++) {\n"
+    "        x0[j] = LDI(0, I0_T, tk->a[1], i + j * all);\n"
+    "        x1[j] = LDI(1, I1_T, tk->a[2], i + j * all);\n"
+    "        x2[j] = LDI(2, I2_T, tk->a[3], i + j * all);\n"
+    "      }\n"
+    "#pragma unroll\n"
+    "      for (int j = 0; j < 4; j++)\n"
+    "        out[i + j * all] = elem(x0[j], x1[j], x2[j], rs0, rs1, s0, s1);\n"
+    "    }\n"
+    "    for (; i < n; i += all)\n"
+    "      out[i] = elem(LDI(0, I0_T, tk->a[1], i), LDI(1, I1_T, tk->a[2], i),\n"
+    "                    LDI(2, I2_T, tk->a[3], i), rs0, rs1, s0, s1);\n"
+    "#endif\n"
+    "  }\n"
+    "}\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = gpuos_cat_op;\n";
+
+/* Storage type, load (storage -> opmath) and store (opmath -> storage) of element type @dt. */
+static void conv(int dt, const char **ctype, const char **ld, const char **st)
+{
+	int i = dt_index(dt);
+
+	*ctype = i < 0 ? "float" : dtypes[i].ctype;
+	switch (dt) {
+	case GPUOS_DT_F16:
+		*ld = "h2f", *st = "f2h";
+		break;
+	case GPUOS_DT_BF16:
+		*ld = "b2f", *st = "f2b";
+		break;
+	default:
+		*ld = *st = "(O)";
+		break;
+	}
+}
+
+int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len)
+{
+	const struct gpuos_cat_entry *e = m->e;
+	const char *it[3], *il[3], *ot, *ost, *dummy, *expr = e->expr, *sct, *scl;
+	int odt = e->out_dtype >= 0 ? e->out_dtype : m->dtype, n;
+	bool raw = expr[0] == RAW[0];
+	char scraw[64];
+
+	if (raw)
+		expr++;
+	for (unsigned k = 0; k < 3; k++) {
+		int dt = k == 0 && e->in0_dtype >= 0 ? e->in0_dtype : m->dtype;
+		conv(dt, &it[k], &il[k], &dummy);
+	}
+	conv(odt, &ot, &dummy, &ost);
+	if (e->scalar_kind == GPUOS_SC_ELEM) {
+		conv(m->dtype, &sct, &scl, &dummy);
+		if (m->dtype == GPUOS_DT_F32)
+			snprintf(scraw, sizeof(scraw), "__uint_as_float");
+		else
+			snprintf(scraw, sizeof(scraw), "(%s)", sct);
+	} else {
+		sct = "float", scl = "(O)";
+		snprintf(scraw, sizeof(scraw), "__uint_as_float");
+	}
+	n = snprintf(buf, len,
+		     "%s"
+		     "#define STRIDED %d\n#define NIN %u\n#define MAXDIMS %u\n#define PBLOCK %zuu\n"
+		     "#define OUT_T %s\n#define OUT_ST %s\n"
+		     "#define I0_T %s\n#define I0_LD %s\n#define I1_T %s\n#define I1_LD %s\n"
+		     "#define I2_T %s\n#define I2_LD %s\n"
+		     "#define SC_T %s\n#define SC_RAW %s\n#define SC_LD %s\n"
+		     "#define RET_RAW %d\n#define EXPR %s\n"
+		     "%s",
+		     prelude, m->layout == GPUOS_CAT_STRIDED, e->nin, GPUOS_OC_MAX_DIMS,
+		     sizeof(struct gpuos_cat_strided), ot, ost, it[0], il[0], it[1], il[1], it[2],
+		     il[2], sct, scraw, scl, raw, expr, body);
+	if (n < 0 || (size_t)n >= len)
+		return -ENOSPC;
+	return n;
+}

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef GPUOS_KERNELS_CATALOG_H
+#define GPUOS_KERNELS_CATALOG_H
+
+/*
+ * The PyTorch signature catalog: which operator computes what a PyTorch 2.11 elementwise
+ * kernel computes, bit for bit. A kernel is matched by the structure of its demangled name
+ * (sig.h: family, functor, element type); the entry says how the functor holds its scalars
+ * and gives the element's expression, from which the operator's CUDA source is generated
+ * (one operator per entry, element type and layout, built by the jit like any other).
+ *
+ * Operators run one task per launch. Contiguous layout (vectorized_elementwise_kernel and
+ * unrolled_elementwise_kernel without casts), task arguments:
+ *   a0 output, a1..a3 inputs, a4 N, a5 the functor's scalars (two 32-bit halves)
+ * Strided layout (elementwise_kernel with its OffsetCalculator): a0 N, a1 dims, a2 the
+ * parameter block (struct gpuos_cat_strided, copied by the engine), a5 the scalars.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/sig.h"
+
+/* c10::ScalarType values of the element types the catalog handles. */
+enum gpuos_cat_dtype {
+	GPUOS_DT_U8 = 0,
+	GPUOS_DT_I8 = 1,
+	GPUOS_DT_I16 = 2,
+	GPUOS_DT_I32 = 3,
+	GPUOS_DT_I64 = 4,
+	GPUOS_DT_F16 = 5,
+	GPUOS_DT_F32 = 6,
+	GPUOS_DT_F64 = 7,
+	GPUOS_DT_BOOL = 11,
+	GPUOS_DT_BF16 = 15,
+};
+#define GPUOS_DT_BIT(t) (1u << (t))
+#define GPUOS_DT_FLOATS                                                                            \
+	(GPUOS_DT_BIT(GPUOS_DT_F32) | GPUOS_DT_BIT(GPUOS_DT_F16) | GPUOS_DT_BIT(GPUOS_DT_BF16))
+
+enum gpuos_cat_layout {
+	GPUOS_CAT_CONTIG = 0,  /* vectorized, unrolled without casts: a pointer and N */
+	GPUOS_CAT_STRIDED = 1, /* elementwise_kernel: OffsetCalculator */
+	GPUOS_CAT_LAYOUTS
+};
+
+/* Where the functor's scalars come from, and in which type they are held. */
+enum gpuos_cat_scalar {
+	GPUOS_SC_OPMATH = 0, /* at::opmath_type<T>: float for Half and BFloat16 */
+	GPUOS_SC_ELEM = 1,   /* T itself (FillFunctor, threshold's captures) */
+};
+
+struct gpuos_cat_entry {
+	const char *name;  /* the operator, as the report and tests name it */
+	const char *op;	   /* gpuos_sig.op it matches */
+	const char *raw;   /* NULL, or a text the raw demangled name must hold (lambda index) */
+	unsigned nin;	   /* inputs (arrays after the output) */
+	unsigned dtypes;   /* GPUOS_DT_BIT mask of element types */
+	int in0_dtype;	   /* -1: input 0 is of the element type; else that type (where's bool) */
+	int out_dtype;	   /* -1: the output is of the element type; else that type */
+	unsigned nscalars; /* scalars the functor holds */
+	int scalar_kind;   /* enum gpuos_cat_scalar */
+	unsigned foff;	   /* offset of scalar 0 in the functor; scalar 1 follows it */
+	bool lambda;	   /* a lambda that captures: captures, 8-aligned, then a host pointer */
+	const char *expr;  /* the element, in opmath: inputs a, b, c; scalars s0, s1 */
+};
+
+/* A matched kernel: its entry and element type. */
+struct gpuos_cat_match {
+	const struct gpuos_cat_entry *e;
+	int dtype; /* enum gpuos_cat_dtype */
+	int layout;
+};
+
+/* The strided layout's parameter block (a2 of its tasks). */
+struct gpuos_cat_strided {
+	uint64_t ptr[4];
+	uint32_t sizes[GPUOS_OC_MAX_DIMS];
+	uint32_t strides[GPUOS_OC_MAX_DIMS][4];
+};
+
+extern const struct gpuos_cat_entry gpuos_cat_entries[];
+extern const unsigned gpuos_cat_nentries;
+
+/* The element type a sig's dtype text names ("float", "c10::Half"...), or -1. */
+int gpuos_cat_dtype_of(const char *text);
+const char *gpuos_cat_dtype_name(int dtype); /* "float32", "float16"... */
+
+/*
+ * Match a parsed kernel (@s from gpuos_sig_parse of @demangled) against the catalog. 0 with
+ * *m filled; -ENOENT when no entry computes it (other functors, element types or families).
+ */
+int gpuos_cat_match(const struct gpuos_sig *s, const char *demangled, struct gpuos_cat_match *m);
+
+/*
+ * The functor layout an entry expects for element type @dtype: its size in bytes, and the
+ * offset and size of each scalar. Used by sig.c's decoders.
+ */
+int gpuos_cat_functor(const struct gpuos_sig *s, unsigned *size, unsigned *nscalars,
+		      unsigned off[2], unsigned ssize[2]);
+
+/*
+ * The operator's CUDA source for (entry, dtype, layout) into (buf, len): the length, or
+ * -ENOSPC. Its entry point is what gpuos_op_define expects.
+ */
+int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len);
+
+/* A short key naming the operator ("add.float32.contig"), shared by every kernel it serves. */
+void gpuos_cat_key(const struct gpuos_cat_match *m, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,513 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Time small PyTorch workloads plain (eager), under the GPUOS shim (LD_PRELOAD), as one
+CUDA graph replay, and under torch.compile(mode="reduce-overhead").
+
+Every (workload, mode) runs in its own child process (this script re-executed with the
+hidden --child WORKLOAD MODE); the child prints one JSON line, its last line on stdout.
+In shim mode the shim writes its report (GPUOS_REPORT=....json) at exit and the parent
+reads how many launches were diverted from it.
+
+Exit status: 0 all well, 1 a child failed or shim results differ from eager,
+2 bad arguments, 77 no GPU (or no torch).
+"""
+import argparse
+import functools
+import hashlib
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+MODES = ["eager", "shim", "graph", "compile"]
+# which modes apply to which workload (the parent must know this without torch)
+WORKLOADS = {
+    "add1024": ["eager", "shim", "graph", "compile"],
+    "chain8": ["eager", "shim", "graph", "compile"],
+    "mlp_step": ["eager", "shim"],  # optimizer step with capturable=False: no graph/compile
+    "gpt2": ["eager", "shim"],  # generate(): host-side loop, no graph/compile
+    "big": ["eager", "shim", "graph", "compile"],
+}
+UNIT = {"add1024": "op", "chain8": "chain", "mlp_step": "step", "gpt2": "token", "big": "iter"}
+
+
+# ---------------------------------------------------------------------------- child side
+
+def tensor_hash(t):
+    """sha256 of a tensor's bytes (numpy if there; else a weaker sum-based fingerprint)."""
+    t = t.detach().contiguous().cpu()
+    try:
+        return hashlib.sha256(t.numpy().tobytes()).hexdigest()[:16]
+    except Exception:  # no numpy: fingerprint from the sum and a few elements
+        f = t.double().flatten()
+        vals = [f.sum().item()] + f[:64].tolist()
+        s = ",".join(float.hex(float(v)) for v in vals)
+        return "sum-" + hashlib.sha256(s.encode()).hexdigest()[:16]
+
+
+def fn_spec(torch, fn, args, cfn, cargs, iters, warmup):
+    """A workload that is one function of fixed CUDA tensors: eager, shim, graph, compile.
+    make(mode) returns (step, check, setup_iters, check_iters): step() runs one iteration,
+    check() hashes the output; setup_iters/check_iters: iterations that make() and check()
+    run themselves, so the child can count every iteration it ran."""
+
+    def make(mode):
+        if mode in ("eager", "shim"):
+            # functools.partial keeps the per-call Python overhead as low as possible
+            return functools.partial(fn, *args), lambda: tensor_hash(fn(*args)), 0, 1
+        if mode == "graph":
+            # warm up on a side stream (as torch.cuda.graphs asks), then capture once
+            s = torch.cuda.Stream()
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                for _ in range(3):
+                    fn(*args)
+            torch.cuda.current_stream().wait_stream(s)
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g):
+                out = fn(*args)
+            return g.replay, lambda: tensor_hash(out), 3, 0  # capture launches nothing
+        if mode == "compile":
+            # fixed addresses, as in graph mode: else cudagraph trees copy every input
+            # into its static buffers on each call (64 MiB a matrix for `big`)
+            # (importlib: an `import torch._dynamo` here would make `torch` a local name)
+            try:
+                dynamo = importlib.import_module("torch._dynamo")
+                static = getattr(dynamo, "mark_static_address", None)
+            except ImportError:
+                static = None
+            for t in cargs if static else ():
+                static(t)
+            cf = torch.compile(cfn, mode="reduce-overhead")
+            mark = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
+
+            def step():
+                if mark:
+                    mark()  # each call is a new cudagraph-trees iteration
+                return cf(*cargs)
+            return step, lambda: tensor_hash(step().clone()), 0, 1
+        raise ValueError(mode)
+
+    return {"make": make, "iters": iters, "warmup": warmup, "per_iter": 1}
+
+
+def wl_add1024(torch):
+    x = torch.randn(1024, device="cuda")
+    y = torch.randn(1024, device="cuda")
+    z = torch.empty(1024, device="cuda")
+    return fn_spec(torch, lambda a, b, c: torch.add(a, b, out=c), (x, y, z),
+                   lambda a, b: a + b, (x, y), iters=10000, warmup=1000)
+
+
+def chain8(torch, x):
+    y = x * 1.5
+    y = y + x
+    y = torch.sigmoid(y)
+    y = y * y
+    y = y - 0.25
+    y = torch.tanh(y)
+    y = torch.exp(y)
+    return y / 3.0
+
+
+def wl_chain8(torch):
+    x = torch.randn(1024, device="cuda")
+    f = lambda a: chain8(torch, a)
+    return fn_spec(torch, f, (x,), f, (x,), iters=2000, warmup=200)
+
+
+def wl_big(torch):
+    x = torch.randn(4096, 4096, device="cuda")
+    w = torch.randn(4096, 4096, device="cuda")
+    b = torch.randn(4096, device="cuda")
+    f = lambda x_, w_, b_: torch.relu(torch.addmm(b_, x_, w_))
+    return fn_spec(torch, f, (x, w, b), f, (x, w, b), iters=20, warmup=3)
+
+
+def wl_mlp_step(torch):
+    nn = torch.nn
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 512), nn.GELU(), nn.LayerNorm(512),
+                          nn.Linear(512, 256)).cuda()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=False)
+    x = torch.randn(8, 256, device="cuda")
+    target = torch.randn(8, 256, device="cuda")
+    losses = []  # detached loss tensors: read (synchronizing) only at the end
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.mse_loss(model(x), target)
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach())
+
+    def check():
+        hexes = [float.hex(v.item()) for v in losses]
+        spec["last_loss"] = hexes[-1]
+        return hashlib.sha256(",".join(hexes).encode()).hexdigest()[:16]
+
+    spec = {"make": lambda mode: (step, check, 0, 0), "iters": 20, "warmup": 5, "per_iter": 1}
+    return spec
+
+
+def wl_gpt2(torch):
+    from transformers import GPT2Config, GPT2LMHeadModel
+    new = 32
+    config = GPT2Config(n_layer=2, n_embd=128, n_head=2, vocab_size=1000, n_positions=128)
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(config).cuda().eval()
+    ids = torch.tensor([[11, 22, 33, 44, 55, 66, 77, 88]], device="cuda")
+    mask = torch.ones_like(ids)
+    last = [None]
+
+    def step():
+        with torch.no_grad():
+            last[0] = model.generate(ids, attention_mask=mask, max_new_tokens=new,
+                                     do_sample=False, pad_token_id=0)
+
+    def check():
+        toks = last[0][0, ids.shape[1]:].tolist()
+        if len(toks) != new:
+            print(f"gpt2: generated {len(toks)} tokens, not {new}", file=sys.stderr)
+        return " ".join(str(t) for t in toks)
+
+    # one iteration = one generate() call = `new` tokens; the child reports per token
+    return {"make": lambda mode: (step, check, 0, 0), "iters": 3, "warmup": 2, "per_iter": new}
+
+
+BUILDERS = {"add1024": wl_add1024, "chain8": wl_chain8, "mlp_step": wl_mlp_step,
+            "gpt2": wl_gpt2, "big": wl_big}
+
+
+def shim_api():
+    """The shim's C API (include/gpuos.h) when it is preloaded, else None."""
+    import ctypes
+    try:
+        lib = ctypes.CDLL(None)
+        lib.gpuos_get_stats
+        return lib
+    except (OSError, AttributeError):
+        return None
+
+
+def tasks(lib):
+    """Tasks the engine has taken so far (struct gpuos_stats' first field)."""
+    if not lib:
+        return 0
+    import ctypes
+    buf = (ctypes.c_uint64 * 64)()
+    lib.gpuos_get_stats(buf)
+    return buf[0]
+
+
+def run_child(wl, mode, repeat):
+    """Measure one workload in one mode; print the result as the last stdout line."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network on the GPU machine
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import torch
+    if not torch.cuda.is_available():
+        print("no GPU: bench_torch needs a CUDA device", file=sys.stderr)
+        return 77
+    # Shim mode: the report counts the whole process, so input/model setup and the
+    # check below count too. Setup launches are few next to warmup + timed iterations,
+    # so dividing the diverted total by `iters_total` is a close approximation.
+    spec = BUILDERS[wl](torch)
+    step, check, ran, check_ran = spec["make"](mode)
+    warmup = spec["warmup"] if mode != "compile" else max(spec["warmup"], 10)
+    for _ in range(warmup):
+        step()
+    torch.cuda.synchronize()
+    lib = shim_api() if mode == "shim" else None
+    if lib:  # the operators the warmup asked for are built before timing starts
+        for op in range(64, 64 + 256):
+            lib.gpuos_op_wait(op)
+        for _ in range(warmup):
+            step()
+        torch.cuda.synchronize()
+    before = tasks(lib)
+    times = []
+    for _ in range(repeat):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(spec["iters"]):
+            step()
+        torch.cuda.synchronize()
+        times.append((time.perf_counter() - t0) / spec["iters"] * 1e6)
+    timed_tasks = tasks(lib) - before
+    chk = check()
+    ran += warmup * (2 if lib else 1) + spec["iters"] * repeat + check_ran
+    torch.cuda.synchronize()
+    per = spec["per_iter"]  # gpt2: tokens per generate(); we report per token
+    res = {"workload": wl, "mode": mode, "us": min(times) / per,
+           "us_median": statistics.median(times) / per, "us_all": [t / per for t in times],
+           "iters_total": ran * per, "check": chk, "device": torch.cuda.get_device_name()}
+    if lib:  # tasks the engine took per timed iteration: diverted launches
+        res["tasks_per_iter"] = timed_tasks / (spec["iters"] * repeat) / per
+    if "last_loss" in spec:
+        res["last_loss"] = spec["last_loss"]
+    print(json.dumps(res), flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------- parent side
+
+_structure_printed = False
+
+
+def diverted_from_report(rep):
+    """Total diverted launches in a shim report (None if the format is not understood)."""
+    global _structure_printed
+    total = None
+    for k in rep.get("kernels") or []:
+        if not isinstance(k, dict):
+            continue
+        v = k.get("diverted")
+        for sub in ("why", "counts"):
+            if v is None and isinstance(k.get(sub), dict):
+                v = k[sub].get("diverted")
+        if isinstance(v, (int, float)):
+            total = (total or 0) + int(v)
+    if total is None and isinstance(rep.get("diverted"), (int, float)):
+        total = int(rep["diverted"])
+    if total is None and not _structure_printed:
+        _structure_printed = True
+        ks = rep.get("kernels") or [{}]
+        print("shim report: no 'diverted' count found; its structure is:", file=sys.stderr)
+        print("  top level: " + ", ".join(f"{k}: {type(v).__name__}" for k, v in rep.items()),
+              file=sys.stderr)
+        if isinstance(ks[0], dict):
+            print("  kernels[0]: " + json.dumps(ks[0])[:600], file=sys.stderr)
+    return total
+
+
+def read_report(tmpdir, pid):
+    """The report the child wrote (report-<pid>.json), else the busiest one in tmpdir."""
+    path = os.path.join(tmpdir, f"report-{pid}.json")
+    files = [path] if os.path.exists(path) else \
+        [os.path.join(tmpdir, f) for f in sorted(os.listdir(tmpdir)) if f.endswith(".json")]
+    best = None
+    for f in files:
+        try:
+            with open(f) as fh:
+                rep = json.load(fh)
+        except (OSError, ValueError) as e:
+            print(f"shim report {f}: {e}", file=sys.stderr)
+            continue
+        if best is None or (rep.get("launches") or 0) > (best.get("launches") or 0):
+            best = rep
+    return best
+
+
+def child_env(mode, shim, tmpdir):
+    env = dict(os.environ)
+    # never let a shim preloaded around this script leak into the non-shim children
+    pre = [p for p in env.get("LD_PRELOAD", "").replace(":", " ").split() if "gpuos" not in p]
+    if pre:
+        env["LD_PRELOAD"] = " ".join(pre)
+    else:
+        env.pop("LD_PRELOAD", None)
+    for k in ("GPUOS_REPORT", "GPUOS_CONFIG"):
+        env.pop(k, None)
+    if mode == "shim":
+        env["LD_PRELOAD"] = shim
+        env["GPUOS_CONFIG"] = "/dev/null"
+        env["GPUOS_CATALOG"] = "on"  # experimental, off by default
+        env["GPUOS_REPORT"] = os.path.join(tmpdir, "report-%p.json")  # %p: the pid
+    return env
+
+
+def run_one(wl, mode, args):
+    """Run one child; returns its result dict, or None on failure (stderr tail printed)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", wl, mode,
+           "--repeat", str(args.repeat)]
+    with tempfile.TemporaryDirectory(prefix="bench_torch.") as tmpdir:
+        print(f"  {wl}/{mode} ...", file=sys.stderr, flush=True)
+        try:
+            p = subprocess.Popen(cmd, env=child_env(mode, args.shim, tmpdir), cwd=REPO,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            out, err = p.communicate(timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            err += f"\n(timed out after {args.timeout} s)"
+            p.returncode = -1
+        res = None
+        # the child's result is its last JSON line (the shim may print after it at exit)
+        for line in reversed(out.splitlines() if p.returncode == 0 else []):
+            try:
+                res = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(res, dict) and "workload" in res:
+                break
+            res = None
+        if res is None:
+            print(f"FAILED {wl}/{mode} (exit {p.returncode}); stderr tail:", file=sys.stderr)
+            for l in (err.splitlines() or ["(empty)"])[-25:]:
+                print("    " + l, file=sys.stderr)
+            return None
+        if mode == "shim":
+            rep = read_report(tmpdir, p.pid)
+            if rep is None:
+                print(f"{wl}/shim: the shim wrote no report (is it really preloaded?)",
+                      file=sys.stderr)
+            else:
+                res["launches"] = rep.get("launches")
+                res["diverted"] = diverted_from_report(rep)
+                if res.get("tasks_per_iter") is not None:  # counted over the timed loop
+                    res["diverted_per_iter"] = res["tasks_per_iter"]
+                elif res["diverted"] is not None and res.get("iters_total"):
+                    res["diverted_per_iter"] = res["diverted"] / res["iters_total"]
+        return res
+
+
+def fmt(v, f="{:.2f}", none="-"):
+    return none if v is None else f.format(v)
+
+
+def print_table(wl, rows):
+    eager = rows.get("eager")
+    print(f"\n{wl} (per {UNIT[wl]})")
+    print(f"  {'mode':8} {'us/' + UNIT[wl]:>11} {'vs eager':>9} {'diverted/it':>12} "
+          f"{'saved/div us':>13} {'tok/s':>9}  check")
+    for mode in MODES:
+        if mode not in rows:
+            print(f"  {mode:8} {'n/a':>11}")
+            continue
+        r = rows[mode]
+        if r is None:
+            print(f"  {mode:8} {'FAILED':>11}")
+            continue
+        dpi = r.get("diverted_per_iter")
+        saved = None
+        if eager and dpi:  # (eager - shim) / diverted launches per iteration
+            saved = (eager["us"] - r["us"]) / dpi
+        tok = 1e6 / r["us"] if wl == "gpt2" else None
+        same = "-" if not eager or mode == "eager" else \
+            ("identical" if r["check"] == eager["check"] else "DIFFERENT")
+        print(f"  {mode:8} {r['us']:11.2f} {fmt(r.get('ratio'), '{:.2f}x'):>9} "
+              f"{fmt(dpi):>12} {fmt(saved, '{:.3f}'):>13} {fmt(tok, '{:.0f}'):>9}  {same}")
+    for mode in ("eager", "shim"):
+        r = rows.get(mode)
+        if r and r.get("last_loss"):
+            print(f"  {mode} last loss {r['last_loss']}  (check {r['check']})")
+        elif r and wl == "gpt2":
+            print(f"  {mode} tokens: {r['check']}")
+
+
+def plot(path, results):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception as e:
+        print(f"no plot: matplotlib unavailable ({e})")
+        return
+    wls = list(results)
+    modes = ["shim", "graph", "compile"]
+    width = 0.8 / len(modes)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(wls)), 4))
+    for i, mode in enumerate(modes):
+        xs, ys = [], []
+        for j, wl in enumerate(wls):
+            r = results[wl].get(mode)
+            if r and r.get("ratio"):
+                xs.append(j + (i - (len(modes) - 1) / 2) * width)
+                ys.append(r["ratio"])
+        ax.bar(xs, ys, width, label=mode)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(wls)))
+    ax.set_xticklabels(wls)
+    ax.set_ylabel("speed vs eager (eager time / mode time)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"plot written to {path}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shim", default=os.path.join(REPO, "build", "libgpuos_shim.so"),
+                    help="the shim to preload (default: build/libgpuos_shim.so)")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS),
+                    help="comma-separated, from: " + ",".join(WORKLOADS))
+    ap.add_argument("--modes", default=",".join(MODES),
+                    help="comma-separated, from: " + ",".join(MODES))
+    ap.add_argument("--repeat", type=int, default=5, help="timings per child; best kept")
+    ap.add_argument("--timeout", type=int, default=1200, help="seconds per child")
+    ap.add_argument("--plot", metavar="FILE.png", help="bar chart of ratios vs eager")
+    ap.add_argument("--json", metavar="FILE", help="write all results as JSON")
+    ap.add_argument("--child", nargs=2, metavar=("WORKLOAD", "MODE"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
+    if args.child:
+        return run_child(args.child[0], args.child[1], args.repeat)
+
+    wls = [w for w in args.workloads.split(",") if w]
+    modes = [m for m in args.modes.split(",") if m]
+    bad = [w for w in wls if w not in WORKLOADS] + [m for m in modes if m not in MODES]
+    if bad:
+        ap.error("unknown workload/mode: " + ", ".join(bad))
+    args.shim = os.path.abspath(args.shim)
+    if "shim" in modes and not os.path.exists(args.shim):
+        print(f"no shim at {args.shim}: build it (make) or pass --shim", file=sys.stderr)
+        return 2
+    try:
+        import torch
+    except ImportError:
+        print("no torch: bench_torch needs PyTorch with CUDA")
+        return 77
+    if not torch.cuda.is_available():
+        print("no GPU: bench_torch needs a CUDA device")
+        return 77
+    device = torch.cuda.get_device_name()
+    print(f"device: {device}  (torch {torch.__version__}, CUDA {torch.version.cuda})")
+    print(f"shim: {args.shim}  repeat: {args.repeat}", flush=True)
+
+    results, failed, differ = {}, [], []
+    for wl in wls:
+        rows = {}
+        for mode in modes:
+            if mode in WORKLOADS[wl]:
+                rows[mode] = run_one(wl, mode, args)
+                if rows[mode] is None:
+                    failed.append(f"{wl}/{mode}")
+        eager = rows.get("eager")
+        for mode, r in rows.items():
+            if r and eager:
+                r["ratio"] = eager["us"] / r["us"] if r["us"] > 0 else None
+        if eager and rows.get("shim") and rows["shim"]["check"] != eager["check"]:
+            differ.append(wl)
+        results[wl] = rows
+        print_table(wl, rows)
+        sys.stdout.flush()
+
+    parts = []
+    for wl, rows in results.items():
+        r = rows.get("shim")
+        if r and r.get("ratio"):
+            parts.append(f"{wl} {r['ratio']:.2f}x")
+    print("\nsummary: shim vs eager: " + (", ".join(parts) or "-") +
+          f"; {len(failed)} failed" + (f" ({', '.join(failed)})" if failed else "") +
+          f"; {len(differ)} shim results differ" + (f" ({', '.join(differ)})" if differ else ""))
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": device, "shim": args.shim, "repeat": args.repeat,
+                       "results": results, "failed": failed, "differ": differ}, f, indent=1)
+        print(f"results written to {args.json}")
+    if args.plot:
+        plot(args.plot, results)
+    return 1 if failed or differ else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: MIT
+/*
+ * kernels/catalog.c: the recorded PyTorch 2.11 kernels (tests/data) match the entries their
+ * ops say, with the element type and layout; what the catalog does not compute (reductions,
+ * casts, captured clamp limits, pow's lambdas) matches nothing; the recorded arguments decode
+ * to the functor's scalars as the operator reads them; and every operator the catalog can
+ * generate compiles and links with NVRTC and nvJitLink for sm_80 and sm_90 (skipped, 77,
+ * without those libraries).
+ */
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kernels/catalog.h"
+#include "kernels/jit.h"
+#include "kernels/sig.h"
+#include "kernels/task.h"
+#include "ptx_lift/ptx_lift.h"
+
+struct rec {
+	const char *op, *mangled, *demangled, *launch, *params;
+};
+
+static const struct rec recs[] = {
+#include "records.inc"
+};
+#define NRECS (sizeof(recs) / sizeof(recs[0]))
+
+/* recorded op -> catalog operator key (NULL: must not match) */
+static const struct {
+	const char *op, *key;
+} want[] = {
+    {"add", "add.float32.contig"},
+    {"add_alpha", "add.float32.contig"},
+    {"add_s", "add_scalar.float32.contig"},
+    {"sub_s", "add_scalar.float32.contig"},
+    {"rsub_s", "rsub_scalar.float32.contig"},
+    {"mul", "mul.float32.contig"},
+    {"mul_s", "mul_scalar_a.float32.contig"},
+    {"mul_0dim_cuda", "mul.float32.strided"},
+    {"mul_bcast", "mul.float32.strided"},
+    {"mul_strided", "mul_scalar_a.float32.strided"},
+    {"div", "div.float32.contig"},
+    {"div_s", "mul_scalar_b.float32.contig"},
+    {"neg", "neg.float32.contig"},
+    {"relu", NULL},
+    {"threshold", "threshold.float32.contig"},
+    {"sigmoid", "sigmoid.float32.contig"},
+    {"tanh", "tanh.float32.contig"},
+    {"silu", "silu.float32.contig"},
+    {"exp", "exp.float32.contig"},
+    {"sqrt", "sqrt.float32.contig"},
+    {"rsqrt", "rsqrt.float32.contig"},
+    {"pow2", NULL},
+    {"pow_t", NULL},
+    {"fill", "fill.float32.contig"},
+    {"zero", "fill.float32.contig"},
+    {"to_half", "to_half.float32.contig"},
+    {"mixed_add", NULL},
+    {"addcmul", "addcmul.float32.contig"},
+    {"where", "where.float32.contig"},
+    {"add_half", "add.float16.contig"},
+    {"mul_bf16", "mul.bfloat16.contig"},
+    {"silu_bf16", "silu.bfloat16.contig"},
+    {"sum", NULL},
+    {"mean", NULL},
+    {"amax", NULL},
+    {"argmax", NULL},
+    {"softmax", NULL},
+    {"layer_norm", NULL},
+};
+#define NWANT (sizeof(want) / sizeof(want[0]))
+
+START_TEST(test_recorded_match)
+{
+	unsigned checked = 0;
+
+	for (size_t i = 0; i < NRECS; i++) {
+		struct gpuos_sig s;
+		struct gpuos_cat_match m;
+		char key[64] = "";
+
+		if (!recs[i].op)
+			continue;
+		for (size_t k = 0; k < NWANT; k++) {
+			if (strcmp(want[k].op, recs[i].op))
+				continue;
+			ck_assert_int_eq(gpuos_sig_parse(recs[i].demangled, &s), 0);
+			int rc = gpuos_cat_match(&s, recs[i].demangled, &m);
+			if (!rc)
+				gpuos_cat_key(&m, key, sizeof(key));
+			if (want[k].key)
+				ck_assert_msg(!rc && !strcmp(key, want[k].key), "%s: %d %s",
+					      recs[i].op, rc, key);
+			else
+				ck_assert_msg(rc == -ENOENT, "%s matched %s", recs[i].op, key);
+			checked++;
+		}
+	}
+	ck_assert_uint_ge(checked, NWANT);
+}
+END_TEST
+
+/* The recorded P string as a cubin layout and a launch's args[]. */
+static unsigned layout(const char *p, struct gpuos_kparam *kp, void **args, uint8_t *store)
+{
+	unsigned n = 0, used = 0;
+
+	for (const char *q = strchr(p, ' '); q && n < 16; q = strchr(q + 1, ' ')) {
+		unsigned off, size;
+		if (sscanf(q + 1, "%u:%u=", &off, &size) != 2)
+			break;
+		const char *hex = strchr(q + 1, '=') + 1;
+		kp[n] = (struct gpuos_kparam){n, off, size};
+		args[n] = store + used;
+		for (unsigned i = 0; i < size; i++)
+			sscanf(hex + 2 * i, "%2hhx", &store[used + i]);
+		used += size;
+		n++;
+	}
+	return n;
+}
+
+static uint32_t fbits(float f)
+{
+	uint32_t u;
+
+	memcpy(&u, &f, 4);
+	return u;
+}
+
+/* The scalars' bits as the operator gets them: opmath floats, also for half and bf16. */
+START_TEST(test_recorded_scalars)
+{
+	static const struct {
+		const char *op;
+		uint32_t b0, b1;
+	} sc[] = {
+	    {"add_alpha", 0x40000000u, 0},
+	    {"sub_s", 0x3fc00000u, 0xbf800000u},
+	    {"rsub_s", 0x3fc00000u, 0xbf800000u},
+	    {"mul_s", 0x40200000u, 0},
+	    {"threshold", 0x3dcccccdu, 0},
+	    {"addcmul", 0x3f000000u, 0},
+	    {"fill", 0x3f800000u, 0},
+	    {"add_half", 0x3f800000u, 0},
+	};
+	unsigned checked = 0;
+
+	ck_assert_uint_eq(fbits(0.1f), 0x3dcccccdu);
+	for (size_t i = 0; i < NRECS; i++) {
+		struct gpuos_sig s;
+		struct gpuos_kparam kp[16];
+		struct gpuos_ew_args a;
+		static uint8_t store[8192];
+		void *args[16];
+
+		if (!recs[i].op || gpuos_sig_parse(recs[i].demangled, &s) ||
+		    s.family != GPUOS_SIG_VECTORIZED)
+			continue;
+		for (size_t k = 0; k < sizeof(sc) / sizeof(sc[0]); k++) {
+			if (strcmp(sc[k].op, recs[i].op))
+				continue;
+			unsigned n = layout(recs[i].params, kp, args, store);
+			ck_assert_int_eq(gpuos_sig_decode_vectorized(&s, kp, n, args, &a), 0);
+			ck_assert_msg(a.scalar_bits[0] == sc[k].b0 && a.scalar_bits[1] == sc[k].b1,
+				      "%s: %08x %08x", recs[i].op, a.scalar_bits[0],
+				      a.scalar_bits[1]);
+			checked++;
+		}
+	}
+	ck_assert_uint_eq(checked, 8);
+}
+END_TEST
+
+/* Functor sizes the entries imply, for the types the recorded kernels do not cover. */
+START_TEST(test_functor_sizes)
+{
+	struct gpuos_sig s;
+	unsigned size, n, off[2], ss[2];
+
+	memset(&s, 0, sizeof(s));
+	s.family = GPUOS_SIG_VECTORIZED;
+	s.narrays = 2;
+	strcpy(s.op, "FillFunctor");
+	strcpy(s.dtype, "c10::Half");
+	s.narrays = 1;
+	ck_assert_int_eq(gpuos_cat_functor(&s, &size, &n, off, ss), 0);
+	ck_assert_uint_eq(size, 2); /* FillFunctor<Half> holds a Half */
+	ck_assert_uint_eq(ss[0], 2);
+	strcpy(s.op, "AUnaryFunctor:MulFunctor");
+	strcpy(s.dtype, "c10::BFloat16");
+	s.narrays = 2;
+	ck_assert_int_eq(gpuos_cat_functor(&s, &size, &n, off, ss), 0);
+	ck_assert_uint_eq(size, 8); /* {MulFunctor; float a} */
+	ck_assert_uint_eq(off[0], 4);
+	ck_assert_uint_eq(ss[0], 4);
+	strcpy(s.op, "threshold_kernel_impl");
+	strcpy(s.dtype, "c10::Half");
+	s.narrays = 3;
+	ck_assert_int_eq(gpuos_cat_functor(&s, &size, &n, off, ss), 0);
+	ck_assert_uint_eq(size, 16); /* Half threshold, Half value, the host pointer */
+	ck_assert_uint_eq(off[1], 2);
+	strcpy(s.dtype, "double"); /* not a catalog type */
+	ck_assert_int_eq(gpuos_cat_functor(&s, &size, &n, off, ss), -ENOENT);
+}
+END_TEST
+
+static char cachedir[] = "/tmp/check_catalog.XXXXXX";
+
+/* Every operator the catalog can generate builds for sm_80 and sm_90. */
+START_TEST(test_sources_build)
+{
+	static char src[16384];
+	unsigned built = 0;
+
+	for (unsigned i = 0; i < gpuos_cat_nentries; i++) {
+		const struct gpuos_cat_entry *e = &gpuos_cat_entries[i];
+		for (int dt = 0; dt < 32; dt++) {
+			if (!(e->dtypes & GPUOS_DT_BIT(dt)))
+				continue;
+			for (int lay = 0; lay < GPUOS_CAT_LAYOUTS; lay++) {
+				struct gpuos_cat_match m = {e, dt, lay};
+				char key[64];
+				int n = gpuos_cat_source(&m, src, sizeof(src));
+				gpuos_cat_key(&m, key, sizeof(key));
+				ck_assert_msg(n > 0, "%s: %d", key, n);
+				for (unsigned sm = 80; sm <= 90; sm += 10) {
+					struct gpuos_jit_req r = {.src = src,
+								  .len = (size_t)n,
+								  .name = key,
+								  .sm = sm,
+								  .cache_dir = cachedir};
+					struct gpuos_jit_image img;
+					int rc = gpuos_jit_build(&r, &img);
+					ck_assert_msg(rc == 0, "%s sm_%u: %d\n%s", key, sm, rc,
+						      src);
+					gpuos_jit_image_free(&img);
+					built++;
+				}
+			}
+		}
+	}
+	ck_assert_uint_ge(built, 4 * gpuos_cat_nentries);
+}
+END_TEST
+
+/*
+ * Operators with a stack frame: the worker reserves GPUOS_OP_STACK bytes below every operator
+ * call (its never-run stack_reserve), and the host measures an operator's frames before it
+ * installs it. IEEE division's slow path needs a frame under the worker's register cap.
+ */
+START_TEST(test_stack)
+{
+	static char src[16384];
+	static const struct {
+		const char *name;
+		int min, max;
+	} ops[] = {{"mul", 0, 0}, {"div", 16, GPUOS_OP_STACK}};
+	const char *opt = "-maxrregcount=64";
+	struct gpuos_cubin *c;
+	FILE *f = fopen("build/kernels/worker_sm90.cubin", "rb");
+	static char w[1 << 22];
+	size_t n;
+
+	ck_assert_ptr_nonnull(f);
+	n = fread(w, 1, sizeof(w), f);
+	fclose(f);
+	ck_assert_int_eq(gpuos_cubin_open(w, n, &c), 0);
+	ck_assert_uint_ge(gpuos_cubin_frames(c), GPUOS_OP_STACK);
+	gpuos_cubin_close(c);
+	for (unsigned k = 0; k < 2; k++) {
+		const struct gpuos_cat_entry *e = NULL;
+		for (unsigned i = 0; i < gpuos_cat_nentries; i++)
+			if (!strcmp(gpuos_cat_entries[i].name, ops[k].name))
+				e = &gpuos_cat_entries[i];
+		ck_assert_ptr_nonnull(e);
+		struct gpuos_cat_match m = {e, GPUOS_DT_F32, GPUOS_CAT_CONTIG};
+		int len = gpuos_cat_source(&m, src, sizeof(src));
+		struct gpuos_jit_req r = {.src = src,
+					  .len = (size_t)len,
+					  .name = ops[k].name,
+					  .sm = 90,
+					  .cache_dir = cachedir,
+					  .opts = &opt,
+					  .nopts = 1};
+		struct gpuos_jit_image img;
+		ck_assert_int_eq(gpuos_jit_build(&r, &img), 0);
+		ck_assert_int_eq(gpuos_cubin_open(img.data, img.size, &c), 0);
+		unsigned fr = gpuos_cubin_frames(c);
+		ck_assert_msg((int)fr >= ops[k].min && (int)fr <= ops[k].max, "%s: %u bytes",
+			      ops[k].name, fr);
+		gpuos_cubin_close(c);
+		gpuos_jit_image_free(&img);
+	}
+}
+END_TEST
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+int main(void)
+{
+	struct gpuos_jit_req probe = {.src = "x", .len = 1, .sm = 90, .cache_dir = "/nonexistent"};
+	char path[512];
+	Suite *s = suite_create("catalog");
+	TCase *tc = tcase_create("catalog");
+	bool jit = gpuos_jit_cache_path(&probe, path, sizeof(path)) != -ENOENT;
+	SRunner *sr;
+	int failed;
+
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, test_recorded_match);
+	tcase_add_test(tc, test_recorded_scalars);
+	tcase_add_test(tc, test_functor_sizes);
+	if (jit && mkdtemp(cachedir)) {
+		tcase_add_test(tc, test_sources_build);
+		tcase_add_test(tc, test_stack);
+	} else
+		fprintf(stderr, "check_catalog: no NVRTC/nvJitLink: operator builds skipped\n");
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	if (jit)
+		nftw(cachedir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Catalog ops x dtypes x layouts, for test_torch_ops.sh.
+
+Run once plain and once under the shim: each case's output goes to OUT (torch.save), with
+how many tasks the shim's engine took while the case ran (gpuos_get_stats, when the shim is
+loaded). The shell test compares the two files bit for bit and checks that every case that
+should run in the worker did (expect True), that none that should not did (False: above the
+size limit, empty), and leaves the rest (None) to the comparison.
+
+Inputs hold the awkward values (NaN, +-inf, -0.0, denormals, huge and tiny numbers) next to
+ordinary ones. A first pass over every case starts the operators building; the script waits
+for them (gpuos_op_wait on every id) and then runs the measured pass.
+"""
+import ctypes
+import sys
+
+import torch
+
+LIMIT = 16384  # the shim's max_elements default
+# ops the catalog does not run yet: no expectation either way
+NOT_YET = {"gelu", "gelu_tanh"}
+DEV = "cuda"
+
+
+def engine():
+    """The shim's C API when it is loaded, else None."""
+    try:
+        lib = ctypes.CDLL(None)
+        lib.gpuos_get_stats
+        return lib
+    except (OSError, AttributeError):
+        return None
+
+
+LIB = engine()
+
+
+def submitted():
+    if not LIB:
+        return 0
+    buf = (ctypes.c_uint64 * 64)()
+    LIB.gpuos_get_stats(buf)
+    return buf[0]
+
+
+def values(n, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, generator=g) * 3
+    special = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0, 0.0, 1e-40,
+                            -1e-42, 3e38, -3e38, 1e-7, 65504.0, 70000.0, 1.0, -1.0, 0.5])
+    k = min(n, special.numel())
+    x[:k] = special[:k]
+    return x.to(dtype).to(DEV)
+
+
+def positive(x):
+    return x.abs()
+
+
+# name -> (function of (a, b, c), inputs it needs, dtypes)
+FLOATS = (torch.float32, torch.float16, torch.bfloat16)
+OPS = {
+    "add": (lambda a, b, c: a + b, 2),
+    "add_alpha": (lambda a, b, c: torch.add(a, b, alpha=2.5), 2),
+    "sub": (lambda a, b, c: a - b, 2),
+    "add_scalar": (lambda a, b, c: a + 1.5, 1),
+    "sub_scalar": (lambda a, b, c: a - 0.3, 1),
+    "rsub_scalar": (lambda a, b, c: 1.5 - a, 1),
+    "mul": (lambda a, b, c: a * b, 2),
+    "mul_scalar": (lambda a, b, c: a * 2.5, 1),
+    "div": (lambda a, b, c: a / b, 2),
+    "div_scalar": (lambda a, b, c: a / 3.0, 1),
+    "rdiv_scalar": (lambda a, b, c: 3.0 / a, 1),
+    "neg": (lambda a, b, c: -a, 1),
+    "sigmoid": (lambda a, b, c: torch.sigmoid(a), 1),
+    "tanh": (lambda a, b, c: torch.tanh(a), 1),
+    "exp": (lambda a, b, c: torch.exp(a), 1),
+    "log": (lambda a, b, c: torch.log(a), 1),
+    "sqrt": (lambda a, b, c: torch.sqrt(a), 1),
+    "rsqrt": (lambda a, b, c: torch.rsqrt(a), 1),
+    "silu": (lambda a, b, c: torch.nn.functional.silu(a), 1),
+    "gelu": (lambda a, b, c: torch.nn.functional.gelu(a), 1),
+    "gelu_tanh": (lambda a, b, c: torch.nn.functional.gelu(a, approximate="tanh"), 1),
+    "threshold": (lambda a, b, c: torch.nn.functional.threshold(a, 0.1, 20.0), 1),
+    "addcmul": (lambda a, b, c: torch.addcmul(a, b, c, value=0.5), 3),
+    "where": (lambda a, b, c: torch.where(c > 0, a, b), 3),
+    "fill": (lambda a, b, c: a.clone().fill_(1.25), 1),
+    "zero": (lambda a, b, c: a.clone().zero_(), 1),
+    "to_half": (lambda a, b, c: a.half() if a.dtype == torch.float32 else a * 1, 1),
+}
+
+# layout -> function making the inputs of n elements (a new tensor each call)
+def contiguous(n, dt, s):
+    return values(n, dt, s)
+
+
+def misaligned(n, dt, s):
+    return values(n + 1, dt, s)[1:]
+
+
+def strided(n, dt, s):
+    return values(2 * n, dt, s)[::2]
+
+
+LAYOUTS = {
+    "contig": contiguous,
+    "misaligned": misaligned,
+    "strided": strided,
+}
+SIZES = {"one": 1, "n1000": 1000, "n1024": 1024, "below": LIMIT, "above": LIMIT + 1}
+
+
+def cases():
+    for op, (fn, nin) in OPS.items():
+        for dt in FLOATS:
+            if op == "to_half" and dt != torch.float32:
+                continue
+            for lay, make in LAYOUTS.items():
+                for sz, n in SIZES.items():
+                    if lay != "contig" and sz in ("one", "n1000"):
+                        continue
+                    name = f"{op}.{str(dt)[6:]}.{lay}.{sz}"
+
+                    def run(fn=fn, nin=nin, dt=dt, make=make, n=n, op=op):
+                        a = make(n, dt, 1)
+                        b = make(n, dt, 2)
+                        c = make(n, dt, 3)
+                        if op in ("log", "sqrt", "rsqrt"):
+                            a = a.abs()
+                        if op == "div":
+                            b = b + 0.25
+                        return fn(a, b, c)
+
+                    yield name, run, None if op in NOT_YET else n <= LIMIT
+            # broadcast, a 0-dim tensor operand, in place, empty
+            if nin >= 2:
+                def bcast(fn=fn, dt=dt):
+                    a = values(1024, dt, 1).view(64, 16)
+                    b = values(16, dt, 2)
+                    c = values(64, dt, 3).view(64, 1)
+                    return fn(a, b, c)
+                yield f"{op}.{str(dt)[6:]}.broadcast", bcast, None if op in NOT_YET else True
+
+                def zerodim(fn=fn, dt=dt):
+                    a = values(1024, dt, 1)
+                    b = torch.tensor(2.5, dtype=dt, device=DEV)
+                    c = values(1024, dt, 3)
+                    return fn(a, b, c)
+                yield f"{op}.{str(dt)[6:]}.0dim", zerodim, None if op in NOT_YET else True
+
+    for dt in FLOATS:
+        def inplace(dt=dt):
+            a = values(1024, dt, 1)
+            a.add_(values(1024, dt, 2), alpha=0.75)
+            a.mul_(1.5)
+            a.sigmoid_()
+            return a
+        yield f"inplace.{str(dt)[6:]}", inplace, True
+
+        def empty(dt=dt):
+            a = torch.empty(0, dtype=dt, device=DEV)
+            return a + a
+        yield f"empty.{str(dt)[6:]}", empty, False  # no launch at all
+
+    def graph():
+        """A chain of catalog ops captured in a CUDA graph and replayed."""
+        x = values(1024, torch.float32, 1)
+        y = values(1024, torch.float32, 2)
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(2):
+                z = torch.tanh(x * 1.5 + y).sigmoid() - 0.25
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            z = torch.tanh(x * 1.5 + y).sigmoid() - 0.25
+        outs = []
+        for k in range(3):
+            x.add_(0.125)  # eager, between replays: in order with them
+            g.replay()
+            outs.append(z.clone())
+        return torch.cat(outs)
+    yield "graph.replay", graph, None  # capture falls through; the eager adds divert
+
+
+def watchdog(seconds):
+    """Stuck for @seconds: every thread's Python stack, the engine's state, then exit 3."""
+    import faulthandler
+    import os
+    import threading
+
+    def fire():
+        if LIB:
+            LIB.gpuos_debug_dump(2)
+        faulthandler.dump_traceback(all_threads=True)
+        os._exit(3)
+    faulthandler.dump_traceback_later(seconds + 5, exit=True)  # if the GIL is held
+    t = threading.Timer(seconds, fire)
+    t.daemon = True
+    t.start()
+
+
+def main():
+    import os
+    import time
+    out = sys.argv[1]
+    if os.environ.get("TORCH_OPS_STUCK_S"):
+        watchdog(float(os.environ["TORCH_OPS_STUCK_S"]))
+    todo = list(cases())
+    t0 = time.time()
+    trace = bool(os.environ.get("TORCH_OPS_TRACE"))
+    for name, run, _ in todo:  # start the operators building
+        run()
+        if trace:
+            torch.cuda.synchronize()
+            print(name, submitted(), file=sys.stderr, flush=True)
+    torch.cuda.synchronize()
+    print(f"first pass {time.time() - t0:.1f} s", file=sys.stderr)
+    if LIB:
+        for op in range(64, 64 + 256):
+            LIB.gpuos_op_wait(op)
+        print(f"operators built {time.time() - t0:.1f} s", file=sys.stderr)
+    results, diverted = {}, {}
+    for name, run, _ in todo:
+        before = submitted()
+        results[name] = run().cpu()
+        torch.cuda.synchronize()
+        diverted[name] = submitted() - before
+    torch.save({"results": results, "diverted": diverted,
+                "expect": {n: e for n, _, e in todo}}, out)
+    print(f"{len(todo)} cases, shim {'loaded' if LIB else 'not loaded'}")
+
+
+if __name__ == "__main__":
+    main()
