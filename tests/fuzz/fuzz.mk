@@ -1,7 +1,8 @@
 # libFuzzer harnesses (clang): tests/fuzz/fuzz_<name>.c, seeds in tests/fuzz/seeds_<name>/.
 # `make fuzz` runs each for FUZZ_SECONDS; crashes land in build/fuzz/.
 FUZZ_HARNESSES := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_LIB_SRCS  := $(wildcard common/*.c ptx_lift/*.c) interpose/config.c kernels/sig.c
+FUZZ_LIB_SRCS  := $(wildcard common/*.c ptx_lift/*.c) interpose/config.c kernels/sig.c \
+	kernels/catalog.c
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-std=gnu11 -D_GNU_SOURCE -I. -Icommon -I$(CUDA_HOME)/include
 
