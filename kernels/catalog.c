@@ -20,31 +20,49 @@
 #define F   GPUOS_DT_FLOATS
 #define RAW "\x01" /* expression prefix: its value is of the storage type */
 
+/*
+ * PyTorch 2.11's expressions (CUDA 13.0, nvcc defaults: FMA contraction on, IEEE division and
+ * square root, no flush to zero). Where PyTorch's compile contracts a multiply-add the
+ * expression says fmaf, so that nothing depends on NVRTC contracting the same way. Gelu's two
+ * forms differ only in the index of their dispatch lambda (raw). F16 negation is __hneg, a
+ * sign flip; BFloat16's goes through float like the rest.
+ */
 /* clang-format off */
 const struct gpuos_cat_entry gpuos_cat_entries[] = {
-	/* name          sig op                        raw  nin dtypes in0 out  n kind          foff lam expr */
-	{"add",          "CUDAFunctor_add",            NULL, 2, F, -1, -1, 1, GPUOS_SC_OPMATH, 0, false, "a + s0 * b"},
-	{"add_scalar",   "CUDAFunctorOnSelf_add",      NULL, 1, F, -1, -1, 2, GPUOS_SC_OPMATH, 0, false, "a + s1 * s0"},
-	{"rsub_scalar",  "CUDAFunctorOnOther_add",     NULL, 1, F, -1, -1, 2, GPUOS_SC_OPMATH, 0, false, "s0 + s1 * a"},
-	{"mul",          "BinaryFunctor:MulFunctor",   NULL, 2, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "a * b"},
-	{"mul_scalar_a", "AUnaryFunctor:MulFunctor",   NULL, 1, F, -1, -1, 1, GPUOS_SC_OPMATH, 4, false, "s0 * a"},
-	{"mul_scalar_b", "BUnaryFunctor:MulFunctor",   NULL, 1, F, -1, -1, 1, GPUOS_SC_OPMATH, 4, false, "a * s0"},
-	{"div",          "BinaryFunctor:DivFunctor",   NULL, 2, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "a / b"},
-	{"div_scalar_a", "AUnaryFunctor:DivFunctor",   NULL, 1, F, -1, -1, 1, GPUOS_SC_OPMATH, 4, false, "s0 / a"},
-	{"div_scalar_b", "BUnaryFunctor:DivFunctor",   NULL, 1, F, -1, -1, 1, GPUOS_SC_OPMATH, 4, false, "a / s0"},
-	{"neg",          "neg_kernel_cuda",            NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "-a"},
-	{"sigmoid",      "sigmoid_kernel_cuda",        NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "1.0f / (1.0f + expf(-a))"},
-	{"tanh",         "tanh_kernel_cuda",           NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "tanhf(a)"},
-	{"exp",          "exp_kernel_cuda",            NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "expf(a)"},
-	{"log",          "log_kernel_cuda",            NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "logf(a)"},
-	{"sqrt",         "sqrt_kernel_cuda",           NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "sqrtf(a)"},
-	{"rsqrt",        "rsqrt_kernel_cuda",          NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "rsqrtf(a)"},
-	{"silu",         "silu_kernel",                NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, 0, false, "a / (1.0f + expf(-a))"},
-	{"fill",         "FillFunctor",                NULL, 0, F, -1, -1, 1, GPUOS_SC_ELEM,   0, false, RAW "rs0"},
-	{"threshold",    "threshold_kernel_impl",      NULL, 2, F, -1, -1, 2, GPUOS_SC_ELEM,   0, true, RAW "a <= s0 ? rs1 : rb"},
-	{"addcmul",      "addcmul_cuda_kernel",        NULL, 3, F, -1, -1, 1, GPUOS_SC_OPMATH, 0, true, "a + s0 * b * c"},
-	{"where",        "where_kernel_impl",          NULL, 3, F, GPUOS_DT_BOOL, -1, 0, GPUOS_SC_OPMATH, 0, true, RAW "ra ? rb : rc"},
-	{"to_half",      "float16_copy_kernel_cuda",   NULL, 1, GPUOS_DT_BIT(GPUOS_DT_F32), -1, GPUOS_DT_F16, 0, GPUOS_SC_OPMATH, 0, false, "a"},
+	/* name          sig op                        raw  nin dtypes in0 out  n kind          after_f lambda expr */
+	{"add",          "CUDAFunctor_add",            NULL, 2, F, -1, -1, 1, GPUOS_SC_OPMATH, false, false, "fmaf(s0, b, a)"},
+	{"add_scalar",   "CUDAFunctorOnSelf_add",      NULL, 1, F, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "fmaf(s1, s0, a)"},
+	{"rsub_scalar",  "CUDAFunctorOnOther_add",     NULL, 1, F, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "fmaf(s1, a, s0)"},
+	{"mul",          "BinaryFunctor:MulFunctor",   NULL, 2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a * b"},
+	{"mul_scalar_a", "AUnaryFunctor:MulFunctor",   NULL, 1, F, -1, -1, 1, GPUOS_SC_OPMATH, true,  false, "s0 * a"},
+	{"mul_scalar_b", "BUnaryFunctor:MulFunctor",   NULL, 1, F, -1, -1, 1, GPUOS_SC_OPMATH, true,  false, "a * s0"},
+	{"div",          "BinaryFunctor:DivFunctor",   NULL, 2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a / b"},
+	/* DivFunctor<T> takes T: a Half scalar is a Half */
+	{"div_scalar_a", "AUnaryFunctor:DivFunctor",   NULL, 1, F, -1, -1, 1, GPUOS_SC_ELEM,   true,  false, "s0 / a"},
+	{"reciprocal",   "reciprocal_kernel_cuda",     NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "1.0f / a"},
+	{"neg",          "neg_kernel_cuda",            NULL, 1, GPUOS_DT_BIT(GPUOS_DT_F32) | GPUOS_DT_BIT(GPUOS_DT_BF16), -1, -1, 0, GPUOS_SC_OPMATH, false, false, "-a"},
+	{"neg_half",     "neg_kernel_cuda",            NULL, 1, GPUOS_DT_BIT(GPUOS_DT_F16), -1, -1, 0, GPUOS_SC_OPMATH, false, false, RAW "(unsigned short)(ra ^ 0x8000u)"},
+	{"sigmoid",      "sigmoid_kernel_cuda",        NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "1.0f / (1.0f + expf(-a))"},
+	{"tanh",         "tanh_kernel_cuda",           NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "tanhf(a)"},
+	{"exp",          "exp_kernel_cuda",            NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "expf(a)"},
+	{"log",          "log_kernel_cuda",            NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "logf(a)"},
+	{"sqrt",         "sqrt_kernel_cuda",           NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "sqrtf(a)"},
+	{"rsqrt",        "rsqrt_kernel_cuda",          NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "rsqrtf(a)"},
+	{"silu",         "silu_kernel",                NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a / (1.0f + expf(-a))"},
+	{"gelu",         "GeluCUDAKernelImpl",         "GeluCUDAKernelImpl(at::TensorIteratorBase&, at::native::GeluType)::{lambda()#2}",
+	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "(a * 0.5f) * (1.0f + erff(a * 0.70710678118654752440f))"},
+	{"gelu_tanh",    "GeluCUDAKernelImpl",         "GeluCUDAKernelImpl(at::TensorIteratorBase&, at::native::GeluType)::{lambda()#1}",
+	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "(0.5f * a) * (1.0f + tanhf(0.79788456080286535588f * fmaf(0.044715f, (a * a) * a, a)))"},
+	{"fill",         "FillFunctor",                NULL, 0, F, -1, -1, 1, GPUOS_SC_ELEM,   false, false, RAW "rs0"},
+	/* its Half and BFloat16 kernels are of the dynamic-cast kind: not yet */
+	{"threshold",    "threshold_kernel_impl",      NULL, 2, GPUOS_DT_BIT(GPUOS_DT_F32), -1, -1, 2, GPUOS_SC_ELEM,   false, true,  RAW "a <= s0 ? rs1 : rb"},
+	{"addcmul",      "addcmul_cuda_kernel",        NULL, 3, F, -1, -1, 1, GPUOS_SC_OPMATH, false, true,  "s0 == 1.0f ? fmaf(b, c, a) : fmaf(s0, b * c, a)"},
+	{"addcdiv",      "addcdiv_cuda_kernel",        NULL, 3, F, -1, -1, 1, GPUOS_SC_OPMATH, false, true,  "s0 == 1.0f ? a + b / c : fmaf(s0, b / c, a)"},
+	{"lerp_scalar",  "lerp_scalar_kernel",         NULL, 2, F, -1, -1, 1, GPUOS_SC_OPMATH, false, true,  "fabsf(s0) < 0.5f ? fmaf(s0, b - a, a) : fmaf(-(b - a), 1.0f - s0, b)"},
+	{"lerp_tensor",  "lerp_tensor_kernel",         NULL, 3, F, -1, -1, 0, GPUOS_SC_OPMATH, false, true,  "fabsf(c) < 0.5f ? fmaf(c, b - a, a) : fmaf(-(b - a), 1.0f - c, b)"},
+	{"where",        "where_kernel_impl",          NULL, 3, F, GPUOS_DT_BOOL, -1, 0, GPUOS_SC_OPMATH, false, true, RAW "ra ? rb : rc"},
+	{"to_half",      "float16_copy_kernel_cuda",   NULL, 1, GPUOS_DT_BIT(GPUOS_DT_F32), -1, GPUOS_DT_F16, 0, GPUOS_SC_OPMATH, false, false, "a"},
+	{"to_bfloat16",  "bfloat16_copy_kernel_cuda",  NULL, 1, GPUOS_DT_BIT(GPUOS_DT_F32), -1, GPUOS_DT_BF16, 0, GPUOS_SC_OPMATH, false, false, "a"},
 };
 /* clang-format on */
 const unsigned gpuos_cat_nentries = sizeof(gpuos_cat_entries) / sizeof(gpuos_cat_entries[0]);
@@ -126,7 +144,7 @@ static unsigned scalar_size(const struct gpuos_cat_entry *e, int dtype)
  * captures them and then holds an 8-byte host pointer. */
 static unsigned functor_size(const struct gpuos_cat_entry *e, int dtype)
 {
-	unsigned ss = scalar_size(e, dtype), end = e->foff + e->nscalars * ss;
+	unsigned ss = scalar_size(e, dtype), end = (e->after_f ? ss : 0) + e->nscalars * ss;
 
 	if (e->lambda)
 		return ((end + 7) & ~7u) + 8;
@@ -140,7 +158,7 @@ int gpuos_cat_match(const struct gpuos_sig *s, const char *demangled, struct gpu
 	memset(m, 0, sizeof(*m));
 	if (s->family == GPUOS_SIG_VECTORIZED || s->family == GPUOS_SIG_UNROLLED)
 		m->layout = GPUOS_CAT_CONTIG;
-	else if (s->family == GPUOS_SIG_ELEMENTWISE)
+	else if (s->family == GPUOS_SIG_ELEMENTWISE && !s->dyncast)
 		m->layout = GPUOS_CAT_STRIDED;
 	else
 		return -ENOENT;
@@ -155,7 +173,7 @@ int gpuos_cat_match(const struct gpuos_sig *s, const char *demangled, struct gpu
 			continue;
 		dt = elem_dtype(e, s);
 		if (dt < 0 || !(e->dtypes & GPUOS_DT_BIT(dt)))
-			return -ENOENT;
+			continue; /* another entry may take this type */
 		/* the contiguous families name their arrays: outputs + inputs */
 		if (s->family != GPUOS_SIG_ELEMENTWISE && s->narrays != e->nin + 1)
 			return -ENOENT;
@@ -178,7 +196,7 @@ int gpuos_cat_functor(const struct gpuos_sig *s, unsigned *size, unsigned *nscal
 	*size = functor_size(m.e, m.dtype);
 	*nscalars = m.e->nscalars;
 	for (unsigned k = 0; k < 2; k++) {
-		off[k] = m.e->foff + k * ss;
+		off[k] = (m.e->after_f ? ss : 0) + k * ss;
 		ssize[k] = k < m.e->nscalars ? ss : 0;
 	}
 	return 0;

@@ -60,7 +60,7 @@ struct gpuos_cat_entry {
 	int out_dtype;	   /* -1: the output is of the element type; else that type */
 	unsigned nscalars; /* scalars the functor holds */
 	int scalar_kind;   /* enum gpuos_cat_scalar */
-	unsigned foff;	   /* offset of scalar 0 in the functor; scalar 1 follows it */
+	bool after_f;	   /* the scalars follow a 1-byte functor (A/BUnaryFunctor's f) */
 	bool lambda;	   /* a lambda that captures: captures, 8-aligned, then a host pointer */
 	const char *expr;  /* the element, in opmath: inputs a, b, c; scalars s0, s1 */
 };

@@ -226,6 +226,9 @@ int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 		/* the closure: gpu_kernel_impl_nocast<F>::{lambda(int)#} or similar */
 		if (targ(buf, (size_t)(lt - buf), 2, arg, sizeof(arg)))
 			return -EINVAL;
+		/* gpu_kernel_impl<F> casts each operand: its closure also holds their dtypes and
+		 * can have the size of a _nocast one */
+		s->dyncast = !strstr(arg, "gpu_kernel_impl_nocast<");
 		const char *ilt = strchr(arg, '<');
 		if (ilt && targ(arg, (size_t)(ilt - arg), 0, s->functor, sizeof(s->functor)))
 			return -EINVAL;
@@ -409,6 +412,8 @@ int gpuos_sig_decode_elementwise(const struct gpuos_sig *s, const struct gpuos_k
 	memset(out, 0, sizeof(*out));
 	if (s->family != GPUOS_SIG_ELEMENTWISE || nparams != 2 || params[0].size != 4)
 		return -EINVAL;
+	if (s->dyncast)
+		return -ENOTSUP; /* another closure layout */
 	struct flayout l;
 	if (functor_layout(s, &l))
 		return -ENOTSUP;

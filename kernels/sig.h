@@ -30,6 +30,7 @@ struct gpuos_sig {
 	char dtype[48];	    /* the first template argument of the functor, or the lambda's */
 	char loader[96];    /* UNROLLED: LoadWithCast<N> or LoadWithoutCast */
 	char storer[96];    /* UNROLLED: StoreWithCast<N> or StoreWithoutCast */
+	int dyncast;	    /* ELEMENTWISE: gpu_kernel_impl's closure (dynamic casts), not _nocast */
 };
 
 /*
@@ -103,7 +104,8 @@ struct gpuos_oc_args {
  * {divisor, m1, shift}; uint32 strides[25][NT]}, the NT data pointers, the functor, and the
  * lambda's 8-byte host pointer. NT is found from the closure's size and the functor's kind.
  * Validates dims in 1..25, every divisor with the m1 and shift PyTorch derives from it, N
- * equal to the product of the sizes, non-null pointers. -EINVAL / -ENOTSUP as above.
+ * equal to the product of the sizes, non-null pointers. -EINVAL / -ENOTSUP as above; -ENOTSUP
+ * for gpu_kernel_impl's closure (dynamic casts), whose layout differs.
  */
 int gpuos_sig_decode_elementwise(const struct gpuos_sig *s, const struct gpuos_kparam *params,
 				 unsigned nparams, void *const *args, struct gpuos_oc_args *out);

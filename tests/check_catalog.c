@@ -67,6 +67,8 @@ static const struct {
     {"add_half", "add.float16.contig"},
     {"mul_bf16", "mul.bfloat16.contig"},
     {"silu_bf16", "silu.bfloat16.contig"},
+    {"gelu", "gelu.float32.contig"},
+    {"gelu_tanh", "gelu_tanh.float32.contig"},
     {"sum", NULL},
     {"mean", NULL},
     {"amax", NULL},
@@ -103,6 +105,35 @@ START_TEST(test_recorded_match)
 		}
 	}
 	ck_assert_uint_ge(checked, NWANT);
+}
+END_TEST
+
+/* gpu_kernel_impl's closure (casting every operand) is not _nocast's: never matched, and its
+ * arguments never decoded as if it were. */
+START_TEST(test_dyncast_refused)
+{
+	static const char name[] =
+	    "void at::native::elementwise_kernel<128, 4, at::native::gpu_kernel_impl<at::native::"
+	    "BinaryFunctor<float, float, float, at::native::binary_internal::MulFunctor<float> > "
+	    ">(at::TensorIteratorBase&, at::native::BinaryFunctor<float, float, float, "
+	    "at::native::binary_internal::MulFunctor<float> > const&)::{lambda(int)#1}>(int, "
+	    "at::native::gpu_kernel_impl<at::native::BinaryFunctor<float, float, float, "
+	    "at::native::binary_internal::MulFunctor<float> > >(at::TensorIteratorBase&, "
+	    "at::native::BinaryFunctor<float, float, float, at::native::binary_internal::"
+	    "MulFunctor<float> > const&)::{lambda(int)#1})";
+	struct gpuos_sig s;
+	struct gpuos_cat_match m;
+	struct gpuos_kparam kp[2] = {{0, 0, 4}, {1, 8, 648}};
+	static uint8_t closure[648];
+	int n = 1024;
+	void *args[2] = {&n, closure};
+	struct gpuos_oc_args oc;
+
+	ck_assert_int_eq(gpuos_sig_parse(name, &s), 0);
+	ck_assert_int_eq(s.family, GPUOS_SIG_ELEMENTWISE);
+	ck_assert_int_eq(s.dyncast, 1);
+	ck_assert_int_eq(gpuos_cat_match(&s, name, &m), -ENOENT);
+	ck_assert_int_eq(gpuos_sig_decode_elementwise(&s, kp, 2, args, &oc), -ENOTSUP);
 }
 END_TEST
 
@@ -200,14 +231,68 @@ START_TEST(test_functor_sizes)
 	ck_assert_uint_eq(size, 8); /* {MulFunctor; float a} */
 	ck_assert_uint_eq(off[0], 4);
 	ck_assert_uint_eq(ss[0], 4);
-	strcpy(s.op, "threshold_kernel_impl");
+	strcpy(s.op, "AUnaryFunctor:DivFunctor");
 	strcpy(s.dtype, "c10::Half");
+	s.narrays = 2;
+	ck_assert_int_eq(gpuos_cat_functor(&s, &size, &n, off, ss), 0);
+	ck_assert_uint_eq(size, 4); /* {DivFunctor<Half>; Half a}: DivFunctor takes T */
+	ck_assert_uint_eq(off[0], 2);
+	ck_assert_uint_eq(ss[0], 2);
+	strcpy(s.op, "threshold_kernel_impl");
+	strcpy(s.dtype, "float");
 	s.narrays = 3;
 	ck_assert_int_eq(gpuos_cat_functor(&s, &size, &n, off, ss), 0);
-	ck_assert_uint_eq(size, 16); /* Half threshold, Half value, the host pointer */
-	ck_assert_uint_eq(off[1], 2);
+	ck_assert_uint_eq(size, 16); /* threshold, value, the host pointer */
+	ck_assert_uint_eq(off[1], 4);
 	strcpy(s.dtype, "double"); /* not a catalog type */
 	ck_assert_int_eq(gpuos_cat_functor(&s, &size, &n, off, ss), -ENOENT);
+}
+END_TEST
+
+char *gpuos_demangle(const char *mangled); /* interpose/registry.c */
+
+/*
+ * Every entry, in every element type it lists, names kernels that libtorch_cuda 2.11
+ * registers (tests/data: its elementwise and reduction kernel names): a misspelt functor or
+ * lambda text would match nothing. Vectorized (contiguous) and elementwise (strided) forms.
+ */
+START_TEST(test_libtorch_coverage)
+{
+	FILE *f = popen("gzip -dc tests/data/torch211_family_names.gz", "r");
+	static char line[65536];
+	static unsigned hits[64][32][GPUOS_CAT_LAYOUTS];
+	unsigned matched = 0, missing = 0;
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_le(gpuos_cat_nentries, 64);
+	while (fgets(line, sizeof(line), f)) {
+		struct gpuos_sig s;
+		struct gpuos_cat_match m;
+		line[strcspn(line, "\n")] = 0;
+		char *dm = gpuos_demangle(line);
+		if (dm && !gpuos_sig_parse(dm, &s) && !gpuos_cat_match(&s, dm, &m)) {
+			hits[m.e - gpuos_cat_entries][m.dtype][m.layout]++;
+			matched++;
+		}
+		free(dm);
+	}
+	pclose(f);
+	for (unsigned i = 0; i < gpuos_cat_nentries; i++)
+		for (int dt = 0; dt < 32; dt++) {
+			if (!(gpuos_cat_entries[i].dtypes & GPUOS_DT_BIT(dt)))
+				continue;
+			for (int lay = 0; lay < GPUOS_CAT_LAYOUTS; lay++)
+				if (!hits[i][dt][lay]) {
+					fprintf(stderr,
+						"check_catalog: no 2.11 kernel for %s %s %s\n",
+						gpuos_cat_entries[i].name, gpuos_cat_dtype_name(dt),
+						lay ? "strided" : "contig");
+					missing += lay == GPUOS_CAT_CONTIG;
+				}
+		}
+	fprintf(stderr, "check_catalog: %u libtorch 2.11 kernels matched\n", matched);
+	ck_assert_uint_eq(missing, 0);
+	ck_assert_uint_gt(matched, 100);
 }
 END_TEST
 
@@ -323,6 +408,8 @@ int main(void)
 	tcase_add_test(tc, test_recorded_match);
 	tcase_add_test(tc, test_recorded_scalars);
 	tcase_add_test(tc, test_functor_sizes);
+	tcase_add_test(tc, test_dyncast_refused);
+	tcase_add_test(tc, test_libtorch_coverage);
 	if (jit && mkdtemp(cachedir)) {
 		tcase_add_test(tc, test_sources_build);
 		tcase_add_test(tc, test_stack);
