@@ -194,6 +194,20 @@ static void functor_names(struct gpuos_sig *s)
 	}
 }
 
+static int functor_layout(const struct gpuos_sig *s, struct gpuos_sig_functor *l);
+
+/* The functor's names, then its layout, worked out once for the decoders. */
+static int functor_done(struct gpuos_sig *s)
+{
+	int rc;
+
+	functor_names(s);
+	rc = functor_layout(s, &s->fl);
+	s->fl.rc = rc;
+	s->fl_set = true;
+	return 0;
+}
+
 int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 {
 	static __thread char buf[32768];
@@ -235,8 +249,7 @@ int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 		if (!ilt)
 			snprintf(s->functor, sizeof(s->functor), "%.*s",
 				 (int)sizeof(s->functor) - 1, arg);
-		functor_names(s);
-		return 0;
+		return functor_done(s);
 	} else if ((lt = kernel_lt(buf, "reduce_kernel"))) {
 		s->family = GPUOS_SIG_REDUCE;
 		if (targ(buf, (size_t)(lt - buf), 0, arg, sizeof(arg)))
@@ -253,6 +266,8 @@ int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 		memcpy(dtype, s->dtype, sizeof(dtype));
 		functor_names(s);
 		memcpy(s->dtype, dtype, sizeof(dtype)); /* the reduced type, not the ops' */
+		s->fl.rc = -ENOTSUP; /* reductions: no functor read */
+		s->fl_set = true;
 		return 0;
 	} else {
 		return 0;
@@ -261,8 +276,7 @@ int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 	const char *a = strstr(arg, "std::array<char*,");
 	if (a)
 		s->narrays = (unsigned)strtoul(a + strlen("std::array<char*,"), NULL, 10);
-	functor_names(s);
-	return 0;
+	return functor_done(s);
 }
 
 /* The size of element type @t, or 0 for types this decoder does not read. */
@@ -328,19 +342,14 @@ int gpuos_sig_decode_vectorized(const struct gpuos_sig *s, const struct gpuos_kp
 /*
  * What a functor kind holds (PyTorch 2.11, BinaryOps.h, Loops.cuh): its size and where its
  * scalars of the element type lie; an empty functor inside another takes one byte, padded
- * to the next field; a lambda that captures nothing is one byte. -ENOTSUP for other kinds.
+ * to the next field; a lambda that captures nothing is one byte. The catalog's entries say
+ * it for the kinds they list (catalog.h). -ENOTSUP for other kinds.
  */
-struct flayout {
-	unsigned size, n, off[2];
-	unsigned ssize; /* each scalar's bytes (0: the element type's) */
-	bool lambda;
-};
-
-static int functor_layout(const struct gpuos_sig *s, struct flayout *l)
+static int functor_layout(const struct gpuos_sig *s, struct gpuos_sig_functor *l)
 {
 	unsigned ts = type_size(s->dtype), ss[2];
 
-	*l = (struct flayout){0};
+	*l = (struct gpuos_sig_functor){.elem = ts};
 	/* at::opmath_type: the functors of 2-byte floats hold floats */
 	if (!strcmp(s->dtype, "c10::Half") || !strcmp(s->dtype, "c10::BFloat16"))
 		ts = 4;
@@ -349,42 +358,47 @@ static int functor_layout(const struct gpuos_sig *s, struct flayout *l)
 		return 0;
 	}
 	if (strstr(s->functor, "{lambda(") && !strstr(s->op, "Functor"))
-		*l = (struct flayout){.size = 1, .lambda = true};
+		l->size = 1, l->lambda = true;
 	else if (!strcmp(s->op, "CUDAFunctor_add") || !strcmp(s->op, "FillFunctor"))
-		*l = (struct flayout){.size = ts, .n = 1};
+		l->size = ts, l->n = 1;
 	else if (!strcmp(s->op, "CUDAFunctorOnSelf_add") ||
 		 !strcmp(s->op, "CUDAFunctorOnOther_add"))
-		*l = (struct flayout){.size = 2 * ts, .n = 2, .off = {0, ts}};
+		l->size = 2 * ts, l->n = 2, l->off[1] = ts;
 	else if (!strncmp(s->op, "AUnaryFunctor:", 14) || !strncmp(s->op, "BUnaryFunctor:", 14))
-		*l = (struct flayout){.size = 2 * ts, .n = 1, .off = {ts}}; /* {f; T a} */
+		l->size = 2 * ts, l->n = 1, l->off[0] = ts; /* {f; T a} */
 	else if (!strncmp(s->op, "BinaryFunctor:", 14))
-		*l = (struct flayout){.size = 1};
+		l->size = 1;
 	else
 		return -ENOTSUP;
 	return ts || l->size == 1 ? 0 : -ENOTSUP;
 }
 
-/* The functor's scalars from its @fsize bytes at @f. */
+/* The functor's scalars from its @fsize bytes at @f: no string work when parse cached it. */
 static int functor_scalars(const struct gpuos_sig *s, const uint8_t *f, unsigned fsize,
 			   struct gpuos_ew_args *out)
 {
-	struct flayout l;
+	struct gpuos_sig_functor mine;
+	const struct gpuos_sig_functor *l = &s->fl;
 
-	if (functor_layout(s, &l))
+	if (!s->fl_set) {
+		mine.rc = functor_layout(s, &mine);
+		l = &mine;
+	}
+	if (l->rc)
 		return -ENOTSUP;
-	if (fsize != l.size) /* a lambda that captures: not read yet */
-		return l.lambda ? -ENOTSUP : -EINVAL;
-	out->nscalars = l.n;
-	for (unsigned k = 0; k < l.n; k++) {
-		unsigned ss = l.ssize ? l.ssize : type_size(s->dtype);
-		out->scalar_off[k] = l.off[k];
+	if (fsize != l->size) /* a lambda that captures: not read yet */
+		return l->lambda ? -ENOTSUP : -EINVAL;
+	out->nscalars = l->n;
+	for (unsigned k = 0; k < l->n; k++) {
+		unsigned ss = l->ssize ? l->ssize : l->elem;
+		out->scalar_off[k] = l->off[k];
 		out->scalar_size[k] = ss;
-		if (ss == 4 && type_size(s->dtype) != 4)
-			out->scalar[k] = load_scalar("float", f + l.off[k]); /* opmath float */
+		if (ss == 4 && l->elem != 4)
+			out->scalar[k] = load_scalar("float", f + l->off[k]); /* opmath float */
 		else
-			out->scalar[k] = load_scalar(s->dtype, f + l.off[k]);
-		if (ss <= 4 && l.off[k] + ss <= fsize)
-			memcpy(&out->scalar_bits[k], f + l.off[k], ss);
+			out->scalar[k] = load_scalar(s->dtype, f + l->off[k]);
+		if (ss <= 4 && l->off[k] + ss <= fsize)
+			memcpy(&out->scalar_bits[k], f + l->off[k], ss);
 	}
 	return 0;
 }
@@ -414,8 +428,10 @@ int gpuos_sig_decode_elementwise(const struct gpuos_sig *s, const struct gpuos_k
 		return -EINVAL;
 	if (s->dyncast)
 		return -ENOTSUP; /* another closure layout */
-	struct flayout l;
-	if (functor_layout(s, &l))
+	struct gpuos_sig_functor l = s->fl;
+	if (!s->fl_set)
+		l.rc = functor_layout(s, &l);
+	if (l.rc)
 		return -ENOTSUP;
 	fsize = l.size;
 	/* NT: the arity whose layout fills the closure exactly */

@@ -8,6 +8,7 @@
  * and Reduce.cuh), its numeric arguments, the functor and the element type; lambda indices
  * and anonymous-namespace hashes normalised away, since they change between builds.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,16 @@ enum gpuos_sig_family {
 	GPUOS_SIG_REDUCE,      /* reduce_kernel<nt, output_vec_size, ReduceOp<...>> */
 };
 
+/* How a functor holds its scalars (sig.c works it out once, at parse time). */
+struct gpuos_sig_functor {
+	int rc;		   /* 0, or -ENOTSUP: a kind the decoders do not read */
+	unsigned size, n;  /* its bytes; its scalars */
+	unsigned off[2];   /* where they lie */
+	unsigned ssize;	   /* each scalar's bytes (0: the element type's) */
+	unsigned elem;	   /* the element type's bytes (0: a type the decoders do not read) */
+	bool lambda;	   /* a lambda (a capturing one is not read unless the catalog lists it) */
+};
+
 struct gpuos_sig {
 	int family;	    /* enum gpuos_sig_family */
 	unsigned vec;	    /* VECTORIZED: vector width; ELEMENTWISE: threads; REDUCE: threads */
@@ -31,6 +42,8 @@ struct gpuos_sig {
 	char loader[96];    /* UNROLLED: LoadWithCast<N> or LoadWithoutCast */
 	char storer[96];    /* UNROLLED: StoreWithCast<N> or StoreWithoutCast */
 	int dyncast;	    /* ELEMENTWISE: gpu_kernel_impl's closure (dynamic casts), not _nocast */
+	struct gpuos_sig_functor fl; /* filled by gpuos_sig_parse; fl_set says so */
+	bool fl_set;
 };
 
 /*
