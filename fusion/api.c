@@ -123,10 +123,15 @@ static int resolve(void *ctx, unsigned op, int dev)
 {
 	struct gpuos_engines *g = ctx;
 	unsigned l = op - GPUOS_BUILTIN_OPS;
+	struct gpuos_engine *e = engine_of(dev);
 	int p;
 
 	if (l >= GPUOS_MAX_OPS || !g->ops[l].used)
 		return -EINVAL;
+	/* relaxed: a stale "alive" queues a task no worker runs, in a context that fails every
+	 * call anyway (the park that marked it dead said so) */
+	if (!e || load_relaxed(&e->dead))
+		return -ENODEV;
 	/* its code is in one device's table only */
 	if (g->ops[l].dev != dev)
 		return -EXDEV;
@@ -442,7 +447,7 @@ GPUOS_EXPORT void gpuos_debug_dump(int fd)
 		if (!e)
 			continue;
 		dprintf(fd, "gpuos: device %d: park depth %d%s, %llu worker launches\n", d,
-			e->park_depth, e->dead ? " (dead)" : "",
+			e->park_depth, load_relaxed(&e->dead) ? " (dead)" : "",
 			(unsigned long long)load_relaxed(&e->launches));
 		for (unsigned r = 0; r < e->nrings; r++) {
 			volatile struct gpuos_ring_sh *sh = e->ring[r].sh;

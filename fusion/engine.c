@@ -131,7 +131,7 @@ void gpuos_engine_start_worker(struct gpuos_engine *e, unsigned r)
 	/* acquire: pairs with the worker's release of EXITED (try_exit). Nothing to do if
 	 * every reserved task has run (a park's drain worker ran ours): a needless launch
 	 * during the call parked for would wait behind it. */
-	if (!e->dead && load_acquire(state) == GPUOS_WORKER_EXITED &&
+	if (!load_relaxed(&e->dead) && load_acquire(state) == GPUOS_WORKER_EXITED &&
 	    load_relaxed(&e->ring[r].tail) != gpuos_ring_done(&e->ring[r])) {
 		/* STARTING keeps other producers from launching more; a worker that turned
 		 * back from exiting may overwrite it with RUNNING, which is just as good */
@@ -155,12 +155,13 @@ void gpuos_engine_park(struct gpuos_engine *e)
 {
 	const struct gpuos_cu *cu = gpuos_cu_get();
 	CUcontext prev;
+	CUresult failed;
 	bool pending;
 
 	gpuos_where("worker lock, to park", 0);
 	pthread_mutex_lock(&e->wlock);
 	gpuos_where(NULL, 0);
-	if (e->dead) {
+	if (load_relaxed(&e->dead)) {
 		pthread_mutex_unlock(&e->wlock);
 		return;
 	}
@@ -174,11 +175,26 @@ void gpuos_engine_park(struct gpuos_engine *e)
 		prev = ctx_push(cu, e->ctx);
 		do {
 			pending = false;
+			failed = CUDA_SUCCESS;
 			for (unsigned r = 0; r < e->nrings; r++) {
 				gpuos_where("park: worker stream sync, ring", r);
-				cu->cuStreamSynchronize(e->wstream[r]); /* drained and left */
+				/* drained and left */
+				CUresult rc = cu->cuStreamSynchronize(e->wstream[r]);
+				if (rc != CUDA_SUCCESS)
+					failed = rc;
 			}
 			gpuos_where(NULL, 0);
+			/* A worker that faulted (an illegal address...) left the context broken:
+			 * its tasks will never be done and every CUDA call now fails. Waiting for
+			 * them would hang the program (at exit, or in its next sync). */
+			if (failed != CUDA_SUCCESS) {
+				gpuos_cu_err(failed, "worker", __FILE__, __LINE__);
+				gpuos_err("the GPU context failed under the workers: the engine stops; "
+					  "its queued tasks are lost");
+				store_relaxed(&e->dead, true);
+				e->park_depth = 0;
+				break;
+			}
 			for (unsigned r = 0; r < e->nrings; r++) {
 				_Atomic uint32_t *state =
 				    (_Atomic uint32_t *)&ring_sh(e, r)->sh_state;
@@ -204,7 +220,7 @@ void gpuos_engine_park(struct gpuos_engine *e)
 void gpuos_engine_kill(struct gpuos_engine *e)
 {
 	pthread_mutex_lock(&e->wlock);
-	e->dead = true;
+	store_relaxed(&e->dead, true);
 	e->park_depth = 0;
 	pthread_mutex_unlock(&e->wlock);
 }
@@ -214,7 +230,7 @@ void gpuos_engine_unpark(struct gpuos_engine *e)
 	bool restart[GPUOS_MAX_RINGS] = {0};
 
 	pthread_mutex_lock(&e->wlock);
-	if (!e->dead && e->park_depth > 0 && --e->park_depth == 0) {
+	if (!load_relaxed(&e->dead) && e->park_depth > 0 && --e->park_depth == 0) {
 		for (unsigned r = 0; r < e->nrings; r++) {
 			struct gpuos_ring *ring = &e->ring[r];
 			store_release((_Atomic uint32_t *)&ring_sh(e, r)->sh_stop, 0);

@@ -49,7 +49,7 @@ struct gpuos_engine {
 
 	pthread_mutex_t wlock; /* worker launches and parking */
 	int park_depth;
-	bool dead; /* its context was reset: nothing may touch its memory */
+	_Atomic bool dead; /* its context was reset or failed: nothing may touch its memory */
 
 	_Atomic uint64_t launches, parks;
 };

@@ -715,6 +715,100 @@ static int mode_cache(void)
 	return 0;
 }
 
+/*
+ * An operator with a stack frame: IEEE division over denormal, infinite and NaN divisors
+ * takes its slow path, a call that saves registers on the stack under the worker's register
+ * cap. The worker's reserve (GPUOS_OP_STACK) must hold it; the quotients equal a kernel's.
+ */
+static const char *div_src =
+	"#include \"gpuos_task.h\"\n"
+	"extern \"C\" __device__ GPUOS_OP_SIGNATURE(op_div)\n"
+	"{\n"
+	"	for (int k = 0; k < ntasks; k++) {\n"
+	"		float *y = (float *)t[k].a[0];\n"
+	"		const float *a = (const float *)t[k].a[1], *b = (const float *)t[k].a[2];\n"
+	"		for (unsigned i = gpuos_tid(); i < t[k].a[3]; i += gpuos_nthreads())\n"
+	"			y[i] = a[i] / b[i];\n"
+	"		gpuos_sync();\n"
+	"	}\n"
+	"}\n"
+	"extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = op_div;\n";
+
+static __global__ void div_kernel(float *y, const float *a, const float *b, unsigned n)
+{
+	for (unsigned i = threadIdx.x + blockIdx.x * blockDim.x; i < n; i += blockDim.x * gridDim.x)
+		y[i] = a[i] / b[i];
+}
+
+static int mode_stack(void)
+{
+	enum { N = 4096 };
+	static float a[N], b[N], want[N], got[N];
+	float *da, *db, *dy;
+	cudaStream_t s;
+
+	if (gpuos_init(NULL))
+		FAIL("gpuos_init");
+	int op = gpuos_op_define("div_slow", div_src);
+	if (op < 0 || gpuos_op_wait(op))
+		FAIL("define: %d (an operator needing more stack than the worker has is refused)", op);
+	const float sp[] = {1e-40f, -1e-42f, 0.0f, -0.0f, INFINITY, -INFINITY, NAN, 3e38f, 1e-38f};
+	for (int i = 0; i < N; i++) {
+		a[i] = (float)(i % 97) * 1.37e-3f - 0.05f;
+		b[i] = i % 3 ? sp[i % 9] : (float)(i % 13) - 6.0f;
+	}
+	CK(cudaStreamCreate(&s));
+	CK(cudaMalloc(&da, N * 4));
+	CK(cudaMalloc(&db, N * 4));
+	CK(cudaMalloc(&dy, N * 4));
+	CK(cudaMemcpyAsync(da, a, N * 4, cudaMemcpyHostToDevice, s));
+	CK(cudaMemcpyAsync(db, b, N * 4, cudaMemcpyHostToDevice, s));
+	div_kernel<<<8, 256, 0, s>>>(dy, da, db, N);
+	CK(cudaMemcpyAsync(want, dy, N * 4, cudaMemcpyDeviceToHost, s));
+	CK(cudaMemsetAsync(dy, 0, N * 4, s));
+	uint64_t args[4] = {(uint64_t)dy, (uint64_t)da, (uint64_t)db, N};
+	for (int k = 0; k < 16; k++)
+		if (gpuos_submit(s, op, args, 4, 0))
+			FAIL("submit");
+	CK(cudaMemcpyAsync(got, dy, N * 4, cudaMemcpyDeviceToHost, s));
+	CK(cudaStreamSynchronize(s));
+	if (memcmp(want, got, sizeof(got)))
+		FAIL("quotients differ from the kernel's");
+	printf("stack: 16 division tasks over special divisors, bit-identical to a kernel\n");
+	return 0;
+}
+
+/*
+ * An operator that faults: the program gets the error from its next call and exits; nothing
+ * of the shim waits forever for a worker that will never finish (exit 3 when all went so).
+ */
+static int mode_fault(void)
+{
+	cudaStream_t s;
+	int op;
+
+	if (gpuos_init(NULL))
+		FAIL("gpuos_init");
+	op = gpuos_op_define("fault",
+			     "#include \"gpuos_task.h\"\n"
+			     "extern \"C\" __device__ GPUOS_OP_SIGNATURE(op_fault)\n"
+			     "{ *(volatile unsigned *)(8 + t[0].a[0]) = 1; }\n"
+			     "extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = op_fault;\n");
+	if (op < 0 || gpuos_op_wait(op))
+		FAIL("define: %d", op);
+	CK(cudaStreamCreate(&s));
+	uint64_t args[1] = {0};
+	if (gpuos_submit(s, op, args, 1, 0))
+		FAIL("submit");
+	cudaError_t rc = cudaStreamSynchronize(s);
+	printf("fault: the stream sync says %s\n", cudaGetErrorName(rc));
+	if (rc == cudaSuccess)
+		FAIL("the fault went unreported");
+	rc = cudaDeviceSynchronize(); /* parks the workers: must not wait for the dead one */
+	printf("fault: the device sync says %s\n", cudaGetErrorName(rc));
+	return 3;
+}
+
 static void on_segv(int sig)
 {
 	void *bt[64];
@@ -753,5 +847,9 @@ int main(int argc, char **argv)
 		return mode_multigpu();
 	if (!strcmp(argv[1], "fork"))
 		return mode_fork();
+	if (!strcmp(argv[1], "stack"))
+		return mode_stack();
+	if (!strcmp(argv[1], "fault"))
+		return mode_fault();
 	FAIL("unknown mode %s", argv[1]);
 }

@@ -2,7 +2,8 @@
 # The engine on the GPU (tests/gpu/engine_test.cu through the C API, run under the shim):
 # random mixes give the same results with tasks as with plain kernels; every parking call
 # returns with a worker resident; captures stay valid; operator swaps are never torn or
-# stale; a second process loads its operator from the cache without NVRTC.
+# stale; a second process loads its operator from the cache without NVRTC; an operator with a
+# stack frame runs; a faulting operator's error reaches the program, which exits.
 set -eu
 . tests/gpu/lib.sh
 E=$BUILD/gpu/engine_test
@@ -29,6 +30,11 @@ run "$E" cache | tee "$T/c1"
 run "$E" cache | tee "$T/c2"
 grep -q "compiles=0 hits=1 nvrtc_loaded=0" "$T/c2" || fail "second run did not hit the cache without NVRTC"
 run "$E" fork || fail "fork"
+run "$E" stack || fail "stack: an operator with a stack frame"
+# a faulting operator: the error reaches the program, and exit does not hang (exit 3)
+rc=0; LD_PRELOAD=$SHIM timeout 60 "$E" fault >"$T/fault" 2>&1 || rc=$?
+cat "$T/fault"
+[ $rc = 3 ] || fail "fault: exit $rc (124: hung)"
 rc=0; run "$E" multigpu || rc=$?
 [ $rc = 0 ] || [ $rc = 77 ] || fail "multigpu"
 echo "engine: all passed on $DEVICE"
