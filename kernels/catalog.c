@@ -53,6 +53,19 @@ const struct gpuos_cat_entry gpuos_cat_entries[] = {
 	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "(a * 0.5f) * (1.0f + erff(a * 0.70710678118654752440f))"},
 	{"gelu_tanh",    "GeluCUDAKernelImpl",         "GeluCUDAKernelImpl(at::TensorIteratorBase&, at::native::GeluType)::{lambda()#1}",
 	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "(0.5f * a) * (1.0f + tanhf(0.79788456080286535588f * fmaf(0.044715f, (a * a) * a, a)))"},
+	/* backward of both (inputs dy, x): PyTorch's statements as written, so that NVRTC makes
+	 * the contractions nvcc made; 0x1.988454p-2f = (float)(M_2_SQRTPI * M_SQRT1_2 * 0.5) */
+	{"gelu_bwd",     "GeluBackwardCUDAKernelImpl", "GeluBackwardCUDAKernelImpl(at::TensorIteratorBase&, at::native::GeluType)::{lambda()#2}",
+	                                                     2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false,
+	 "([&] { const O cdf = 0.5f * (1.0f + erff(b * 0.70710678118654752440f));"
+	 " const O pdf = expf(-0.5f * b * b) * 0x1.988454p-2f; return a * (cdf + b * pdf); }())"},
+	{"gelu_tanh_bwd", "GeluBackwardCUDAKernelImpl", "GeluBackwardCUDAKernelImpl(at::TensorIteratorBase&, at::native::GeluType)::{lambda()#1}",
+	                                                     2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false,
+	 "([&] { const O kB = 0.79788456080286535588f, kK = 0.044715f; const O x_sq = b * b;"
+	 " const O x_cube = x_sq * b; const O inner = kB * (b + kK * x_cube); const O t = tanhf(inner);"
+	 " const O left = 0.5f * b; const O right = 1.0f + t; const O ld = 0.5f * right;"
+	 " const O td = 1.0f - t * t; const O id = kB * (1.0f + 3.0f * kK * x_sq);"
+	 " const O rd = left * td * id; return a * (ld + rd); }())"},
 	{"fill",         "FillFunctor",                NULL, 0, F, -1, -1, 1, GPUOS_SC_ELEM,   false, false, RAW "rs0"},
 	/* its Half and BFloat16 kernels are of the dynamic-cast kind: not yet */
 	{"threshold",    "threshold_kernel_impl",      NULL, 2, GPUOS_DT_BIT(GPUOS_DT_F32), -1, -1, 2, GPUOS_SC_ELEM,   false, true,  RAW "a <= s0 ? rs1 : rb"},

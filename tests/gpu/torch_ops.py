@@ -83,6 +83,8 @@ OPS = {
     "silu": (lambda a, b, c: torch.nn.functional.silu(a), 1),
     "gelu": (lambda a, b, c: torch.nn.functional.gelu(a), 1),
     "gelu_tanh": (lambda a, b, c: torch.nn.functional.gelu(a, approximate="tanh"), 1),
+    "gelu_bwd": (lambda a, b, c: torch.ops.aten.gelu_backward(a, b), 2),
+    "gelu_tanh_bwd": (lambda a, b, c: torch.ops.aten.gelu_backward(a, b, approximate="tanh"), 2),
     "threshold": (lambda a, b, c: torch.nn.functional.threshold(a, 0.1, 20.0), 1),
     "addcmul": (lambda a, b, c: torch.addcmul(a, b, c, value=0.5), 3),
     "addcmul1": (lambda a, b, c: torch.addcmul(a, b, c), 3),
