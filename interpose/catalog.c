@@ -195,10 +195,12 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 		return GPUOS_WHY_BAD_ARGS;
 	if ((uint64_t)ew->n > gpuos_shim.cfg.max_elements)
 		return GPUOS_WHY_TOO_LARGE;
-	a[5] = ew->scalar_bits[0] | (uint64_t)ew->scalar_bits[1] << 32;
 	if (c->m.layout == GPUOS_CAT_CONTIG) {
 		for (unsigned k = 0; k < ew->narrays; k++)
 			a[k] = ew->ptr[k];
+		a[5] = ew->scalar_bits[0];
+		if (c->m.e->nscalars > 1) /* such entries have at most two inputs: a3 is free */
+			a[3] = ew->scalar_bits[1];
 		a[4] = (uint32_t)ew->n;
 		rc = gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, NULL, 0,
 						c->dev);
@@ -212,6 +214,8 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 	}
 	a[0] = (uint32_t)ew->n;
 	a[1] = (uint32_t)oc.dims;
+	a[3] = ew->scalar_bits[1];
+	a[5] = ew->scalar_bits[0];
 	rc = gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, &blk, sizeof(blk),
 					c->dev);
 	return submitted(rc);

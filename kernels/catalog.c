@@ -18,6 +18,8 @@
 #include "kernels/catalog.h"
 
 #define F   GPUOS_DT_FLOATS
+#define I   GPUOS_DT_INTS
+#define B   GPUOS_DT_BIT(GPUOS_DT_BOOL)
 #define RAW "\x01" /* expression prefix: its value is of the storage type */
 
 /*
@@ -66,14 +68,34 @@ const struct gpuos_cat_entry gpuos_cat_entries[] = {
 	 " const O left = 0.5f * b; const O right = 1.0f + t; const O ld = 0.5f * right;"
 	 " const O td = 1.0f - t * t; const O id = kB * (1.0f + 3.0f * kK * x_sq);"
 	 " const O rd = left * td * id; return a * (ld + rd); }())"},
-	{"fill",         "FillFunctor",                NULL, 0, F, -1, -1, 1, GPUOS_SC_ELEM,   false, false, RAW "rs0"},
+	{"fill",         "FillFunctor",                NULL, 0, F | I | B, -1, -1, 1, GPUOS_SC_ELEM,   false, false, RAW "rs0"},
 	/* its Half and BFloat16 kernels are of the dynamic-cast kind: not yet */
 	{"threshold",    "threshold_kernel_impl",      NULL, 2, GPUOS_DT_BIT(GPUOS_DT_F32), -1, -1, 2, GPUOS_SC_ELEM,   false, true,  RAW "a <= s0 ? rs1 : rb"},
 	{"addcmul",      "addcmul_cuda_kernel",        NULL, 3, F, -1, -1, 1, GPUOS_SC_OPMATH, false, true,  "s0 == 1.0f ? fmaf(b, c, a) : fmaf(s0, b * c, a)"},
 	{"addcdiv",      "addcdiv_cuda_kernel",        NULL, 3, F, -1, -1, 1, GPUOS_SC_OPMATH, false, true,  "s0 == 1.0f ? a + b / c : fmaf(s0, b / c, a)"},
 	{"lerp_scalar",  "lerp_scalar_kernel",         NULL, 2, F, -1, -1, 1, GPUOS_SC_OPMATH, false, true,  "fabsf(s0) < 0.5f ? fmaf(s0, b - a, a) : fmaf(-(b - a), 1.0f - s0, b)"},
 	{"lerp_tensor",  "lerp_tensor_kernel",         NULL, 3, F, -1, -1, 0, GPUOS_SC_OPMATH, false, true,  "fabsf(c) < 0.5f ? fmaf(c, b - a, a) : fmaf(-(b - a), 1.0f - c, b)"},
-	{"where",        "where_kernel_impl",          NULL, 3, F, GPUOS_DT_BOOL, -1, 0, GPUOS_SC_OPMATH, false, true, RAW "ra ? rb : rc"},
+	{"where",        "where_kernel_impl",          NULL, 3, F | I | B, GPUOS_DT_BOOL, -1, 0, GPUOS_SC_OPMATH, false, true, RAW "ra ? rb : rc"},
+	/* integers and bools: C's arithmetic in the type itself (opmath_type<T> is T) */
+	{"add_int",      "CUDAFunctor_add",            NULL, 2, I, -1, -1, 1, GPUOS_SC_OPMATH, false, false, "a + s0 * b"},
+	{"add_scalar_int", "CUDAFunctorOnSelf_add",    NULL, 1, I, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "a + s1 * s0"},
+	{"rsub_scalar_int", "CUDAFunctorOnOther_add",  NULL, 1, I, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "s0 + s1 * a"},
+	{"mul_int",      "BinaryFunctor:MulFunctor",   NULL, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a * b"},
+	{"mul_scalar_int", "AUnaryFunctor:MulFunctor", NULL, 1, I, -1, -1, 1, GPUOS_SC_OPMATH, true,  false, "s0 * a"},
+	{"mul_bool",     "BinaryFunctor:MulFunctor",   NULL, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a && b"},
+	{"and",          "BinaryFunctor:BitwiseAndFunctor", NULL, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a & b"},
+	{"and_bool",     "BinaryFunctor:BitwiseAndFunctor", NULL, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a && b"},
+	{"or",           "BinaryFunctor:BitwiseOrFunctor", NULL, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a | b"},
+	{"or_bool",      "BinaryFunctor:BitwiseOrFunctor", NULL, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a || b"},
+	{"xor",          "BinaryFunctor:BitwiseXorFunctor", NULL, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a ^ b"},
+	{"xor_bool",     "BinaryFunctor:BitwiseXorFunctor", NULL, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a != b"},
+	{"not",          "bitwise_not_kernel_cuda",    NULL, 1, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "~a"},
+	{"not_bool",     "bitwise_not_kernel_cuda",    NULL, 1, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "!a"},
+	/* comparisons, in T (Half through float): op_ is GE, GT, LE, LT = 0..3; EQ, NE = 0, 1 */
+	{"compare",      "CompareFunctor",             NULL, 2, F | I, -1, GPUOS_DT_BOOL, 1, GPUOS_SC_INT, false, false,
+	 RAW "(bool)(rs0 == 0 ? a >= b : rs0 == 1 ? a > b : rs0 == 2 ? a <= b : a < b)"},
+	{"compare_eq",   "BinaryFunctor:CompareEqFunctor", NULL, 2, F | I | B, -1, GPUOS_DT_BOOL, 1, GPUOS_SC_INT, false, false,
+	 RAW "(bool)(rs0 == 0 ? a == b : a != b)"},
 	{"to_half",      "float16_copy_kernel_cuda",   NULL, 1, GPUOS_DT_BIT(GPUOS_DT_F32), -1, GPUOS_DT_F16, 0, GPUOS_SC_OPMATH, false, false, "a"},
 	{"to_bfloat16",  "bfloat16_copy_kernel_cuda",  NULL, 1, GPUOS_DT_BIT(GPUOS_DT_F32), -1, GPUOS_DT_BF16, 0, GPUOS_SC_OPMATH, false, false, "a"},
 };
@@ -85,17 +107,18 @@ static const struct {
 	const char *text, *name;
 	unsigned size;
 	const char *ctype; /* storage type in the operator */
+	const char *opm;   /* at::opmath_type */
 } dtypes[] = {
-    {GPUOS_DT_F32, "float", "float32", 4, "float"},
-    {GPUOS_DT_F16, "c10::Half", "float16", 2, "unsigned short"},
-    {GPUOS_DT_BF16, "c10::BFloat16", "bfloat16", 2, "unsigned short"},
-    {GPUOS_DT_F64, "double", "float64", 8, "double"},
-    {GPUOS_DT_I32, "int", "int32", 4, "int"},
-    {GPUOS_DT_I64, "long", "int64", 8, "long"},
-    {GPUOS_DT_I16, "short", "int16", 2, "short"},
-    {GPUOS_DT_I8, "signed char", "int8", 1, "signed char"},
-    {GPUOS_DT_U8, "unsigned char", "uint8", 1, "unsigned char"},
-    {GPUOS_DT_BOOL, "bool", "bool", 1, "bool"},
+    {GPUOS_DT_F32, "float", "float32", 4, "float", "float"},
+    {GPUOS_DT_F16, "c10::Half", "float16", 2, "unsigned short", "float"},
+    {GPUOS_DT_BF16, "c10::BFloat16", "bfloat16", 2, "unsigned short", "float"},
+    {GPUOS_DT_F64, "double", "float64", 8, "double", "double"},
+    {GPUOS_DT_I32, "int", "int32", 4, "int", "int"},
+    {GPUOS_DT_I64, "long", "int64", 8, "long", "long"},
+    {GPUOS_DT_I16, "short", "int16", 2, "short", "short"},
+    {GPUOS_DT_I8, "signed char", "int8", 1, "signed char", "signed char"},
+    {GPUOS_DT_U8, "unsigned char", "uint8", 1, "unsigned char", "unsigned char"},
+    {GPUOS_DT_BOOL, "bool", "bool", 1, "bool", "bool"},
 };
 #define NDTYPES (sizeof(dtypes) / sizeof(dtypes[0]))
 
@@ -147,6 +170,8 @@ static unsigned scalar_size(const struct gpuos_cat_entry *e, int dtype)
 {
 	int i = dt_index(dtype);
 
+	if (e->scalar_kind == GPUOS_SC_INT)
+		return 4;
 	if (e->scalar_kind == GPUOS_SC_ELEM)
 		return i < 0 ? 0 : dtypes[i].size;
 	/* opmath: float for the 2-byte floats, else the type itself */
@@ -249,7 +274,7 @@ static const char prelude[] =
  * what this one wrote). Every element is computed by elem(), as PyTorch's functor does.
  */
 static const char body[] =
-    "typedef float O;\n"
+    "typedef OPM O;\n"
     "static __device__ __forceinline__ OUT_T elem(I0_T ra, I1_T rb, I2_T rc, SC_T rs0, SC_T rs1,\n"
     "                                             O s0, O s1)\n"
     "{\n"
@@ -268,8 +293,7 @@ static const char body[] =
     "  (void)smem;\n"
     "  for (int k = 0; k < ntasks; k++) {\n"
     "    const struct gpuos_task *tk = &t[k];\n"
-    "    const uint64_t sc = tk->a[5];\n"
-    "    const SC_T rs0 = SC_RAW((unsigned)sc), rs1 = SC_RAW((unsigned)(sc >> 32));\n"
+    "    const SC_T rs0 = SC_RAW(tk->a[5]), rs1 = SC_RAW(NSC > 1 ? tk->a[3] : 0);\n"
     "    const O s0 = SC_LD(rs0), s1 = SC_LD(rs1);\n"
     "    if (k)\n"
     "      gpuos_sync(); /* the task before may have written what this one reads */\n"
@@ -340,43 +364,64 @@ static void conv(int dt, const char **ctype, const char **ld, const char **st)
 	}
 }
 
+/* SC_RAW(x): a scalar of type @dt from its bytes zero-extended in x (a uint64_t). */
+static const char *scalar_raw(int dt)
+{
+	switch (dt) {
+	case GPUOS_DT_F32:
+		return "__uint_as_float((unsigned)(x))";
+	case GPUOS_DT_F64:
+		return "__longlong_as_double((long long)(x))";
+	case GPUOS_DT_BOOL:
+		return "(((x) & 0xffu) != 0)";
+	default:
+		return "((SC_T)(x))";
+	}
+}
+
 int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 {
 	const struct gpuos_cat_entry *e = m->e;
-	const char *it[3], *il[3], *ot, *ost, *dummy, *expr = e->expr, *sct, *scl;
-	int odt = e->out_dtype >= 0 ? e->out_dtype : m->dtype, n;
+	const char *it[3], *il[3], *ot, *ost, *dummy, *expr = e->expr, *sct, *scl, *scraw, *opm;
+	int odt = e->out_dtype >= 0 ? e->out_dtype : m->dtype, n, di = dt_index(m->dtype);
 	bool raw = expr[0] == RAW[0];
-	char scraw[64];
 
 	if (raw)
 		expr++;
+	if (di < 0)
+		return -EINVAL;
+	opm = dtypes[di].opm;
 	for (unsigned k = 0; k < 3; k++) {
 		int dt = k == 0 && e->in0_dtype >= 0 ? e->in0_dtype : m->dtype;
 		conv(dt, &it[k], &il[k], &dummy);
 	}
 	conv(odt, &ot, &dummy, &ost);
-	if (e->scalar_kind == GPUOS_SC_ELEM) {
+	switch (e->scalar_kind) {
+	case GPUOS_SC_ELEM: /* as stored: Half bits, or the type itself */
 		conv(m->dtype, &sct, &scl, &dummy);
-		if (m->dtype == GPUOS_DT_F32)
-			snprintf(scraw, sizeof(scraw), "__uint_as_float");
-		else
-			snprintf(scraw, sizeof(scraw), "(%s)", sct);
-	} else {
-		sct = "float", scl = "(O)";
-		snprintf(scraw, sizeof(scraw), "__uint_as_float");
+		scraw = scalar_raw(m->dtype);
+		break;
+	case GPUOS_SC_INT:
+		sct = "int", scl = "(O)", scraw = "((int)(x))";
+		break;
+	default: /* opmath: float for the 16-bit floats */
+		sct = opm, scl = "(O)";
+		scraw = scalar_raw(!strcmp(opm, "float") ? GPUOS_DT_F32 : m->dtype);
+		break;
 	}
 	n = snprintf(buf, len,
 		     "%s"
-		     "#define STRIDED %d\n#define NIN %u\n#define MAXDIMS %u\n#define PBLOCK %zuu\n"
+		     "#define STRIDED %d\n#define NIN %u\n#define NSC %u\n#define MAXDIMS %u\n"
+		     "#define PBLOCK %zuu\n#define OPM %s\n"
 		     "#define OUT_T %s\n#define OUT_ST %s\n"
 		     "#define I0_T %s\n#define I0_LD %s\n#define I1_T %s\n#define I1_LD %s\n"
 		     "#define I2_T %s\n#define I2_LD %s\n"
-		     "#define SC_T %s\n#define SC_RAW %s\n#define SC_LD %s\n"
+		     "#define SC_T %s\n#define SC_RAW(x) %s\n#define SC_LD %s\n"
 		     "#define RET_RAW %d\n#define EXPR %s\n"
 		     "%s",
-		     prelude, m->layout == GPUOS_CAT_STRIDED, e->nin, GPUOS_OC_MAX_DIMS,
-		     sizeof(struct gpuos_cat_strided), ot, ost, it[0], il[0], it[1], il[1], it[2],
-		     il[2], sct, scraw, scl, raw, expr, body);
+		     prelude, m->layout == GPUOS_CAT_STRIDED, e->nin, e->nscalars,
+		     GPUOS_OC_MAX_DIMS, sizeof(struct gpuos_cat_strided), opm, ot, ost, it[0],
+		     il[0], it[1], il[1], it[2], il[2], sct, scraw, scl, raw, expr, body);
 	if (n < 0 || (size_t)n >= len)
 		return -ENOSPC;
 	return n;

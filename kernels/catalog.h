@@ -11,9 +11,10 @@
  *
  * Operators run one task per launch. Contiguous layout (vectorized_elementwise_kernel and
  * unrolled_elementwise_kernel without casts), task arguments:
- *   a0 output, a1..a3 inputs, a4 N, a5 the functor's scalars (two 32-bit halves)
+ *   a0 output, a1..a3 inputs, a4 N, a5 scalar 0, a3 scalar 1 (their bytes, zero-extended)
  * Strided layout (elementwise_kernel with its OffsetCalculator): a0 N, a1 dims, a2 the
- * parameter block (struct gpuos_cat_strided, copied by the engine), a5 the scalars.
+ * parameter block (struct gpuos_cat_strided, copied by the engine), a5 and a3 the scalars.
+ * So an entry with two scalars has at most two inputs.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -37,6 +38,7 @@ enum gpuos_cat_dtype {
 #define GPUOS_DT_BIT(t) (1u << (t))
 #define GPUOS_DT_FLOATS                                                                            \
 	(GPUOS_DT_BIT(GPUOS_DT_F32) | GPUOS_DT_BIT(GPUOS_DT_F16) | GPUOS_DT_BIT(GPUOS_DT_BF16))
+#define GPUOS_DT_INTS (GPUOS_DT_BIT(GPUOS_DT_I32) | GPUOS_DT_BIT(GPUOS_DT_I64))
 
 enum gpuos_cat_layout {
 	GPUOS_CAT_CONTIG = 0,  /* vectorized, unrolled without casts: a pointer and N */
@@ -48,6 +50,7 @@ enum gpuos_cat_layout {
 enum gpuos_cat_scalar {
 	GPUOS_SC_OPMATH = 0, /* at::opmath_type<T>: float for Half and BFloat16 */
 	GPUOS_SC_ELEM = 1,   /* T itself (FillFunctor, threshold's captures) */
+	GPUOS_SC_INT = 2,    /* a 4-byte int whatever T is (the comparisons' op_) */
 };
 
 struct gpuos_cat_entry {

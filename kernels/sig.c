@@ -397,7 +397,7 @@ static int functor_scalars(const struct gpuos_sig *s, const uint8_t *f, unsigned
 			out->scalar[k] = load_scalar("float", f + l->off[k]); /* opmath float */
 		else
 			out->scalar[k] = load_scalar(s->dtype, f + l->off[k]);
-		if (ss <= 4 && l->off[k] + ss <= fsize)
+		if (ss <= 8 && l->off[k] + ss <= fsize)
 			memcpy(&out->scalar_bits[k], f + l->off[k], ss);
 	}
 	return 0;

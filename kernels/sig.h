@@ -68,7 +68,7 @@ struct gpuos_ew_args {
 	unsigned nscalars; /* the functor's scalars (its fields that are not empty functors) */
 	double scalar[2];  /* as the functor holds them: alpha; other, alpha; a; b; value */
 	unsigned scalar_off[2], scalar_size[2];
-	uint32_t scalar_bits[2]; /* their bytes, for scalars of at most 4 bytes (zero-extended) */
+	uint64_t scalar_bits[2]; /* their bytes (zero-extended) */
 };
 
 /*

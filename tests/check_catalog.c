@@ -200,8 +200,9 @@ START_TEST(test_recorded_scalars)
 			unsigned n = layout(recs[i].params, kp, args, store);
 			ck_assert_int_eq(gpuos_sig_decode_vectorized(&s, kp, n, args, &a), 0);
 			ck_assert_msg(a.scalar_bits[0] == sc[k].b0 && a.scalar_bits[1] == sc[k].b1,
-				      "%s: %08x %08x", recs[i].op, a.scalar_bits[0],
-				      a.scalar_bits[1]);
+				      "%s: %08llx %08llx", recs[i].op,
+				      (unsigned long long)a.scalar_bits[0],
+				      (unsigned long long)a.scalar_bits[1]);
 			checked++;
 		}
 	}
@@ -244,6 +245,10 @@ START_TEST(test_functor_sizes)
 	ck_assert_int_eq(gpuos_cat_functor(&s, &size, &n, off, ss), 0);
 	ck_assert_uint_eq(size, 16); /* threshold, value, the host pointer */
 	ck_assert_uint_eq(off[1], 4);
+	/* two scalars travel in a5 and a3: such entries have at most two inputs */
+	for (unsigned i = 0; i < gpuos_cat_nentries; i++)
+		ck_assert_msg(gpuos_cat_entries[i].nscalars < 2 || gpuos_cat_entries[i].nin <= 2,
+			      "%s", gpuos_cat_entries[i].name);
 	strcpy(s.dtype, "double"); /* not a catalog type */
 	ck_assert_int_eq(gpuos_cat_functor(&s, &size, &n, off, ss), -ENOENT);
 }

@@ -47,6 +47,14 @@ def submitted():
 
 def values(n, dtype, seed):
     g = torch.Generator().manual_seed(seed)
+    if dtype == torch.bool:
+        return (torch.randn(n, generator=g) > 0).to(DEV)
+    if not dtype.is_floating_point:  # around 0, and the type's limits (int64 wraps)
+        info = torch.iinfo(dtype)
+        x = torch.randint(-1000, 1000, (n,), generator=g, dtype=torch.int64)
+        k = min(n, 4)
+        x[:k] = torch.tensor([info.min, info.max, -1, 0])[:k]
+        return x.to(dtype).to(DEV)
     x = torch.randn(n, generator=g) * 3
     special = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0, 0.0, 1e-40,
                             -1e-42, 3e38, -3e38, 1e-7, 65504.0, 70000.0, 1.0, -1.0, 0.5])
@@ -100,6 +108,36 @@ OPS = {
     "to_half": (lambda a, b, c: a.half() if a.dtype == torch.float32 else a * 1, 1),
     "to_bfloat16": (lambda a, b, c: a.bfloat16() if a.dtype == torch.float32 else a * 1, 1),
 }
+
+INT_TYPES = (torch.int64, torch.int32)
+INT_OPS = {
+    "iadd": (lambda a, b, c: a + b, INT_TYPES),
+    "iadd_alpha": (lambda a, b, c: torch.add(a, b, alpha=3), INT_TYPES),
+    "iadd_scalar": (lambda a, b, c: a + 7, INT_TYPES),
+    "isub_scalar": (lambda a, b, c: a - 7, INT_TYPES),
+    "irsub_scalar": (lambda a, b, c: 7 - a, INT_TYPES),
+    "imul": (lambda a, b, c: a * b, INT_TYPES),
+    "imul_scalar": (lambda a, b, c: a * 3, INT_TYPES),
+    "ifill": (lambda a, b, c: a.clone().fill_(-5), INT_TYPES + (torch.bool,)),
+    "iwhere": (lambda a, b, c: torch.where(c > 0, a, b), INT_TYPES + (torch.bool,)),
+    "iand": (lambda a, b, c: a & b, INT_TYPES + (torch.bool,)),
+    "ior": (lambda a, b, c: a | b, INT_TYPES + (torch.bool,)),
+    "ixor": (lambda a, b, c: a ^ b, INT_TYPES + (torch.bool,)),
+    "inot": (lambda a, b, c: ~a, INT_TYPES + (torch.bool,)),
+    "bmul": (lambda a, b, c: a * b, (torch.bool,)),
+    "eq": (lambda a, b, c: a == b, INT_TYPES + FLOATS + (torch.bool,)),
+    "ne": (lambda a, b, c: a != b, INT_TYPES + FLOATS),
+    "lt": (lambda a, b, c: a < b, INT_TYPES + FLOATS),
+    "le": (lambda a, b, c: a <= b, INT_TYPES + FLOATS),
+    "gt": (lambda a, b, c: a > b, INT_TYPES + FLOATS),
+    "ge": (lambda a, b, c: a >= b, INT_TYPES + FLOATS),
+}
+
+
+def ints(make, n, dt, seed):
+    """Inputs for INT_OPS, in the layout make() gives (values() makes each type)."""
+    return make(n, dt, seed)
+
 
 # layout -> function making the inputs of n elements (a new tensor each call)
 def contiguous(n, dt, s):
@@ -162,6 +200,16 @@ def cases():
                     c = values(1024, dt, 3)
                     return fn(a, b, c)
                 yield f"{op}.{str(dt)[6:]}.0dim", zerodim, None if skip else True
+
+    # integers and bools (int64 wraps at its limits)
+    for op, (fn, types) in INT_OPS.items():
+        for dt in types:
+            for lay, make in LAYOUTS.items():
+                for sz in ("n1000", "n1024", "above"):
+                    n = SIZES[sz]
+                    def irun(fn=fn, dt=dt, make=make, n=n):
+                        return fn(ints(make, n, dt, 1), ints(make, n, dt, 2), ints(make, n, dt, 3))
+                    yield f"{op}.{str(dt)[6:]}.{lay}.{sz}", irun, n <= LIMIT
 
     for dt in FLOATS:
         def inplace(dt=dt):
