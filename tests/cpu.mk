@@ -24,10 +24,16 @@ $(HOOKS)/libuser.so: tests/hooks/user_lib.cu
 	@$(if $(Q),echo "  NVCC    $@")
 	$(Q)$(NVCC) -cudart shared -shared -Xcompiler -fPIC -gencode arch=compute_90,code=sm_90 -o $@ $<
 
+# kernels with PyTorch's names and layouts (the catalog without PyTorch)
+$(HOOKS)/torch_like: tests/hooks/torch_like.cu
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  NVCC    $@")
+	$(Q)$(NVCC) -cudart shared -gencode arch=compute_90,code=[sm_90,compute_90] -o $@ $<
+
 $(HOOKS)/dlopen_main: tests/hooks/dlopen_main.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -O1 -g -o $@ $< -ldl
 
 cpu-test-deps: $(HOOKS)/fake/libcudart.so.13 $(HOOKS)/prog $(HOOKS)/prog_ptsz \
-	$(HOOKS)/libuser.so $(HOOKS)/dlopen_main
+	$(HOOKS)/libuser.so $(HOOKS)/dlopen_main $(HOOKS)/torch_like
 .PHONY: cpu-test-deps

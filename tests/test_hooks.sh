@@ -48,6 +48,32 @@ want(sd["launches"] == 1 and sd["params"] == [[0, 8], [8, 8], [16, 8]], sd)
 want(all(x["module"].endswith("/prog") for x in r["kernels"]), "module path")
 PY
 
+# The catalog on kernels with PyTorch's names and layouts: matched by name (each first launch
+# goes through while its operator would build), then no engine here (no GPU driver); with
+# the catalog off, no catalog match. The program sees the same either way.
+run plain_tl "$HOOKS/torch_like" 3
+for c in on off; do
+	run tl_$c LD_PRELOAD="$PRELOAD" GPUOS_CONFIG=/dev/null GPUOS_CATALOG=$c \
+		GPUOS_REPORT="$T/tl_$c.json" "$HOOKS/torch_like" 3
+	cmp "$T/plain_tl.out" "$T/tl_$c.out" || fail "torch_like: output differs (catalog $c)"
+	cmp "$T/plain_tl.log" "$T/tl_$c.log" || fail "torch_like: runtime saw other launches"
+done
+python3 - "$T/tl_on.json" "$T/tl_off.json" <<'PY'
+import json, sys
+on, off = (json.load(open(p)) for p in sys.argv[1:3])
+got = {f: k["fell_through"] for k in on["kernels"]
+       for f in ("CUDAFunctor_add", "MulFunctor", "FillFunctor") if f in k["name"]}
+assert got == {"CUDAFunctor_add": {"building": 1, "no_engine": 5},
+               "MulFunctor": {"building": 1, "no_engine": 2},
+               "FillFunctor": {"building": 1}}, got
+assert on["fell_through"] == {"building": 3, "no_engine": 7}, on["fell_through"]
+assert off["fell_through"] == {"no_catalog": 10}, off["fell_through"]
+PY
+GPUOS_CATALOG=on "$PWD/$BUILD/gpuos" inspect "$HOOKS/torch_like" >"$T/tl_inspect" 2>&1 || fail "inspect torch_like"
+for op in add mul fill; do
+	grep -q "divert (catalog: $op.float32.contig)" "$T/tl_inspect" || { cat "$T/tl_inspect"; fail "inspect: $op"; }
+done
+
 # The allowlist config: deny wins; the report says why.
 printf 'deny = *block_sum*\n' >"$T/deny.conf"
 run deny LD_PRELOAD="$PRELOAD" GPUOS_CONFIG="$T/deny.conf" GPUOS_LIFT=on GPUOS_REPORT="$T/deny.json" \
