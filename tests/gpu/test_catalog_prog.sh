@@ -9,7 +9,7 @@ need_python
 export GPUOS_CONFIG=/dev/null GPUOS_CACHE_DIR="$T/cache"
 for n in 1 1000 1024 1937 4096 16384 16385; do
 	"$HOOKS/torch_like" 50 $n >"$T/plain.out"
-	GPUOS_CATALOG=on "$G" run --report="$T/r.json" -- "$HOOKS/torch_like" 50 $n 500 \
+	GPUOS_CATALOG=on "$G" run --report="$T/r.json" -- "$HOOKS/torch_like" 50 $n 2000 \
 		>"$T/shim.out" 2>"$T/shim.err"
 	cmp "$T/plain.out" "$T/shim.out" ||
 		{ cat "$T/shim.err"; diff "$T/plain.out" "$T/shim.out"; fail "n=$n: results differ"; }
