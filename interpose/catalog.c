@@ -79,7 +79,7 @@ int gpuos_catalog_key(const char *demangled, char *key, size_t len)
 		return -ENOMEM;
 	rc = gpuos_sig_parse(demangled, s);
 	if (!rc)
-		rc = gpuos_cat_match(s, demangled, &m);
+		rc = gpuos_cat_match(s, &m);
 	if (!rc && key)
 		gpuos_cat_key(&m, key, len);
 	free(s);
@@ -99,7 +99,7 @@ void gpuos_catalog_prepare(struct gpuos_live *l)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		goto no;
-	if (gpuos_sig_parse(l->demangled, &c->sig) || gpuos_cat_match(&c->sig, l->demangled, &c->m))
+	if (gpuos_sig_parse(l->demangled, &c->sig) || gpuos_cat_match(&c->sig, &c->m))
 		goto no;
 	/* the decoders validate against the cubin's layout: without it, no diverting */
 	if (!k || !k->meta || k->meta->nparams > 8) {

@@ -26,78 +26,91 @@
  * PyTorch 2.11's expressions (CUDA 13.0, nvcc defaults: FMA contraction on, IEEE division and
  * square root, no flush to zero). Where PyTorch's compile contracts a multiply-add the
  * expression says fmaf, so that nothing depends on NVRTC contracting the same way. Gelu's two
- * forms differ only in the index of their dispatch lambda (raw). F16 negation is __hneg, a
+ * forms differ only in the index of their dispatch lambda (lam). F16 negation is __hneg, a
  * sign flip; BFloat16's goes through float like the rest.
  */
 /* clang-format off */
 const struct gpuos_cat_entry gpuos_cat_entries[] = {
-	/* name          sig op                        raw  nin dtypes in0 out  n kind          after_f lambda expr */
-	{"add",          "CUDAFunctor_add",            NULL, 2, F, -1, -1, 1, GPUOS_SC_OPMATH, false, false, "fmaf(s0, b, a)"},
-	{"add_scalar",   "CUDAFunctorOnSelf_add",      NULL, 1, F, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "fmaf(s1, s0, a)"},
-	{"rsub_scalar",  "CUDAFunctorOnOther_add",     NULL, 1, F, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "fmaf(s1, a, s0)"},
-	{"mul",          "BinaryFunctor:MulFunctor",   NULL, 2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a * b"},
-	{"mul_scalar_a", "AUnaryFunctor:MulFunctor",   NULL, 1, F, -1, -1, 1, GPUOS_SC_OPMATH, true,  false, "s0 * a"},
-	{"mul_scalar_b", "BUnaryFunctor:MulFunctor",   NULL, 1, F, -1, -1, 1, GPUOS_SC_OPMATH, true,  false, "a * s0"},
-	{"div",          "BinaryFunctor:DivFunctor",   NULL, 2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a / b"},
+	/* name          sig op                        lam  nin dtypes in0 out  n kind          after_f lambda expr */
+	{"add",          "CUDAFunctor_add",            0, 2, F, -1, -1, 1, GPUOS_SC_OPMATH, false, false, "fmaf(s0, b, a)"},
+	{"add_scalar",   "CUDAFunctorOnSelf_add",      0, 1, F, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "fmaf(s1, s0, a)"},
+	{"rsub_scalar",  "CUDAFunctorOnOther_add",     0, 1, F, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "fmaf(s1, a, s0)"},
+	{"mul",          "BinaryFunctor:MulFunctor",   0, 2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a * b"},
+	{"mul_scalar_a", "AUnaryFunctor:MulFunctor",   0, 1, F, -1, -1, 1, GPUOS_SC_OPMATH, true,  false, "s0 * a"},
+	{"mul_scalar_b", "BUnaryFunctor:MulFunctor",   0, 1, F, -1, -1, 1, GPUOS_SC_OPMATH, true,  false, "a * s0"},
+	{"div",          "BinaryFunctor:DivFunctor",   0, 2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a / b"},
 	/* DivFunctor<T> takes T: a Half scalar is a Half */
-	{"div_scalar_a", "AUnaryFunctor:DivFunctor",   NULL, 1, F, -1, -1, 1, GPUOS_SC_ELEM,   true,  false, "s0 / a"},
-	{"reciprocal",   "reciprocal_kernel_cuda",     NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "1.0f / a"},
-	{"neg",          "neg_kernel_cuda",            NULL, 1, GPUOS_DT_BIT(GPUOS_DT_F32) | GPUOS_DT_BIT(GPUOS_DT_BF16), -1, -1, 0, GPUOS_SC_OPMATH, false, false, "-a"},
-	{"neg_half",     "neg_kernel_cuda",            NULL, 1, GPUOS_DT_BIT(GPUOS_DT_F16), -1, -1, 0, GPUOS_SC_OPMATH, false, false, RAW "(unsigned short)(ra ^ 0x8000u)"},
-	{"sigmoid",      "sigmoid_kernel_cuda",        NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "1.0f / (1.0f + expf(-a))"},
-	{"tanh",         "tanh_kernel_cuda",           NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "tanhf(a)"},
-	{"exp",          "exp_kernel_cuda",            NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "expf(a)"},
-	{"log",          "log_kernel_cuda",            NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "logf(a)"},
-	{"sqrt",         "sqrt_kernel_cuda",           NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "sqrtf(a)"},
-	{"rsqrt",        "rsqrt_kernel_cuda",          NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "rsqrtf(a)"},
-	{"silu",         "silu_kernel",                NULL, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a / (1.0f + expf(-a))"},
-	{"gelu",         "GeluCUDAKernelImpl",         "GeluCUDAKernelImpl(at::TensorIteratorBase&, at::native::GeluType)::{lambda()#2}",
+	{"div_scalar_a", "AUnaryFunctor:DivFunctor",   0, 1, F, -1, -1, 1, GPUOS_SC_ELEM,   true,  false, "s0 / a"},
+	{"reciprocal",   "reciprocal_kernel_cuda",     0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "1.0f / a"},
+	{"neg",          "neg_kernel_cuda",            0, 1, GPUOS_DT_BIT(GPUOS_DT_F32) | GPUOS_DT_BIT(GPUOS_DT_BF16), -1, -1, 0, GPUOS_SC_OPMATH, false, false, "-a"},
+	{"neg_half",     "neg_kernel_cuda",            0, 1, GPUOS_DT_BIT(GPUOS_DT_F16), -1, -1, 0, GPUOS_SC_OPMATH, false, false, RAW "(unsigned short)(ra ^ 0x8000u)"},
+	{"sigmoid",      "sigmoid_kernel_cuda",        0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "1.0f / (1.0f + expf(-a))"},
+	{"tanh",         "tanh_kernel_cuda",           0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "tanhf(a)"},
+	{"exp",          "exp_kernel_cuda",            0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "expf(a)"},
+	{"log",          "log_kernel_cuda",            0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "logf(a)"},
+	{"sqrt",         "sqrt_kernel_cuda",           0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "sqrtf(a)"},
+	{"rsqrt",        "rsqrt_kernel_cuda",          0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "rsqrtf(a)"},
+	{"silu",         "silu_kernel",                0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a / (1.0f + expf(-a))"},
+	{"gelu",         "GeluCUDAKernelImpl",         2,
 	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "(a * 0.5f) * (1.0f + erff(a * 0.70710678118654752440f))"},
-	{"gelu_tanh",    "GeluCUDAKernelImpl",         "GeluCUDAKernelImpl(at::TensorIteratorBase&, at::native::GeluType)::{lambda()#1}",
+	{"gelu_tanh",    "GeluCUDAKernelImpl",         1,
 	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "(0.5f * a) * (1.0f + tanhf(0.79788456080286535588f * fmaf(0.044715f, (a * a) * a, a)))"},
 	/* backward of both (inputs dy, x): PyTorch's statements as written, so that NVRTC makes
 	 * the contractions nvcc made; 0x1.988454p-2f = (float)(M_2_SQRTPI * M_SQRT1_2 * 0.5) */
-	{"gelu_bwd",     "GeluBackwardCUDAKernelImpl", "GeluBackwardCUDAKernelImpl(at::TensorIteratorBase&, at::native::GeluType)::{lambda()#2}",
+	{"gelu_bwd",     "GeluBackwardCUDAKernelImpl", 2,
 	                                                     2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false,
 	 "([&] { const O cdf = 0.5f * (1.0f + erff(b * 0.70710678118654752440f));"
 	 " const O pdf = expf(-0.5f * b * b) * 0x1.988454p-2f; return a * (cdf + b * pdf); }())"},
-	{"gelu_tanh_bwd", "GeluBackwardCUDAKernelImpl", "GeluBackwardCUDAKernelImpl(at::TensorIteratorBase&, at::native::GeluType)::{lambda()#1}",
+	{"gelu_tanh_bwd", "GeluBackwardCUDAKernelImpl", 1,
 	                                                     2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false,
 	 "([&] { const O kB = 0.79788456080286535588f, kK = 0.044715f; const O x_sq = b * b;"
 	 " const O x_cube = x_sq * b; const O inner = kB * (b + kK * x_cube); const O t = tanhf(inner);"
 	 " const O left = 0.5f * b; const O right = 1.0f + t; const O ld = 0.5f * right;"
 	 " const O td = 1.0f - t * t; const O id = kB * (1.0f + 3.0f * kK * x_sq);"
 	 " const O rd = left * td * id; return a * (ld + rd); }())"},
-	{"fill",         "FillFunctor",                NULL, 0, F | I | B, -1, -1, 1, GPUOS_SC_ELEM,   false, false, RAW "rs0"},
+	{"fill",         "FillFunctor",                0, 0, F | I | B, -1, -1, 1, GPUOS_SC_ELEM,   false, false, RAW "rs0"},
 	/* its Half and BFloat16 kernels are of the dynamic-cast kind: not yet */
-	{"threshold",    "threshold_kernel_impl",      NULL, 2, GPUOS_DT_BIT(GPUOS_DT_F32), -1, -1, 2, GPUOS_SC_ELEM,   false, true,  RAW "a <= s0 ? rs1 : rb"},
-	{"addcmul",      "addcmul_cuda_kernel",        NULL, 3, F, -1, -1, 1, GPUOS_SC_OPMATH, false, true,  "s0 == 1.0f ? fmaf(b, c, a) : fmaf(s0, b * c, a)"},
-	{"addcdiv",      "addcdiv_cuda_kernel",        NULL, 3, F, -1, -1, 1, GPUOS_SC_OPMATH, false, true,  "s0 == 1.0f ? a + b / c : fmaf(s0, b / c, a)"},
-	{"lerp_scalar",  "lerp_scalar_kernel",         NULL, 2, F, -1, -1, 1, GPUOS_SC_OPMATH, false, true,  "fabsf(s0) < 0.5f ? fmaf(s0, b - a, a) : fmaf(-(b - a), 1.0f - s0, b)"},
-	{"lerp_tensor",  "lerp_tensor_kernel",         NULL, 3, F, -1, -1, 0, GPUOS_SC_OPMATH, false, true,  "fabsf(c) < 0.5f ? fmaf(c, b - a, a) : fmaf(-(b - a), 1.0f - c, b)"},
-	{"where",        "where_kernel_impl",          NULL, 3, F | I | B, GPUOS_DT_BOOL, -1, 0, GPUOS_SC_OPMATH, false, true, RAW "ra ? rb : rc"},
+	{"threshold",    "threshold_kernel_impl",      0, 2, GPUOS_DT_BIT(GPUOS_DT_F32), -1, -1, 2, GPUOS_SC_ELEM,   false, true,  RAW "a <= s0 ? rs1 : rb"},
+	{"addcmul",      "addcmul_cuda_kernel",        0, 3, F, -1, -1, 1, GPUOS_SC_OPMATH, false, true,  "s0 == 1.0f ? fmaf(b, c, a) : fmaf(s0, b * c, a)"},
+	{"addcdiv",      "addcdiv_cuda_kernel",        0, 3, F, -1, -1, 1, GPUOS_SC_OPMATH, false, true,  "s0 == 1.0f ? a + b / c : fmaf(s0, b / c, a)"},
+	{"lerp_scalar",  "lerp_scalar_kernel",         0, 2, F, -1, -1, 1, GPUOS_SC_OPMATH, false, true,  "fabsf(s0) < 0.5f ? fmaf(s0, b - a, a) : fmaf(-(b - a), 1.0f - s0, b)"},
+	{"lerp_tensor",  "lerp_tensor_kernel",         0, 3, F, -1, -1, 0, GPUOS_SC_OPMATH, false, true,  "fabsf(c) < 0.5f ? fmaf(c, b - a, a) : fmaf(-(b - a), 1.0f - c, b)"},
+	{"where",        "where_kernel_impl",          0, 3, F | I | B, GPUOS_DT_BOOL, -1, 0, GPUOS_SC_OPMATH, false, true, RAW "ra ? rb : rc"},
 	/* integers and bools: C's arithmetic in the type itself (opmath_type<T> is T) */
-	{"add_int",      "CUDAFunctor_add",            NULL, 2, I, -1, -1, 1, GPUOS_SC_OPMATH, false, false, "a + s0 * b"},
-	{"add_scalar_int", "CUDAFunctorOnSelf_add",    NULL, 1, I, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "a + s1 * s0"},
-	{"rsub_scalar_int", "CUDAFunctorOnOther_add",  NULL, 1, I, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "s0 + s1 * a"},
-	{"mul_int",      "BinaryFunctor:MulFunctor",   NULL, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a * b"},
-	{"mul_scalar_int", "AUnaryFunctor:MulFunctor", NULL, 1, I, -1, -1, 1, GPUOS_SC_OPMATH, true,  false, "s0 * a"},
-	{"mul_bool",     "BinaryFunctor:MulFunctor",   NULL, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a && b"},
-	{"and",          "BinaryFunctor:BitwiseAndFunctor", NULL, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a & b"},
-	{"and_bool",     "BinaryFunctor:BitwiseAndFunctor", NULL, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a && b"},
-	{"or",           "BinaryFunctor:BitwiseOrFunctor", NULL, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a | b"},
-	{"or_bool",      "BinaryFunctor:BitwiseOrFunctor", NULL, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a || b"},
-	{"xor",          "BinaryFunctor:BitwiseXorFunctor", NULL, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a ^ b"},
-	{"xor_bool",     "BinaryFunctor:BitwiseXorFunctor", NULL, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a != b"},
-	{"not",          "bitwise_not_kernel_cuda",    NULL, 1, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "~a"},
-	{"not_bool",     "bitwise_not_kernel_cuda",    NULL, 1, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "!a"},
+	{"add_int",      "CUDAFunctor_add",            0, 2, I, -1, -1, 1, GPUOS_SC_OPMATH, false, false, "a + s0 * b"},
+	{"add_scalar_int", "CUDAFunctorOnSelf_add",    0, 1, I, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "a + s1 * s0"},
+	{"rsub_scalar_int", "CUDAFunctorOnOther_add",  0, 1, I, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "s0 + s1 * a"},
+	{"mul_int",      "BinaryFunctor:MulFunctor",   0, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a * b"},
+	{"mul_scalar_int", "AUnaryFunctor:MulFunctor", 0, 1, I, -1, -1, 1, GPUOS_SC_OPMATH, true,  false, "s0 * a"},
+	{"mul_bool",     "BinaryFunctor:MulFunctor",   0, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a && b"},
+	{"and",          "BinaryFunctor:BitwiseAndFunctor", 0, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a & b"},
+	{"and_bool",     "BinaryFunctor:BitwiseAndFunctor", 0, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a && b"},
+	{"or",           "BinaryFunctor:BitwiseOrFunctor", 0, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a | b"},
+	{"or_bool",      "BinaryFunctor:BitwiseOrFunctor", 0, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a || b"},
+	{"xor",          "BinaryFunctor:BitwiseXorFunctor", 0, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a ^ b"},
+	{"xor_bool",     "BinaryFunctor:BitwiseXorFunctor", 0, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a != b"},
+	{"not",          "bitwise_not_kernel_cuda",    0, 1, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "~a"},
+	{"not_bool",     "bitwise_not_kernel_cuda",    0, 1, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "!a"},
 	/* comparisons, in T (Half through float): op_ is GE, GT, LE, LT = 0..3; EQ, NE = 0, 1 */
-	{"compare",      "CompareFunctor",             NULL, 2, F | I, -1, GPUOS_DT_BOOL, 1, GPUOS_SC_INT, false, false,
+	{"compare",      "CompareFunctor",             0, 2, F | I, -1, GPUOS_DT_BOOL, 1, GPUOS_SC_INT, false, false,
 	 RAW "(bool)(rs0 == 0 ? a >= b : rs0 == 1 ? a > b : rs0 == 2 ? a <= b : a < b)"},
-	{"compare_eq",   "BinaryFunctor:CompareEqFunctor", NULL, 2, F | I | B, -1, GPUOS_DT_BOOL, 1, GPUOS_SC_INT, false, false,
+	{"compare_eq",   "BinaryFunctor:CompareEqFunctor", 0, 2, F | I | B, -1, GPUOS_DT_BOOL, 1, GPUOS_SC_INT, false, false,
 	 RAW "(bool)(rs0 == 0 ? a == b : a != b)"},
-	{"to_half",      "float16_copy_kernel_cuda",   NULL, 1, GPUOS_DT_BIT(GPUOS_DT_F32), -1, GPUOS_DT_F16, 0, GPUOS_SC_OPMATH, false, false, "a"},
-	{"to_bfloat16",  "bfloat16_copy_kernel_cuda",  NULL, 1, GPUOS_DT_BIT(GPUOS_DT_F32), -1, GPUOS_DT_BF16, 0, GPUOS_SC_OPMATH, false, false, "a"},
+	/* tensor <op> CPU scalar: {CompareFunctor (int op_); T rhs} captured; lhs op rhs */
+	{"compare_scalar", "compare_scalar_kernel",    0, 1, F | I, -1, GPUOS_DT_BOOL, 2, GPUOS_SC_OP_ELEM, false, true,
+	 RAW "(bool)((int)sc0 == 0 ? a >= s1 : (int)sc0 == 1 ? a > s1 : (int)sc0 == 2 ? a <= s1 : a < s1)"},
+	/* x ** scalar: exponents 2, 3, -2 and the rest are four lambdas of one function, in
+	 * that order; 3 and -2 round to T after each step as PyTorch's T arithmetic does */
+	{"pow_square",   "pow_tensor_scalar_kernel_impl", 1,
+	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, true, "a * a"},
+	{"pow_cube",     "pow_tensor_scalar_kernel_impl", 2,
+	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, true, "I0_LD(OUT_ST(a * a)) * a"},
+	{"pow_m2",       "pow_tensor_scalar_kernel_impl", 3,
+	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, true, "(float)(1.0 / (double)I0_LD(OUT_ST(a * a)))"},
+	{"pow_scalar",   "pow_tensor_scalar_kernel_impl", 4,
+	                                                     1, F, -1, -1, 1, GPUOS_SC_ELEM, false, true, "powf(a, s0)"},
+	{"to_half",      "float16_copy_kernel_cuda",   0, 1, GPUOS_DT_BIT(GPUOS_DT_F32), -1, GPUOS_DT_F16, 0, GPUOS_SC_OPMATH, false, false, "a"},
+	{"to_bfloat16",  "bfloat16_copy_kernel_cuda",  0, 1, GPUOS_DT_BIT(GPUOS_DT_F32), -1, GPUOS_DT_BF16, 0, GPUOS_SC_OPMATH, false, false, "a"},
 };
 /* clang-format on */
 const unsigned gpuos_cat_nentries = sizeof(gpuos_cat_entries) / sizeof(gpuos_cat_entries[0]);
@@ -172,26 +185,41 @@ static unsigned scalar_size(const struct gpuos_cat_entry *e, int dtype)
 
 	if (e->scalar_kind == GPUOS_SC_INT)
 		return 4;
-	if (e->scalar_kind == GPUOS_SC_ELEM)
+	if (e->scalar_kind == GPUOS_SC_ELEM || e->scalar_kind == GPUOS_SC_OP_ELEM)
 		return i < 0 ? 0 : dtypes[i].size;
 	/* opmath: float for the 2-byte floats, else the type itself */
 	return dtype == GPUOS_DT_F16 || dtype == GPUOS_DT_BF16 ? 4 : i < 0 ? 0 : dtypes[i].size;
 }
 
-/* The functor's bytes: a struct of its scalars (an empty one is one byte), or a lambda that
- * captures them and then holds an 8-byte host pointer. */
-static unsigned functor_size(const struct gpuos_cat_entry *e, int dtype)
+/*
+ * Where an entry's scalars lie for element type @dtype, and the functor's bytes: a struct of
+ * its scalars (an empty one is one byte), or a lambda that captures them and then holds an
+ * 8-byte host pointer.
+ */
+static unsigned layout(const struct gpuos_cat_entry *e, int dtype, unsigned off[2],
+		       unsigned ss[2])
 {
-	unsigned ss = scalar_size(e, dtype), end = (e->after_f ? ss : 0) + e->nscalars * ss;
+	unsigned s = scalar_size(e, dtype), end, align;
 
+	if (e->scalar_kind == GPUOS_SC_OP_ELEM) { /* {int op; T v} */
+		ss[0] = 4, ss[1] = s;
+		off[0] = 0, off[1] = s > 4 ? s : 4;
+	} else {
+		for (unsigned k = 0; k < 2; k++) {
+			ss[k] = s;
+			off[k] = (e->after_f ? s : 0) + k * s;
+		}
+	}
+	end = e->nscalars ? off[e->nscalars - 1] + ss[e->nscalars - 1] : 0;
 	if (e->lambda)
 		return ((end + 7) & ~7u) + 8;
 	if (!e->nscalars)
 		return 1;
-	return (end + ss - 1) / ss * ss;
+	align = ss[e->nscalars - 1] > ss[0] ? ss[e->nscalars - 1] : ss[0];
+	return (end + align - 1) / align * align;
 }
 
-int gpuos_cat_match(const struct gpuos_sig *s, const char *demangled, struct gpuos_cat_match *m)
+int gpuos_cat_match(const struct gpuos_sig *s, struct gpuos_cat_match *m)
 {
 	memset(m, 0, sizeof(*m));
 	if (s->family == GPUOS_SIG_VECTORIZED || s->family == GPUOS_SIG_UNROLLED)
@@ -207,7 +235,7 @@ int gpuos_cat_match(const struct gpuos_sig *s, const char *demangled, struct gpu
 	for (unsigned i = 0; i < gpuos_cat_nentries; i++) {
 		const struct gpuos_cat_entry *e = &gpuos_cat_entries[i];
 		int dt;
-		if (strcmp(s->op, e->op) || (e->raw && (!demangled || !strstr(demangled, e->raw))))
+		if (strcmp(s->op, e->op) || (e->lam && s->lam != e->lam))
 			continue;
 		dt = elem_dtype(e, s);
 		if (dt < 0 || !(e->dtypes & GPUOS_DT_BIT(dt)))
@@ -222,21 +250,17 @@ int gpuos_cat_match(const struct gpuos_sig *s, const char *demangled, struct gpu
 	return -ENOENT;
 }
 
-int gpuos_cat_functor(const struct gpuos_sig *s, unsigned *size, unsigned *nscalars,
-		      unsigned off[2], unsigned ssize[2])
+int gpuos_cat_functor(const struct gpuos_sig *s, unsigned *size,
+		      unsigned *nscalars, unsigned off[2], unsigned ssize[2])
 {
 	struct gpuos_cat_match m;
-	unsigned ss;
 
-	if (gpuos_cat_match(s, NULL, &m))
+	if (gpuos_cat_match(s, &m))
 		return -ENOENT;
-	ss = scalar_size(m.e, m.dtype);
-	*size = functor_size(m.e, m.dtype);
+	*size = layout(m.e, m.dtype, off, ssize);
 	*nscalars = m.e->nscalars;
-	for (unsigned k = 0; k < 2; k++) {
-		off[k] = (m.e->after_f ? ss : 0) + k * ss;
-		ssize[k] = k < m.e->nscalars ? ss : 0;
-	}
+	for (unsigned k = m.e->nscalars; k < 2; k++)
+		ssize[k] = 0;
 	return 0;
 }
 
@@ -276,10 +300,10 @@ static const char prelude[] =
 static const char body[] =
     "typedef OPM O;\n"
     "static __device__ __forceinline__ OUT_T elem(I0_T ra, I1_T rb, I2_T rc, SC_T rs0, SC_T rs1,\n"
-    "                                             O s0, O s1)\n"
+    "                                             O s0, O s1, uint64_t sc0)\n"
     "{\n"
     "  const O a = I0_LD(ra), b = I1_LD(rb), c = I2_LD(rc);\n"
-    "  (void)a; (void)b; (void)c; (void)s0; (void)s1; (void)rs0; (void)rs1;\n"
+    "  (void)a; (void)b; (void)c; (void)s0; (void)s1; (void)rs0; (void)rs1; (void)sc0;\n"
     "#if RET_RAW\n"
     "  return (OUT_T)(EXPR);\n"
     "#else\n"
@@ -293,7 +317,8 @@ static const char body[] =
     "  (void)smem;\n"
     "  for (int k = 0; k < ntasks; k++) {\n"
     "    const struct gpuos_task *tk = &t[k];\n"
-    "    const SC_T rs0 = SC_RAW(tk->a[5]), rs1 = SC_RAW(NSC > 1 ? tk->a[3] : 0);\n"
+    "    const uint64_t sc0 = tk->a[5], sc1 = NSC > 1 ? tk->a[3] : 0;\n"
+    "    const SC_T rs0 = SC_RAW(sc0), rs1 = SC_RAW(sc1);\n"
     "    const O s0 = SC_LD(rs0), s1 = SC_LD(rs1);\n"
     "    if (k)\n"
     "      gpuos_sync(); /* the task before may have written what this one reads */\n"
@@ -318,7 +343,7 @@ static const char body[] =
     "      *(OUT_T *)(ptr[0] + off[0]) =\n"
     "          elem(NIN > 0 ? *(const I0_T *)(ptr[1] + off[1]) : (I0_T)0,\n"
     "               NIN > 1 ? *(const I1_T *)(ptr[2] + off[2]) : (I1_T)0,\n"
-    "               NIN > 2 ? *(const I2_T *)(ptr[3] + off[3]) : (I2_T)0, rs0, rs1, s0, s1);\n"
+    "               NIN > 2 ? *(const I2_T *)(ptr[3] + off[3]) : (I2_T)0, rs0, rs1, s0, s1, sc0);\n"
     "    }\n"
     "#else\n"
     "    OUT_T *out = (OUT_T *)tk->a[0];\n"
@@ -335,11 +360,11 @@ static const char body[] =
     "      }\n"
     "#pragma unroll\n"
     "      for (int j = 0; j < 4; j++)\n"
-    "        out[i + j * all] = elem(x0[j], x1[j], x2[j], rs0, rs1, s0, s1);\n"
+    "        out[i + j * all] = elem(x0[j], x1[j], x2[j], rs0, rs1, s0, s1, sc0);\n"
     "    }\n"
     "    for (; i < n; i += all)\n"
     "      out[i] = elem(LDI(0, I0_T, tk->a[1], i), LDI(1, I1_T, tk->a[2], i),\n"
-    "                    LDI(2, I2_T, tk->a[3], i), rs0, rs1, s0, s1);\n"
+    "                    LDI(2, I2_T, tk->a[3], i), rs0, rs1, s0, s1, sc0);\n"
     "#endif\n"
     "  }\n"
     "}\n"
@@ -398,6 +423,7 @@ int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 	conv(odt, &ot, &dummy, &ost);
 	switch (e->scalar_kind) {
 	case GPUOS_SC_ELEM: /* as stored: Half bits, or the type itself */
+	case GPUOS_SC_OP_ELEM: /* the first is the op, read from sc0 */
 		conv(m->dtype, &sct, &scl, &dummy);
 		scraw = scalar_raw(m->dtype);
 		break;

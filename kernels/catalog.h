@@ -51,12 +51,13 @@ enum gpuos_cat_scalar {
 	GPUOS_SC_OPMATH = 0, /* at::opmath_type<T>: float for Half and BFloat16 */
 	GPUOS_SC_ELEM = 1,   /* T itself (FillFunctor, threshold's captures) */
 	GPUOS_SC_INT = 2,    /* a 4-byte int whatever T is (the comparisons' op_) */
+	GPUOS_SC_OP_ELEM = 3, /* an int op at 0, then a T (compare_scalar's captures) */
 };
 
 struct gpuos_cat_entry {
 	const char *name;  /* the operator, as the report and tests name it */
 	const char *op;	   /* gpuos_sig.op it matches */
-	const char *raw;   /* NULL, or a text the raw demangled name must hold (lambda index) */
+	unsigned lam;	   /* 0, or the index its functor's first lambda must have (sig.h) */
 	unsigned nin;	   /* inputs (arrays after the output) */
 	unsigned dtypes;   /* GPUOS_DT_BIT mask of element types */
 	int in0_dtype;	   /* -1: input 0 is of the element type; else that type (where's bool) */
@@ -90,17 +91,17 @@ int gpuos_cat_dtype_of(const char *text);
 const char *gpuos_cat_dtype_name(int dtype); /* "float32", "float16"... */
 
 /*
- * Match a parsed kernel (@s from gpuos_sig_parse of @demangled) against the catalog. 0 with
- * *m filled; -ENOENT when no entry computes it (other functors, element types or families).
+ * Match a parsed kernel (@s from gpuos_sig_parse) against the catalog. 0 with *m filled;
+ * -ENOENT when no entry computes it (other functors, element types or families).
  */
-int gpuos_cat_match(const struct gpuos_sig *s, const char *demangled, struct gpuos_cat_match *m);
+int gpuos_cat_match(const struct gpuos_sig *s, struct gpuos_cat_match *m);
 
 /*
- * The functor layout an entry expects for element type @dtype: its size in bytes, and the
- * offset and size of each scalar. Used by sig.c's decoders.
+ * The functor layout the entry matching @s expects: its size in bytes, and the offset and
+ * size of each scalar. Used by sig.c's decoders. -ENOENT if no entry matches.
  */
-int gpuos_cat_functor(const struct gpuos_sig *s, unsigned *size, unsigned *nscalars,
-		      unsigned off[2], unsigned ssize[2]);
+int gpuos_cat_functor(const struct gpuos_sig *s, unsigned *size,
+		      unsigned *nscalars, unsigned off[2], unsigned ssize[2]);
 
 /*
  * The operator's CUDA source for (entry, dtype, layout) into (buf, len): the length, or

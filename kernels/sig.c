@@ -133,8 +133,9 @@ static void functor_names(struct gpuos_sig *s)
 				paren = p;
 		}
 		const char *b = paren;
-		while (b && b > f && b[-1] != ':' && b[-1] != ' ')
-			b--;
+		/* back over the name, and over its template arguments ("name<float, float>") */
+		for (int depth = 0; b && b > f && (depth || (b[-1] != ':' && b[-1] != ' ')); b--)
+			depth += b[-1] == '>' ? 1 : b[-1] == '<' ? -1 : 0;
 		if (paren && b && (size_t)(paren - b) < sizeof(s->op)) {
 			memcpy(s->op, b, paren - b);
 			s->op[paren - b] = 0;
@@ -196,12 +197,44 @@ static void functor_names(struct gpuos_sig *s)
 
 static int functor_layout(const struct gpuos_sig *s, struct gpuos_sig_functor *l);
 
+/*
+ * The index of the first lambda in the functor as the raw name spells it (the same template
+ * argument that s->functor is of the normalised name), 0 if it has none.
+ */
+static unsigned first_lambda(const char *dm, int family)
+{
+	static __thread char raw[8192], closure[8192];
+	const char *lt, *p, *q;
+	int rc = -1;
+
+	switch (family) {
+	case GPUOS_SIG_VECTORIZED:
+		if ((lt = kernel_lt(dm, "vectorized_elementwise_kernel")))
+			rc = targ(dm, (size_t)(lt - dm), 1, raw, sizeof(raw));
+		break;
+	case GPUOS_SIG_UNROLLED:
+		if ((lt = kernel_lt(dm, "unrolled_elementwise_kernel")))
+			rc = targ(dm, (size_t)(lt - dm), 0, raw, sizeof(raw));
+		break;
+	case GPUOS_SIG_ELEMENTWISE:
+		if ((lt = kernel_lt(dm, "elementwise_kernel")) &&
+		    !targ(dm, (size_t)(lt - dm), 2, closure, sizeof(closure)) &&
+		    (p = strchr(closure, '<')))
+			rc = targ(closure, (size_t)(p - closure), 0, raw, sizeof(raw));
+		break;
+	}
+	if (rc || !(p = strstr(raw, "{lambda(")) || !(q = strstr(p, ")#")))
+		return 0;
+	return (unsigned)strtoul(q + 2, NULL, 10);
+}
+
 /* The functor's names, then its layout, worked out once for the decoders. */
-static int functor_done(struct gpuos_sig *s)
+static int functor_done(struct gpuos_sig *s, const char *dm)
 {
 	int rc;
 
 	functor_names(s);
+	s->lam = first_lambda(dm, s->family);
 	rc = functor_layout(s, &s->fl);
 	s->fl.rc = rc;
 	s->fl_set = true;
@@ -249,7 +282,7 @@ int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 		if (!ilt)
 			snprintf(s->functor, sizeof(s->functor), "%.*s",
 				 (int)sizeof(s->functor) - 1, arg);
-		return functor_done(s);
+		return functor_done(s, dm);
 	} else if ((lt = kernel_lt(buf, "reduce_kernel"))) {
 		s->family = GPUOS_SIG_REDUCE;
 		if (targ(buf, (size_t)(lt - buf), 0, arg, sizeof(arg)))
@@ -276,7 +309,7 @@ int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 	const char *a = strstr(arg, "std::array<char*,");
 	if (a)
 		s->narrays = (unsigned)strtoul(a + strlen("std::array<char*,"), NULL, 10);
-	return functor_done(s);
+	return functor_done(s, dm);
 }
 
 /* The size of element type @t, or 0 for types this decoder does not read. */
@@ -347,16 +380,14 @@ int gpuos_sig_decode_vectorized(const struct gpuos_sig *s, const struct gpuos_kp
  */
 static int functor_layout(const struct gpuos_sig *s, struct gpuos_sig_functor *l)
 {
-	unsigned ts = type_size(s->dtype), ss[2];
+	unsigned ts = type_size(s->dtype);
 
 	*l = (struct gpuos_sig_functor){.elem = ts};
 	/* at::opmath_type: the functors of 2-byte floats hold floats */
 	if (!strcmp(s->dtype, "c10::Half") || !strcmp(s->dtype, "c10::BFloat16"))
 		ts = 4;
-	if (!gpuos_cat_functor(s, &l->size, &l->n, l->off, ss)) {
-		l->ssize = ss[0];
+	if (!gpuos_cat_functor(s, &l->size, &l->n, l->off, l->ssize))
 		return 0;
-	}
 	if (strstr(s->functor, "{lambda(") && !strstr(s->op, "Functor"))
 		l->size = 1, l->lambda = true;
 	else if (!strcmp(s->op, "CUDAFunctor_add") || !strcmp(s->op, "FillFunctor"))
@@ -390,7 +421,7 @@ static int functor_scalars(const struct gpuos_sig *s, const uint8_t *f, unsigned
 		return l->lambda ? -ENOTSUP : -EINVAL;
 	out->nscalars = l->n;
 	for (unsigned k = 0; k < l->n; k++) {
-		unsigned ss = l->ssize ? l->ssize : l->elem;
+		unsigned ss = l->ssize[k] ? l->ssize[k] : l->elem;
 		out->scalar_off[k] = l->off[k];
 		out->scalar_size[k] = ss;
 		if (ss == 4 && l->elem != 4)

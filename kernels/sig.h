@@ -27,7 +27,7 @@ struct gpuos_sig_functor {
 	int rc;		   /* 0, or -ENOTSUP: a kind the decoders do not read */
 	unsigned size, n;  /* its bytes; its scalars */
 	unsigned off[2];   /* where they lie */
-	unsigned ssize;	   /* each scalar's bytes (0: the element type's) */
+	unsigned ssize[2]; /* each scalar's bytes (0: the element type's) */
 	unsigned elem;	   /* the element type's bytes (0: a type the decoders do not read) */
 	bool lambda;	   /* a lambda (a capturing one is not read unless the catalog lists it) */
 };
@@ -42,6 +42,8 @@ struct gpuos_sig {
 	char loader[96];    /* UNROLLED: LoadWithCast<N> or LoadWithoutCast */
 	char storer[96];    /* UNROLLED: StoreWithCast<N> or StoreWithoutCast */
 	int dyncast;	    /* ELEMENTWISE: gpu_kernel_impl's closure (dynamic casts), not _nocast */
+	unsigned lam;	    /* the index of the functor's first lambda ({lambda()#2} -> 2), 0 if none:
+			     * what tells gelu's two forms or pow's special exponents apart */
 	struct gpuos_sig_functor fl; /* filled by gpuos_sig_parse; fl_set says so */
 	bool fl_set;
 };

@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	struct gpuos_cat_match m;
 	static char src[16384];
-	if (gpuos_sig_parse(name, &s) == 0 && gpuos_cat_match(&s, name, &m) == 0 &&
+	if (gpuos_sig_parse(name, &s) == 0 && gpuos_cat_match(&s, &m) == 0 &&
 	    (gpuos_cat_source(&m, src, sizeof(src)) <= 0 || strlen(src) >= sizeof(src)))
 		abort();
 	free(name);

@@ -102,6 +102,10 @@ OPS = {
     "lerp_big": (lambda a, b, c: torch.lerp(a, b, 0.7), 2),
     "lerp_tensor": (lambda a, b, c: torch.lerp(a, b, c.abs() / 4), 3),
     "reciprocal": (lambda a, b, c: torch.reciprocal(a), 1),
+    "pow2": (lambda a, b, c: a ** 2, 1),
+    "pow3": (lambda a, b, c: a ** 3, 1),
+    "pow_m2": (lambda a, b, c: a ** -2, 1),
+    "pow_2_5": (lambda a, b, c: a ** 2.5, 1),
     "where": (lambda a, b, c: torch.where(c > 0, a, b), 3),
     "fill": (lambda a, b, c: a.clone().fill_(1.25), 1),
     "zero": (lambda a, b, c: a.clone().zero_(), 1),
@@ -131,6 +135,11 @@ INT_OPS = {
     "le": (lambda a, b, c: a <= b, INT_TYPES + FLOATS),
     "gt": (lambda a, b, c: a > b, INT_TYPES + FLOATS),
     "ge": (lambda a, b, c: a >= b, INT_TYPES + FLOATS),
+    "gt_s": (lambda a, b, c: a > 5, INT_TYPES + FLOATS),
+    "lt_s": (lambda a, b, c: a < -5, INT_TYPES + FLOATS),
+    "ge_s": (lambda a, b, c: a >= 0, INT_TYPES + FLOATS),
+    "le_s": (lambda a, b, c: a <= 1, INT_TYPES + FLOATS),
+    "rgt_s": (lambda a, b, c: 5 > a, INT_TYPES + FLOATS),
 }
 
 
