@@ -285,6 +285,14 @@ GPUOS_EXPORT int gpuos_init(const struct gpuos_options *opt)
  * into a chunk of device @pdev's arena first, whose address becomes a[2]: the operator must
  * live on @pdev (resolve says -EXDEV otherwise, before the task takes a position).
  */
+/* A full ring's wait: its worker faulted and the engine died (gpuos_engine_park). */
+static bool engine_dead(void *ctx)
+{
+	struct gpuos_engine *e = ctx;
+
+	return load_relaxed(&e->dead);
+}
+
 static int submit(void *stream, struct gpuos_task *t, unsigned flags, const void *params,
 		  size_t n, int pdev)
 {
@@ -329,7 +337,7 @@ static int submit(void *stream, struct gpuos_task *t, unsigned flags, const void
 	if (chunk >= 0)
 		gpuos_arena_tag(&pe->arena, chunk, (unsigned)(ring - e->ring), pos);
 	/* > 1: the ring was full and we spun: make sure its worker runs */
-	if (gpuos_ring_wait_room(ring, pos, NULL, NULL) > 1)
+	if (gpuos_ring_wait_room(ring, pos, engine_dead, e) > 1)
 		gpuos_engine_start_worker(e, (unsigned)(ring - e->ring));
 	if (gpuos_ring_publish(ring, pos, t))
 		gpuos_engine_start_worker(e, (unsigned)(ring - e->ring));

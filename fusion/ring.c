@@ -20,7 +20,7 @@ void gpuos_ring_init(struct gpuos_ring *r, struct gpuos_task *tasks, struct gpuo
 	atomic_init(&r->head, load_relaxed((_Atomic uint32_t *)&sh->sh_head));
 }
 
-unsigned gpuos_ring_wait_room(struct gpuos_ring *r, uint32_t pos, void (*kick)(void *), void *ctx)
+unsigned gpuos_ring_wait_room(struct gpuos_ring *r, uint32_t pos, bool (*kick)(void *), void *ctx)
 {
 	unsigned spins = 0;
 	uint32_t head;
@@ -34,8 +34,8 @@ unsigned gpuos_ring_wait_room(struct gpuos_ring *r, uint32_t pos, void (*kick)(v
 	 * descriptors out, so our writes to a reused descriptor come after its reads */
 	while (pos - (head = load_acquire(SH(sh_head))) >= GPUOS_RING_SIZE) {
 		if (++spins % 1024 == 0) {
-			if (kick)
-				kick(ctx);
+			if (kick && kick(ctx))
+				return spins + 1; /* no consumer will come */
 			sched_yield();
 		}
 	}

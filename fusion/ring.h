@@ -40,10 +40,13 @@ static inline uint32_t gpuos_ring_reserve(struct gpuos_ring *r)
 
 /*
  * Wait until @pos has a free descriptor: pos - sh_head < size. Calls @kick(ctx) now and then
- * while waiting (the caller makes sure a consumer runs). Returns 0 when the cached head showed
- * room, else 1 + the number of spins on sh_head.
+ * while waiting (the caller makes sure a consumer runs); a kick that returns true says no
+ * consumer ever will (its engine died): the wait ends without room, and what the caller then
+ * publishes nobody reads. Returns 0 when the cached head showed room, else 1 + the number of
+ * spins on sh_head.
  */
-unsigned gpuos_ring_wait_room(struct gpuos_ring *r, uint32_t pos, void (*kick)(void *), void *ctx);
+unsigned gpuos_ring_wait_room(struct gpuos_ring *r, uint32_t pos, bool (*kick)(void *),
+			      void *ctx);
 
 /*
  * Fill descriptor @pos from @t (its seq is ignored) and publish it. Returns true if the

@@ -91,13 +91,14 @@ END_TEST
 /* The ring is full after SIZE unconsumed positions: the next producer waits, and is let go
  * as soon as the consumer frees one; the publication finds a worker that left. */
 static _Atomic int kicked;
-static void kick(void *ctx)
+static bool kick(void *ctx)
 {
 	struct rig *g = ctx;
 	struct gpuos_task out[1];
 
 	if (fetch_add_relaxed(&kicked, 1) == 0 && gpuos_ring_fetch(&g->ring, out, 1))
 		gpuos_ring_consumed(&g->ring, 1);
+	return false;
 }
 
 START_TEST(ring_full_backpressure)
@@ -118,6 +119,32 @@ START_TEST(ring_full_backpressure)
 	ck_assert_int_eq(kicked, 1);
 	g.sh->sh_state = GPUOS_WORKER_EXITED;
 	ck_assert(gpuos_ring_publish(&g.ring, pos, &t));
+	rig_free(&g);
+}
+END_TEST
+
+static bool gone(void *ctx)
+{
+	(void)ctx;
+	return true;
+}
+
+/* A full ring whose consumer died (its engine is dead): the wait for room ends. */
+START_TEST(ring_full_dead_consumer)
+{
+	struct rig g;
+	struct gpuos_task t = {0};
+	uint32_t pos;
+
+	rig_init(&g, 5);
+	g.sh->sh_state = GPUOS_WORKER_RUNNING;
+	for (unsigned i = 0; i < GPUOS_RING_SIZE; i++) {
+		pos = gpuos_ring_reserve(&g.ring);
+		ck_assert_uint_eq(gpuos_ring_wait_room(&g.ring, pos, NULL, NULL), 0);
+		gpuos_ring_publish(&g.ring, pos, &t);
+	}
+	pos = gpuos_ring_reserve(&g.ring);
+	ck_assert_uint_gt(gpuos_ring_wait_room(&g.ring, pos, gone, NULL), 1);
 	rig_free(&g);
 }
 END_TEST
@@ -621,6 +648,7 @@ int main(void)
 	tcase_add_test(ring, ring_single_fifo_wraps);
 	tcase_add_test(ring, ring_gap_stops_fetch);
 	tcase_add_test(ring, ring_full_backpressure);
+	tcase_add_test(ring, ring_full_dead_consumer);
 	tcase_add_test(ring, ring_many_producers);
 	tcase_add_test(batch, batch_one_go_one_wait);
 	tcase_add_test(batch, batch_first_task_gated);
