@@ -145,22 +145,6 @@ static bool grid_ok(dim3 g, dim3 b, int32_t n)
 	return false;
 }
 
-static enum gpuos_why submitted(int rc)
-{
-	switch (rc) {
-	case 0:
-		return GPUOS_WHY_DIVERTED;
-	case -EBUSY:
-		return GPUOS_WHY_CAPTURING;
-	case -EXDEV:
-		return GPUOS_WHY_LAUNCH_CONFIG; /* another device's stream */
-	case -ENODEV:
-		return GPUOS_WHY_NO_ENGINE;
-	default: /* -EAGAIN: a park, or no parameter chunk came free */
-		return GPUOS_WHY_ENGINE_BUSY;
-	}
-}
-
 enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
 				    size_t smem, cudaStream_t st, bool ptsz)
 {
@@ -204,7 +188,7 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 		a[4] = (uint32_t)ew->n;
 		rc = gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, NULL, 0,
 						c->dev);
-		return submitted(rc);
+		return gpuos_why_submitted(rc);
 	}
 	memset(&blk, 0, sizeof(blk));
 	memcpy(blk.ptr, ew->ptr, ew->narrays * sizeof(blk.ptr[0]));
@@ -218,5 +202,5 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 	a[5] = ew->scalar_bits[0];
 	rc = gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, &blk, sizeof(blk),
 					c->dev);
-	return submitted(rc);
+	return gpuos_why_submitted(rc);
 }

@@ -6,6 +6,7 @@
  * interpose: the hooks (hooks_*.c), the kernel registry (registry.c), the report (report.c)
  * and the shim's lazily initialised state (shim.c). What the other parts may call.
  */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -136,6 +137,23 @@ char *gpuos_demangle(const char *mangled);
 
 /* The current device's compute capability (0 if unknown); keeps the runtime's error state. */
 unsigned gpuos_reg_current_sm(void);
+
+/* Where a launch went, from what the engine's submit said (catalog.c, lifted.c). */
+static inline enum gpuos_why gpuos_why_submitted(int rc)
+{
+	switch (rc) {
+	case 0:
+		return GPUOS_WHY_DIVERTED;
+	case -EBUSY:
+		return GPUOS_WHY_CAPTURING;
+	case -EXDEV:
+		return GPUOS_WHY_LAUNCH_CONFIG; /* another device's stream */
+	case -ENODEV:
+		return GPUOS_WHY_NO_ENGINE;
+	default: /* -EAGAIN: a park, or no parameter chunk came free */
+		return GPUOS_WHY_ENGINE_BUSY;
+	}
+}
 
 /* ---- lifted.c ---- */
 struct gpuos_lifted;

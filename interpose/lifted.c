@@ -195,20 +195,6 @@ enum gpuos_why gpuos_lifted_launch(const struct gpuos_lifted *x, dim3 g, dim3 b,
 	}
 	for (unsigned i = 0; i < x->nparams; i++)
 		memcpy(p + x->params[i].offset, args[i], x->params[i].size);
-	rc = gpuos_fusion_submit_params(st, x->op, a, ptsz ? GPUOS_PTSZ : 0, n ? buf : NULL, n,
-					x->dev);
-	switch (rc) {
-	case 0:
-		return GPUOS_WHY_DIVERTED;
-	case -EAGAIN: /* a park, or no parameter chunk came free */
-		return GPUOS_WHY_ENGINE_BUSY;
-	case -EBUSY:
-		return GPUOS_WHY_CAPTURING;
-	case -EXDEV:
-		return GPUOS_WHY_LAUNCH_CONFIG; /* another device's stream */
-	case -ENODEV:
-		return GPUOS_WHY_NO_ENGINE;
-	default:
-		return GPUOS_WHY_ENGINE_BUSY;
-	}
+	return gpuos_why_submitted(gpuos_fusion_submit_params(st, x->op, a, ptsz ? GPUOS_PTSZ : 0,
+							     n ? buf : NULL, n, x->dev));
 }

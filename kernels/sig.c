@@ -136,15 +136,14 @@ static void functor_names(struct gpuos_sig *s)
 		/* back over the name, and over its template arguments ("name<float, float>") */
 		for (int depth = 0; b && b > f && (depth || (b[-1] != ':' && b[-1] != ' ')); b--)
 			depth += b[-1] == '>' ? 1 : b[-1] == '<' ? -1 : 0;
-		if (paren && b && (size_t)(paren - b) < sizeof(s->op)) {
-			memcpy(s->op, b, paren - b);
-			s->op[paren - b] = 0;
-			/* a templated function: "name<float, float>" -> name, float */
-			char *lt = strchr(s->op, '<');
-			if (lt) {
-				targ(s->op, (size_t)(lt - s->op), 0, s->dtype, sizeof(s->dtype));
-				*lt = 0;
-			}
+		/* a templated function: "name<float, float>" -> name, float */
+		const char *nlt = b ? memchr(b, '<', (size_t)(paren - b)) : NULL;
+		const char *nend = nlt ? nlt : paren;
+		if (paren && b && (size_t)(nend - b) < sizeof(s->op)) {
+			memcpy(s->op, b, nend - b);
+			s->op[nend - b] = 0;
+			if (nlt)
+				targ(f, (size_t)(nlt - f), 0, s->dtype, sizeof(s->dtype));
 		}
 		/* the innermost lambda's parameter type */
 		const char *last = lam, *q;

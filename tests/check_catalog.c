@@ -22,14 +22,7 @@
 #include "kernels/task.h"
 #include "ptx_lift/ptx_lift.h"
 
-struct rec {
-	const char *op, *mangled, *demangled, *launch, *params;
-};
-
-static const struct rec recs[] = {
-#include "records.inc"
-};
-#define NRECS (sizeof(recs) / sizeof(recs[0]))
+#include "tests/records.h"
 
 /* recorded op -> catalog operator key (NULL: must not match) */
 static const struct {
@@ -174,26 +167,6 @@ START_TEST(test_lambda_index)
 	}
 }
 END_TEST
-
-/* The recorded P string as a cubin layout and a launch's args[]. */
-static unsigned layout(const char *p, struct gpuos_kparam *kp, void **args, uint8_t *store)
-{
-	unsigned n = 0, used = 0;
-
-	for (const char *q = strchr(p, ' '); q && n < 16; q = strchr(q + 1, ' ')) {
-		unsigned off, size;
-		if (sscanf(q + 1, "%u:%u=", &off, &size) != 2)
-			break;
-		const char *hex = strchr(q + 1, '=') + 1;
-		kp[n] = (struct gpuos_kparam){n, off, size};
-		args[n] = store + used;
-		for (unsigned i = 0; i < size; i++)
-			sscanf(hex + 2 * i, "%2hhx", &store[used + i]);
-		used += size;
-		n++;
-	}
-	return n;
-}
 
 static uint32_t fbits(float f)
 {
