@@ -57,12 +57,13 @@ bool gpuos_fusion_first_launch(const void *f);
 unsigned gpuos_fusion_worker_threads(void);
 
 /*
- * The shim's lifted launches (interpose/lifted.c). An operator from @src linked with the PTX
- * module @ptx (ptx_len bytes), on the current device (*dev), built in the background like
- * gpuos_op_define's: its id or a negative errno.
+ * The shim's operators (interpose/catalog.c, interpose/lifted.c). An operator from @src,
+ * linked with the PTX module @ptx (ptx_len bytes, a lifted kernel) if there is one, on the
+ * current device (*dev), built in the background like gpuos_op_define's: its id or a negative
+ * errno.
  */
-int gpuos_fusion_define_lifted(const char *name, const char *src, const char *ptx,
-			       size_t ptx_len, int *dev);
+int gpuos_fusion_define(const char *name, const char *src, const char *ptx, size_t ptx_len,
+			int *dev);
 
 /*
  * gpuos_submit with all GPUOS_TASK_ARGS arguments @a and, if @n, a parameter buffer (@params,

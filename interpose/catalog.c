@@ -4,7 +4,7 @@
  * first launch (which goes through) its name is matched and its operator, shared by every
  * kernel that computes the same thing on the same layout, is handed to the jit; launches fall
  * through ("operator building") until it is in. Then each launch whose arguments decode and
- * validate (kernels/sig.c) and whose size is within catalog_max_elems becomes one task on the
+ * validate (kernels/sig.c) and whose size is within max_elements becomes one task on the
  * launch's stream, in its order. Anything else falls through, and the report says why.
  */
 #include <errno.h>
@@ -56,7 +56,7 @@ static int operator_of(const struct gpuos_cat_match *m, int *devp)
 		}
 	if (defined.n == GPUOS_MAX_OPS || gpuos_cat_source(m, src, sizeof(src)) < 0)
 		goto out;
-	op = gpuos_fusion_define_lifted(key, src, NULL, 0, &dev);
+	op = gpuos_fusion_define(key, src, NULL, 0, &dev);
 	if (op >= 0) {
 		snprintf(defined.ops[defined.n].key, sizeof(key), "%s", key);
 		defined.ops[defined.n].op = op;
@@ -94,7 +94,7 @@ void gpuos_catalog_prepare(struct gpuos_live *l)
 	char key[64];
 
 	if (load_relaxed(&l->why) != GPUOS_WHY_BUILDING || !l->catalog ||
-	    atomic_exchange(&l->lift_tried, true))
+	    atomic_exchange(&l->prepared, true))
 		return;
 	c = calloc(1, sizeof(*c));
 	if (!c)

@@ -77,7 +77,7 @@ struct gpuos_live {
 	_Atomic uint64_t count[GPUOS_WHY_COUNT];
 	struct gpuos_live *next; /* every live record, for the report */
 	struct gpuos_kernel *kernel;
-	_Atomic bool lift_tried; /* gpuos_lifted_prepare ran (or runs) for it */
+	_Atomic bool prepared;	/* catalog or lifted prepare ran (or runs) for it: once */
 	int lift;		/* enum gpuos_lift_reason once tried, else -1 */
 	char lift_detail[160];	/* and where (ptx_lift's detail) */
 	struct gpuos_lifted *_Atomic lifted; /* its operator, once defined (lifted.c) */

@@ -78,7 +78,7 @@ void gpuos_lifted_prepare(struct gpuos_live *l)
 	unsigned threads;
 	int rc, op, dev = 0;
 
-	if (load_relaxed(&l->why) != GPUOS_WHY_BUILDING || atomic_exchange(&l->lift_tried, true))
+	if (load_relaxed(&l->why) != GPUOS_WHY_BUILDING || atomic_exchange(&l->prepared, true))
 		return; /* the config said no, lifting is off, or another thread does it */
 	if (!fb) {
 		not_liftable(l, GPUOS_LIFT_NO_PTX, "no fatbinary registered");
@@ -136,7 +136,7 @@ void gpuos_lifted_prepare(struct gpuos_live *l)
 	gpuos_report_short_name(l->demangled ? l->demangled : k->mangled, name, sizeof(name));
 	rc = gpuos_init(NULL);
 	if (!rc) {
-		op = gpuos_fusion_define_lifted(name, src, r.ptx, r.ptx_len, &dev);
+		op = gpuos_fusion_define(name, src, r.ptx, r.ptx_len, &dev);
 		rc = op < 0 ? op : 0;
 	}
 	if (rc) {

@@ -274,8 +274,8 @@ GPUOS_EXPORT int gpuos_op_define(const char *name, const char *src)
 	return define(name, src, NULL, 0, NULL);
 }
 
-int gpuos_fusion_define_lifted(const char *name, const char *src, const char *ptx,
-			       size_t ptx_len, int *dev)
+int gpuos_fusion_define(const char *name, const char *src, const char *ptx, size_t ptx_len,
+			int *dev)
 {
 	return define(name, src, ptx, ptx_len, dev);
 }

@@ -353,12 +353,13 @@ static double load_scalar(const char *t, const uint8_t *p)
 static int functor_scalars(const struct gpuos_sig *s, const uint8_t *f, unsigned fsize,
 			   struct gpuos_ew_args *out);
 
-int gpuos_sig_decode_vectorized(const struct gpuos_sig *s, const struct gpuos_kparam *params,
-				unsigned nparams, void *const *args, struct gpuos_ew_args *out)
+/* (int N, F f, std::array<char*, NT> data): the parameters both contiguous families start with */
+static int decode_n_f_data(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+			   void *const *args, struct gpuos_ew_args *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (s->family != GPUOS_SIG_VECTORIZED || nparams != 3 || !args || params[0].size != 4 ||
-	    !s->narrays || s->narrays > 8 || params[2].size != 8 * s->narrays)
+	if (!args || params[0].size != 4 || !s->narrays || s->narrays > 8 ||
+	    params[2].size != 8 * s->narrays)
 		return -EINVAL;
 	memcpy(&out->n, args[0], 4);
 	if (out->n <= 0)
@@ -369,6 +370,16 @@ int gpuos_sig_decode_vectorized(const struct gpuos_sig *s, const struct gpuos_kp
 		if (!out->ptr[k])
 			return -EINVAL;
 	return functor_scalars(s, args[1], params[1].size, out);
+}
+
+int gpuos_sig_decode_vectorized(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+				unsigned nparams, void *const *args, struct gpuos_ew_args *out)
+{
+	if (s->family != GPUOS_SIG_VECTORIZED || nparams != 3) {
+		memset(out, 0, sizeof(*out));
+		return -EINVAL;
+	}
+	return decode_n_f_data(s, params, args, out);
 }
 
 /*
@@ -537,11 +548,7 @@ int gpuos_sig_decode_unrolled(const struct gpuos_sig *s, const struct gpuos_kpar
 	if ((!load_cast && !strstr(s->loader, "LoadWithoutCast")) ||
 	    (!store_cast && !strstr(s->storer, "StoreWithoutCast")))
 		return -ENOTSUP;
-	/* the vectorized checks on (N, functor, array) */
-	struct gpuos_kparam p3[3] = {params[0], params[1], params[2]};
-	struct gpuos_sig v = *s;
-	v.family = GPUOS_SIG_VECTORIZED;
-	rc = gpuos_sig_decode_vectorized(&v, p3, 3, args, &out->ew);
+	rc = decode_n_f_data(s, params, args, &out->ew);
 	if (rc)
 		return rc;
 	out->nin = nin;
