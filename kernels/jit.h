@@ -14,6 +14,12 @@
  * The caller must pass "-maxrregcount=<R>" in opts, R = the calling kernel's register count:
  * nothing fixes up registers across an indirect call into another module, and an operator
  * using more than its caller has faults (seen on sm_90: CUDA_ERROR_ILLEGAL_INSTRUCTION).
+ *
+ * The source must define gpuos_op_entry (include/gpuos.h). The build appends a kernel that
+ * calls through it and is never launched: nvlink keeps only code it can reach from a kernel,
+ * and a module without one lost the helpers its operator calls (IEEE division's slow path
+ * became a call to address 0, an illegal address on sm_90). An indirect call reaches every
+ * function whose address is taken, so with the anchor all of them and their callees stay.
  */
 #include <stdbool.h>
 #include <stddef.h>

@@ -54,6 +54,17 @@ static const char op_unresolved[] =
 	"extern \"C\" __device__ GPUOS_OP_SIGNATURE(op_u) { gpuos_nowhere(); }\n"
 	"extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = op_u;\n";
 
+/* Calls a helper of its own and IEEE division (whose slow path is a call) */
+static const char op_calls[] =
+	"#include \"gpuos_task.h\"\n"
+	"extern \"C\" __device__ __noinline__ float gpuos_test_helper(float x) { return x * 3.0f; }\n"
+	"extern \"C\" __device__ GPUOS_OP_SIGNATURE(op_calls)\n"
+	"{\n"
+	"	float *y = (float *)t[0].a[0], *b = (float *)t[0].a[1];\n"
+	"	y[threadIdx.x] = gpuos_test_helper(y[threadIdx.x]) / b[threadIdx.x];\n"
+	"}\n"
+	"extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = op_calls;\n";
+
 static char suitedir[] = "/tmp/check_jit.XXXXXX";
 
 /*
@@ -203,6 +214,25 @@ START_TEST(test_compile)
 	ck_assert_ptr_null(img.data);
 	gpuos_jit_image_free(&img);
 	gpuos_jit_image_free(NULL);
+}
+END_TEST
+
+/*
+ * What the operator calls is in the image: nvlink drops code no kernel reaches, and these
+ * calls became calls to address 0 (an illegal address on an H100) until the build added an
+ * anchor kernel.
+ */
+START_TEST(test_callees_kept)
+{
+	static const unsigned sms[] = { 80, 90 };
+	struct gpuos_jit_req req = mkreq(op_calls, sms[_i], newdir());
+	struct gpuos_jit_image img;
+
+	ck_assert_int_eq(gpuos_jit_build(&req, &img), 0);
+	ck_assert_int_eq(sym_type(&img, "op_calls"), STT_FUNC);
+	ck_assert_int_eq(sym_type(&img, "gpuos_test_helper"), STT_FUNC);
+	ck_assert_int_eq(sym_type(&img, "__cuda_sm3x_div_rn_noftz_f32_slowpath"), STT_FUNC);
+	gpuos_jit_image_free(&img);
 }
 END_TEST
 
@@ -736,6 +766,7 @@ static Suite *jit_suite(void)
 	/* Each test process loads NVRTC and compiles: seconds, more under the sanitizers. */
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_compile, 0, 2);
+	tcase_add_loop_test(tc, test_callees_kept, 0, 2);
 	tcase_add_test(tc, test_hit);
 	tcase_add_test(tc, test_cancel);
 	tcase_add_test(tc, test_hit_without_nvrtc);
