@@ -28,6 +28,7 @@
 	X(BUILDING, "building", "operator building")                                              \
 	X(NO_ENGINE, "no_engine", "no engine")                                                    \
 	X(ENGINE_BUSY, "engine_busy", "engine busy")                                              \
+	X(OPS_FULL, "ops_full", "operator table full")                                            \
 	X(LAUNCH_CONFIG, "launch_config", "launch config")                                        \
 	X(TOO_LARGE, "too_large", "too large")                                                    \
 	X(BAD_ARGS, "unexpected_args", "arguments not as the catalog expects")                    \
@@ -197,8 +198,9 @@ extern struct gpuos_shim gpuos_shim;
 void gpuos_shim_init(void);
 
 /* ---- report.c ---- */
-/* Write the report where cfg.report says ("1"/"stderr": table on stderr; *.json: JSON). */
-void gpuos_report_write(void);
+/* Write the report to @dest ("1"/"stderr": table on stderr; *.json: JSON; else a table in
+ * that file; %p: the pid). 0, or -errno if it could not be written. */
+int gpuos_report_write(const char *dest);
 /* @s as a JSON string literal (quoted, escaped) on @f. */
 void gpuos_report_json_str(FILE *f, const char *s);
 /* A short display form of a demangled kernel name into buf. */

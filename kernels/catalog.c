@@ -26,8 +26,9 @@
  * PyTorch 2.11's expressions (CUDA 13.0, nvcc defaults: FMA contraction on, IEEE division and
  * square root, no flush to zero). Where PyTorch's compile contracts a multiply-add the
  * expression says fmaf, so that nothing depends on NVRTC contracting the same way. Gelu's two
- * forms differ only in the index of their dispatch lambda (lam). F16 negation is __hneg, a
- * sign flip; BFloat16's goes through float like the rest.
+ * forms differ only in the index of their dispatch lambda (lam). F16 negation is __hneg
+ * (neg.f16, which does not keep a NaN's sign and payload: a bit flip differed on an H100);
+ * BFloat16's goes through float like the rest.
  */
 /* clang-format off */
 const struct gpuos_cat_entry gpuos_cat_entries[] = {
@@ -43,7 +44,7 @@ const struct gpuos_cat_entry gpuos_cat_entries[] = {
 	{"div_scalar_a", "AUnaryFunctor:DivFunctor",   0, 1, F, -1, -1, 1, GPUOS_SC_ELEM,   true,  false, "s0 / a"},
 	{"reciprocal",   "reciprocal_kernel_cuda",     0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "1.0f / a"},
 	{"neg",          "neg_kernel_cuda",            0, 1, GPUOS_DT_BIT(GPUOS_DT_F32) | GPUOS_DT_BIT(GPUOS_DT_BF16), -1, -1, 0, GPUOS_SC_OPMATH, false, false, "-a"},
-	{"neg_half",     "neg_kernel_cuda",            0, 1, GPUOS_DT_BIT(GPUOS_DT_F16), -1, -1, 0, GPUOS_SC_OPMATH, false, false, RAW "(unsigned short)(ra ^ 0x8000u)"},
+	{"neg_half",     "neg_kernel_cuda",            0, 1, GPUOS_DT_BIT(GPUOS_DT_F16), -1, -1, 0, GPUOS_SC_OPMATH, false, false, RAW "hneg(ra)"},
 	{"sigmoid",      "sigmoid_kernel_cuda",        0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "1.0f / (1.0f + expf(-a))"},
 	{"tanh",         "tanh_kernel_cuda",           0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "tanhf(a)"},
 	{"exp",          "exp_kernel_cuda",            0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "expf(a)"},
@@ -280,6 +281,8 @@ static const char prelude[] =
     "{ float f; asm(\"cvt.f32.f16 %0, %1;\" : \"=f\"(f) : \"h\"(h)); return f; }\n"
     "static __device__ __forceinline__ unsigned short f2h(float f)\n"
     "{ unsigned short h; asm(\"cvt.rn.f16.f32 %0, %1;\" : \"=h\"(h) : \"f\"(f)); return h; }\n"
+    "static __device__ __forceinline__ unsigned short hneg(unsigned short h)\n"
+    "{ unsigned short r; asm(\"neg.f16 %0, %1;\" : \"=h\"(r) : \"h\"(h)); return r; }\n"
     "static __device__ __forceinline__ float b2f(unsigned short b)\n"
     "{ return __uint_as_float((unsigned)b << 16); }\n"
     "static __device__ __forceinline__ unsigned short f2b(float f)\n"

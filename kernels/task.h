@@ -22,7 +22,7 @@
 #define GPUOS_MAX_RINGS	  16		      /* = most worker kernels a device */
 #define GPUOS_MAX_SLOTS	  1024		      /* streams with tasks at once */
 #define GPUOS_BUILTIN_OPS 64		      /* op < this: built in, switch dispatch */
-#define GPUOS_MAX_OPS	  256		      /* injected logical operators */
+#define GPUOS_MAX_OPS	  1024		      /* injected logical operators */
 #define GPUOS_PHYS_OPS	  (2 * GPUOS_MAX_OPS) /* two physical slots each */
 #define GPUOS_TASK_ARGS	  6
 #define GPUOS_FETCH	  32 /* descriptors fetched at once: one warp, one lane each */

@@ -196,14 +196,17 @@ def shim_api():
         return None
 
 
-def tasks(lib):
-    """Tasks the engine has taken so far (struct gpuos_stats' first field)."""
+STAT_FIELDS = ("tasks", "batches", "batches_closed", "worker_launches", "parks")
+
+
+def engine_stats(lib):
+    """The engine's counters so far (the first fields of struct gpuos_stats, gpuos.h)."""
     if not lib:
-        return 0
+        return [0] * len(STAT_FIELDS)
     import ctypes
     buf = (ctypes.c_uint64 * 64)()
     lib.gpuos_get_stats(buf)
-    return buf[0]
+    return list(buf[:len(STAT_FIELDS)])
 
 
 def run_child(wl, mode, repeat):
@@ -217,6 +220,7 @@ def run_child(wl, mode, repeat):
     # Shim mode: the report counts the whole process, so input/model setup and the
     # check below count too. Setup launches are few next to warmup + timed iterations,
     # so dividing the diverted total by `iters_total` is a close approximation.
+    torch.manual_seed(0)  # the same inputs in every child: results compare across modes
     spec = BUILDERS[wl](torch)
     step, check, ran, check_ran = spec["make"](mode)
     warmup = spec["warmup"] if mode != "compile" else max(spec["warmup"], 10)
@@ -225,12 +229,12 @@ def run_child(wl, mode, repeat):
     torch.cuda.synchronize()
     lib = shim_api() if mode == "shim" else None
     if lib:  # the operators the warmup asked for are built before timing starts
-        for op in range(64, 64 + 256):
+        for op in range(64, 64 + 1024):
             lib.gpuos_op_wait(op)
         for _ in range(warmup):
             step()
         torch.cuda.synchronize()
-    before = tasks(lib)
+    before = engine_stats(lib)
     times = []
     for _ in range(repeat):
         torch.cuda.synchronize()
@@ -239,7 +243,8 @@ def run_child(wl, mode, repeat):
             step()
         torch.cuda.synchronize()
         times.append((time.perf_counter() - t0) / spec["iters"] * 1e6)
-    timed_tasks = tasks(lib) - before
+    per_iter = [(b - a) / (spec["iters"] * repeat * spec["per_iter"])
+                for a, b in zip(before, engine_stats(lib))]
     chk = check()
     ran += warmup * (2 if lib else 1) + spec["iters"] * repeat + check_ran
     torch.cuda.synchronize()
@@ -247,8 +252,9 @@ def run_child(wl, mode, repeat):
     res = {"workload": wl, "mode": mode, "us": min(times) / per,
            "us_median": statistics.median(times) / per, "us_all": [t / per for t in times],
            "iters_total": ran * per, "check": chk, "device": torch.cuda.get_device_name()}
-    if lib:  # tasks the engine took per timed iteration: diverted launches
-        res["tasks_per_iter"] = timed_tasks / (spec["iters"] * repeat) / per
+    if lib:  # per timed iteration: tasks (diverted launches), batches, parks...
+        res["engine_per_iter"] = dict(zip(STAT_FIELDS, per_iter))
+        res["tasks_per_iter"] = per_iter[0]
     if "last_loss" in spec:
         res["last_loss"] = spec["last_loss"]
     print(json.dumps(res), flush=True)
@@ -393,6 +399,10 @@ def print_table(wl, rows):
             ("identical" if r["check"] == eager["check"] else "DIFFERENT")
         print(f"  {mode:8} {r['us']:11.2f} {fmt(r.get('ratio'), '{:.2f}x'):>9} "
               f"{fmt(dpi):>12} {fmt(saved, '{:.3f}'):>13} {fmt(tok, '{:.0f}'):>9}  {same}")
+    e = (rows.get("shim") or {}).get("engine_per_iter")
+    if e:
+        print("  shim engine per " + UNIT[wl] + ": " +
+              ", ".join(f"{k} {v:.3g}" for k, v in e.items()))
     for mode in ("eager", "shim"):
         r = rows.get(mode)
         if r and r.get("last_loss"):

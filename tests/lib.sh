@@ -4,7 +4,9 @@ SHIM=$PWD/$BUILD/libgpuos_shim.so
 HOOKS=$PWD/$BUILD/hooks
 FAKE=$HOOKS/fake
 T=$(mktemp -d "${TMPDIR:-/tmp}/gpuos-test.XXXXXX")
-trap 'rm -rf "$T"' EXIT
+# GPUOS_TEST_KEEP=DIR: keep each test's files (reports, logs) under DIR, for a look later
+trap '[ -n "${GPUOS_TEST_KEEP:-}" ] && mkdir -p "$GPUOS_TEST_KEEP" &&
+	cp -r "$T" "$GPUOS_TEST_KEEP/$(basename "$0" .sh).$$" 2>/dev/null; rm -rf "$T"' EXIT
 
 # A sanitized shim needs its sanitizer runtime loaded first.
 PRELOAD=$SHIM
