@@ -60,8 +60,8 @@ $(BUILD)/obj/kernels/worker_blob.o: kernels/worker_blob.S $(KBUILD)/worker.fatbi
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -c -Wa,-I$(KBUILD) -o $@ $<
 
-# The export list is generated from the one hook list.
-$(BUILD)/shim.map: interpose/hooks.def interpose/shim.map.in
+# Symbol versions (what is exported is what has default visibility: test_exports.sh).
+$(BUILD)/shim.map: interpose/shim.map.in
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -E -P -x c -I. interpose/shim.map.in -o $@
 
@@ -100,6 +100,20 @@ $(BUILD)/tests/check_cupti: $(BUILD)/obj/tests/check_cupti.o $(BUILD)/obj/interp
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -o $@ $^ $(LDFLAGS) $(CHECK_LIBS) -ldl -lpthread
+# The observer sharing its subscription, against the test double of libcupti, by soname.
+$(BUILD)/hooks/cupti/libcupti.so.13: tests/hooks/fake_cupti.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) -O1 -g -shared -fPIC -fvisibility=hidden -I$(CUDA_HOME)/include \
+		-Wl,-Bsymbolic -Wl,-soname,libcupti.so.13 -o $@ $<
+$(BUILD)/tests/check_cupti_share: $(BUILD)/obj/tests/check_cupti_share.o \
+		$(BUILD)/obj/interpose/cupti.o $(BUILD)/obj/common/log.o \
+		$(BUILD)/hooks/cupti/libcupti.so.13
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $(filter %.o,$^) $(LDFLAGS) $(CHECK_LIBS) \
+		$(BUILD)/hooks/cupti/libcupti.so.13 -Wl,-rpath,$(abspath $(BUILD))/hooks/cupti \
+		-ldl -lpthread
 .PHONY: cupti-ids
 
 include tests/fixtures/fixtures.mk

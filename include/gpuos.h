@@ -93,6 +93,14 @@ struct gpuos_stats {
 };
 void gpuos_get_stats(struct gpuos_stats *st);
 
+/*
+ * The launch report (per kernel: launches, diverted, and why the others fell through) as it
+ * stands now, written to @dest: "stderr", FILE.json (JSON) or FILE (a table); %p in it is the
+ * pid; NULL: where the `report` setting says. Under the shim only (libgpuos.a alone counts
+ * no launches). 0, -EINVAL (nowhere to write), or -errno of the write.
+ */
+int gpuos_report(const char *dest);
+
 /* Diagnostics: each worker's ring and state, and every open batch, as text on @fd (no lock
  * taken: for a program that seems stuck). */
 void gpuos_debug_dump(int fd);

@@ -17,6 +17,7 @@
 
 #include <cupti.h>
 
+#include "common/atomics.h"
 #include "common/log.h"
 #include "fusion/fusion.h"
 #include "interpose/cupti.h"
@@ -177,7 +178,7 @@ void CUPTIAPI gpuos_cupti_callback(void *userdata, CUpti_CallbackDomain domain,
 	}
 }
 
-/* ---- loading and subscribing ---- */
+/* ---- loading ---- */
 
 #define CUPTI_SONAME  "libcupti.so.13"
 #define CUDART_SONAME "libcudart.so.13"
@@ -189,13 +190,17 @@ struct cupti_api {
 	CUptiResult (*unsubscribe)(CUpti_SubscriberHandle);
 	CUptiResult (*enable_callback)(uint32_t, CUpti_SubscriberHandle, CUpti_CallbackDomain,
 				       CUpti_CallbackId);
+	CUptiResult (*enable_domain)(uint32_t, CUpti_SubscriberHandle, CUpti_CallbackDomain);
+	CUptiResult (*finalize)(void);
 	CUptiResult (*result_string)(CUptiResult, const char **);
 };
 
-static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
-static int start_rc = 1; /* 1: not tried; else gpuos_cupti_start's result. Under start_lock */
-static CUpti_SubscriberHandle subscriber; /* under start_lock */
-static struct cupti_api api;		  /* filled once, under start_lock */
+/* All under lock (the hot path reads only observing and the guest's atomics). */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int start_rc = 1;		  /* 1: not tried; else gpuos_cupti_start's result */
+static CUpti_SubscriberHandle subscriber; /* the one real subscription, ours or a guest's */
+static _Atomic bool observing;		  /* our driver ids are enabled */
+static struct cupti_api api;		  /* filled once */
 
 static int cudart_dir_cb(struct dl_phdr_info *info, size_t size, void *data)
 {
@@ -227,7 +232,8 @@ static void *open_in(const char *dir, const char *sub)
  * By soname first: that finds one already loaded (a profiler's, PyTorch's) and the loader's
  * search path; then the copy beside the loaded runtime (PyTorch wheels keep both in
  * site-packages/nvidia/cu13/lib), which matches the toolkit the program runs with; then
- * the usual toolkit places.
+ * the usual toolkit places. dlsym on the handle finds libcupti's own functions, never the
+ * same-named ones this file exports.
  */
 static void *open_cupti(void)
 {
@@ -250,22 +256,19 @@ static int load_api(void)
 {
 	void *h = open_cupti();
 
-	if (!h) {
-		gpuos_warn(CUPTI_SONAME " not found (set CUDA_HOME?); driver calls cannot be "
-					"observed, so nothing is diverted");
+	if (!h)
 		return -ENOENT;
-	}
 	/* never dlclose'd: CUPTI may still be running a callback on another thread */
 	api.subscribe = (__typeof__(api.subscribe))dlsym(h, "cuptiSubscribe");
 	api.subscribe_v2 = (__typeof__(api.subscribe_v2))dlsym(h, "cuptiSubscribe_v2");
 	api.unsubscribe = (__typeof__(api.unsubscribe))dlsym(h, "cuptiUnsubscribe");
 	api.enable_callback = (__typeof__(api.enable_callback))dlsym(h, "cuptiEnableCallback");
+	api.enable_domain = (__typeof__(api.enable_domain))dlsym(h, "cuptiEnableDomain");
+	api.finalize = (__typeof__(api.finalize))dlsym(h, "cuptiFinalize");
 	api.result_string = (__typeof__(api.result_string))dlsym(h, "cuptiGetResultString");
 	if (!api.subscribe || !api.unsubscribe || !api.enable_callback) {
-		gpuos_warn(CUPTI_SONAME " lacks the callback API; driver calls cannot be "
-					"observed, so nothing is diverted");
 		api = (struct cupti_api){0};
-		return -ENOENT;
+		return -ENOSYS;
 	}
 	return 0;
 }
@@ -303,7 +306,103 @@ static int cupti_errno(CUptiResult r)
 	}
 }
 
-static CUptiResult subscribe(char *other, size_t other_len)
+/* ---- the guest: a profiler in the process sharing the subscription ----
+ *
+ * CUPTI takes one callback subscriber a process. A profiler that subscribes after us
+ * (torch.profiler's Kineto, any tool linking libcupti) would fail and lose its GPU trace,
+ * one that came first would leave us blind. So this file exports CUPTI's subscriber calls
+ * (with libcupti's symbol version, interpose/shim.map.in) and keeps one real subscription
+ * for both: the guest gets a handle of its own, the callbacks it enables, its own
+ * correlation data, and its callback called after ours. While we observe, a guest's
+ * cuptiFinalize only drops the guest (a real one would end our subscription too); the
+ * activity API (kernel records) is not ours and goes straight to libcupti.
+ */
+#define GUEST_IDS 1024 /* callback ids a domain (CUDA 13: 807 driver, 523 runtime) */
+
+static struct {
+	_Atomic(CUpti_CallbackFunc) fn; /* NULL: no guest */
+	void *userdata;
+	_Atomic uint64_t on[CUPTI_CB_DOMAIN_SIZE][GUEST_IDS / 64]; /* its enabled ids */
+} guest;
+
+#define GUEST ((CUpti_SubscriberHandle)&guest)
+
+static bool guest_wants(CUpti_CallbackDomain d, CUpti_CallbackId id)
+{
+	if ((unsigned)d >= CUPTI_CB_DOMAIN_SIZE || id >= GUEST_IDS)
+		return false;
+	return load_relaxed(&guest.on[d][id / 64]) >> (id % 64) & 1;
+}
+
+static void guest_set(CUpti_CallbackDomain d, CUpti_CallbackId id, bool on)
+{
+	uint64_t bit = 1ull << (id % 64);
+
+	if (on)
+		atomic_fetch_or_explicit(&guest.on[d][id / 64], bit, memory_order_relaxed);
+	else
+		atomic_fetch_and_explicit(&guest.on[d][id / 64], ~bit, memory_order_relaxed);
+}
+
+/* Whether our observer needs (d, id) enabled. */
+static bool ours_wants(CUpti_CallbackDomain d, CUpti_CallbackId id)
+{
+	return d == CUPTI_CB_DOMAIN_DRIVER_API && id < ARRAY_SIZE(id_table) &&
+	       id_table[id].kind != GPUOS_CUPTI_NONE && load_relaxed(&observing);
+}
+
+/*
+ * The guest's correlation data: a slot per API call, pushed at ENTER, popped at the EXIT of
+ * the same (domain, id) (runtime calls enclose driver calls), so that it never sees ours.
+ */
+struct corr_slot {
+	uint64_t data;
+	uint32_t key;
+};
+static __thread struct corr_slot corr_stack[16];
+static __thread unsigned corr_depth;
+
+static void to_guest(CUpti_CallbackFunc fn, CUpti_CallbackDomain d, CUpti_CallbackId id,
+		     const void *cbdata)
+{
+	const CUpti_CallbackData *cb = cbdata;
+	struct corr_slot scratch = {0}, *slot = &scratch;
+	uint32_t key = (uint32_t)d << 16 | id;
+	CUpti_CallbackData copy;
+
+	if ((d != CUPTI_CB_DOMAIN_DRIVER_API && d != CUPTI_CB_DOMAIN_RUNTIME_API) || !cb) {
+		fn(guest.userdata, d, id, cbdata);
+		return;
+	}
+	copy = *cb;
+	if (cb->callbackSite == CUPTI_API_ENTER && corr_depth < ARRAY_SIZE(corr_stack)) {
+		slot = &corr_stack[corr_depth++];
+		*slot = (struct corr_slot){.key = key};
+	} else if (cb->callbackSite == CUPTI_API_EXIT && corr_depth &&
+		   corr_stack[corr_depth - 1].key == key) {
+		slot = &corr_stack[--corr_depth];
+	}
+	copy.correlationData = &slot->data;
+	fn(guest.userdata, d, id, &copy);
+}
+
+/* The real subscription's callback: ours, then the guest's. */
+static void CUPTIAPI dispatch(void *userdata, CUpti_CallbackDomain d, CUpti_CallbackId id,
+			      const void *cbdata)
+{
+	/* acquire: pairs with the release in guest_subscribe (its userdata before fn) */
+	CUpti_CallbackFunc fn = load_acquire(&guest.fn);
+
+	if (d == CUPTI_CB_DOMAIN_DRIVER_API && load_relaxed(&observing))
+		gpuos_cupti_callback(userdata, d, id, cbdata);
+	if (fn && guest_wants(d, id))
+		to_guest(fn, d, id, cbdata);
+}
+
+/* ---- the real subscription ---- */
+
+/* Subscribe for real unless we already have; @other gets the holder's name on failure. */
+static CUptiResult hold_locked(char *other, size_t other_len)
 {
 	CUpti_SubscriberParams p = {
 	    .structSize = CUpti_SubscriberParams_STRUCT_SIZE,
@@ -311,23 +410,43 @@ static CUptiResult subscribe(char *other, size_t other_len)
 	    .oldSubscriberName = other,
 	    .oldSubscriberSize = other_len,
 	};
+	CUptiResult r;
 
 	other[0] = '\0';
+	if (subscriber)
+		return CUPTI_SUCCESS;
+	if (!api.subscribe && load_api() < 0)
+		return CUPTI_ERROR_NOT_INITIALIZED;
 	/* _v2 names us to the tool that comes second, and names the one that came first */
 	if (api.subscribe_v2)
-		return api.subscribe_v2(&subscriber, gpuos_cupti_callback, NULL, &p);
-	return api.subscribe(&subscriber, gpuos_cupti_callback, NULL);
+		r = api.subscribe_v2(&subscriber, dispatch, NULL, &p);
+	else
+		r = api.subscribe(&subscriber, dispatch, NULL);
+	if (r != CUPTI_SUCCESS)
+		subscriber = NULL;
+	return r;
 }
 
-/* Enable or disable every observed id; stops at the first hard failure. */
-static CUptiResult enable_all(uint32_t on, CUpti_CallbackId *failed)
+/* Unsubscribe when neither we nor a guest use the subscription. */
+static void release_locked(void)
+{
+	if (subscriber && !load_relaxed(&observing) && !load_relaxed(&guest.fn)) {
+		api.unsubscribe(subscriber);
+		subscriber = NULL;
+	}
+}
+
+/* Turn our driver ids on or off, leaving on those the guest wants; stops at the first
+ * hard failure while turning on. */
+static CUptiResult enable_ours(bool on, CUpti_CallbackId *failed)
 {
 	for (CUpti_CallbackId id = 0; id < ARRAY_SIZE(id_table); id++) {
 		CUptiResult r;
 
 		if (id_table[id].kind == GPUOS_CUPTI_NONE)
 			continue;
-		r = api.enable_callback(on, subscriber, CUPTI_CB_DOMAIN_DRIVER_API, id);
+		r = api.enable_callback(on || guest_wants(CUPTI_CB_DOMAIN_DRIVER_API, id),
+					subscriber, CUPTI_CB_DOMAIN_DRIVER_API, id);
 		/* an id this libcupti does not know: the driver has no such call either */
 		if (r == CUPTI_ERROR_INVALID_PARAMETER && on) {
 			gpuos_debug("CUPTI does not know driver callback id %u", id);
@@ -345,35 +464,38 @@ static int start_locked(void)
 {
 	char other[CUPTI_OLD_SUBSCRIBER_NAME_MIN_LEN];
 	CUpti_CallbackId failed = 0;
-	CUptiResult r;
-	int err;
+	CUptiResult r = hold_locked(other, sizeof(other));
 
-	if (!api.subscribe && (err = load_api()) < 0)
-		return err;
-	r = subscribe(other, sizeof(other));
+	if (r == CUPTI_ERROR_NOT_INITIALIZED && !api.subscribe) {
+		gpuos_warn(CUPTI_SONAME " not found or without the callback API (set CUDA_HOME?); "
+					"driver calls cannot be observed, so nothing is diverted");
+		return -ENOENT;
+	}
 	if (r == CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED) {
 		/* an unnamed subscriber (cuptiSubscribe) reads "CUPTI for <not provided>" */
 		other[sizeof(other) - 1] = '\0';
 		gpuos_warn("CUPTI is in use by another tool (%s); driver calls cannot be observed, "
 			   "so nothing is diverted",
 			   other[0] && !strchr(other, '<') ? other : "profiler?");
-		subscriber = NULL;
 		return -EBUSY;
 	}
 	if (r != CUPTI_SUCCESS) {
 		gpuos_warn("cuptiSubscribe: %s; driver calls cannot be observed, so nothing is "
 			   "diverted",
 			   result_name(r));
-		subscriber = NULL;
 		return cupti_errno(r);
 	}
-	r = enable_all(1, &failed);
+	/* before the enables: a call observed at ENTER must be observed at EXIT too, and
+	 * before this no callback of ours could fire */
+	store_relaxed(&observing, true);
+	r = enable_ours(true, &failed);
 	if (r != CUPTI_SUCCESS) {
 		gpuos_warn("cuptiEnableCallback(driver id %u): %s; driver calls cannot be "
 			   "observed, so nothing is diverted",
 			   failed, result_name(r));
-		api.unsubscribe(subscriber);
-		subscriber = NULL;
+		store_relaxed(&observing, false);
+		enable_ours(false, &failed);
+		release_locked();
 		return cupti_errno(r);
 	}
 	gpuos_debug("observing driver calls through CUPTI");
@@ -384,7 +506,7 @@ int gpuos_cupti_start(void)
 {
 	int rc;
 
-	pthread_mutex_lock(&start_lock);
+	pthread_mutex_lock(&lock);
 	/* DEBUG ONLY (unsafe: nothing orders tasks against other work): lets
 	 * compute-sanitizer, which holds CUPTI, look at the worker */
 	if (start_rc == 1 && getenv("GPUOS_DEBUG_NO_CUPTI"))
@@ -392,7 +514,7 @@ int gpuos_cupti_start(void)
 	if (start_rc == 1)
 		start_rc = start_locked();
 	rc = start_rc;
-	pthread_mutex_unlock(&start_lock);
+	pthread_mutex_unlock(&lock);
 	return rc;
 }
 
@@ -400,12 +522,182 @@ void gpuos_cupti_stop(void)
 {
 	CUpti_CallbackId unused;
 
-	pthread_mutex_lock(&start_lock);
-	if (subscriber) {
-		enable_all(0, &unused);
-		api.unsubscribe(subscriber);
-		subscriber = NULL;
+	pthread_mutex_lock(&lock);
+	if (load_relaxed(&observing)) {
+		store_relaxed(&observing, false);
+		enable_ours(false, &unused);
 	}
+	release_locked();
 	start_rc = 1;
-	pthread_mutex_unlock(&start_lock);
+	pthread_mutex_unlock(&lock);
+}
+
+/* ---- CUPTI's subscriber calls, as a guest sees them ---- */
+#define GPUOS_EXPORT __attribute__((visibility("default")))
+
+static CUptiResult guest_subscribe(CUpti_SubscriberHandle *h, CUpti_CallbackFunc fn, void *ud,
+				   CUpti_SubscriberParams *p)
+{
+	char other[CUPTI_OLD_SUBSCRIBER_NAME_MIN_LEN];
+	CUptiResult r;
+
+	if (!h || !fn)
+		return CUPTI_ERROR_INVALID_PARAMETER;
+	pthread_mutex_lock(&lock);
+	if (load_relaxed(&guest.fn)) {
+		r = CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED;
+		snprintf(other, sizeof(other), "another profiler");
+	} else {
+		r = hold_locked(other, sizeof(other));
+	}
+	if (r == CUPTI_SUCCESS) {
+		for (unsigned d = 0; d < CUPTI_CB_DOMAIN_SIZE; d++)
+			for (unsigned w = 0; w < GUEST_IDS / 64; w++)
+				store_relaxed(&guest.on[d][w], 0);
+		guest.userdata = ud;
+		/* release: userdata before fn; pairs with the acquire in dispatch */
+		store_release(&guest.fn, fn);
+		*h = GUEST;
+		gpuos_debug("a profiler subscribed to CUPTI: it shares gpuos's subscription");
+	} else if (p && p->oldSubscriberName && p->oldSubscriberSize) {
+		snprintf(p->oldSubscriberName, p->oldSubscriberSize, "%s", other);
+	}
+	pthread_mutex_unlock(&lock);
+	return r;
+}
+
+GPUOS_EXPORT CUptiResult cuptiSubscribe(CUpti_SubscriberHandle *h, CUpti_CallbackFunc fn,
+					void *userdata)
+{
+	return guest_subscribe(h, fn, userdata, NULL);
+}
+
+GPUOS_EXPORT CUptiResult cuptiSubscribe_v2(CUpti_SubscriberHandle *h, CUpti_CallbackFunc fn,
+					   void *userdata, CUpti_SubscriberParams *p)
+{
+	return guest_subscribe(h, fn, userdata, p);
+}
+
+/* (d, id) on for the guest, or off unless ours; under lock */
+static CUptiResult guest_enable_locked(bool on, CUpti_CallbackDomain d, CUpti_CallbackId id)
+{
+	CUptiResult r = api.enable_callback(on || ours_wants(d, id), subscriber, d, id);
+
+	if (r == CUPTI_SUCCESS)
+		guest_set(d, id, on);
+	return r;
+}
+
+GPUOS_EXPORT CUptiResult cuptiEnableCallback(uint32_t enable, CUpti_SubscriberHandle h,
+					     CUpti_CallbackDomain d, CUpti_CallbackId id)
+{
+	CUptiResult r = CUPTI_ERROR_INVALID_PARAMETER;
+
+	pthread_mutex_lock(&lock);
+	if (h == GUEST && load_relaxed(&guest.fn) && (unsigned)d < CUPTI_CB_DOMAIN_SIZE &&
+	    id < GUEST_IDS)
+		r = guest_enable_locked(enable != 0, d, id);
+	pthread_mutex_unlock(&lock);
+	return r;
+}
+
+static CUptiResult guest_domain_locked(bool on, CUpti_CallbackDomain d)
+{
+	CUpti_CallbackId unused;
+	CUptiResult r;
+
+	if (!api.enable_domain)
+		return CUPTI_ERROR_NOT_SUPPORTED;
+	r = api.enable_domain(on, subscriber, d);
+	if (r != CUPTI_SUCCESS)
+		return r;
+	for (CUpti_CallbackId id = 0; id < GUEST_IDS; id++)
+		guest_set(d, id, on);
+	if (!on && d == CUPTI_CB_DOMAIN_DRIVER_API && load_relaxed(&observing))
+		r = enable_ours(true, &unused); /* the domain-wide off took ours too */
+	return r;
+}
+
+GPUOS_EXPORT CUptiResult cuptiEnableDomain(uint32_t enable, CUpti_SubscriberHandle h,
+					   CUpti_CallbackDomain d)
+{
+	CUptiResult r = CUPTI_ERROR_INVALID_PARAMETER;
+
+	pthread_mutex_lock(&lock);
+	if (h == GUEST && load_relaxed(&guest.fn) && d > CUPTI_CB_DOMAIN_INVALID &&
+	    d < CUPTI_CB_DOMAIN_SIZE)
+		r = guest_domain_locked(enable != 0, d);
+	pthread_mutex_unlock(&lock);
+	return r;
+}
+
+GPUOS_EXPORT CUptiResult cuptiEnableAllDomains(uint32_t enable, CUpti_SubscriberHandle h)
+{
+	CUptiResult r = CUPTI_ERROR_INVALID_PARAMETER;
+
+	pthread_mutex_lock(&lock);
+	if (h == GUEST && load_relaxed(&guest.fn)) {
+		r = CUPTI_SUCCESS;
+		for (int d = CUPTI_CB_DOMAIN_INVALID + 1; d < CUPTI_CB_DOMAIN_SIZE && !r; d++)
+			r = guest_domain_locked(enable != 0, (CUpti_CallbackDomain)d);
+	}
+	pthread_mutex_unlock(&lock);
+	return r;
+}
+
+GPUOS_EXPORT CUptiResult cuptiGetCallbackState(uint32_t *enable, CUpti_SubscriberHandle h,
+					       CUpti_CallbackDomain d, CUpti_CallbackId id)
+{
+	if (!enable || h != GUEST || (unsigned)d >= CUPTI_CB_DOMAIN_SIZE)
+		return CUPTI_ERROR_INVALID_PARAMETER;
+	*enable = guest_wants(d, id);
+	return CUPTI_SUCCESS;
+}
+
+/* Every id the guest enabled off (unless ours), and no guest; under lock. */
+static void guest_drop_locked(void)
+{
+	for (unsigned d = 0; d < CUPTI_CB_DOMAIN_SIZE; d++)
+		for (CUpti_CallbackId id = 0; id < GUEST_IDS; id++)
+			if (guest_wants(d, id))
+				guest_enable_locked(false, d, id);
+	store_relaxed(&guest.fn, NULL);
+}
+
+GPUOS_EXPORT CUptiResult cuptiUnsubscribe(CUpti_SubscriberHandle h)
+{
+	CUptiResult r = CUPTI_ERROR_INVALID_PARAMETER;
+
+	pthread_mutex_lock(&lock);
+	if (h == GUEST && load_relaxed(&guest.fn)) {
+		guest_drop_locked();
+		release_locked();
+		r = CUPTI_SUCCESS;
+	}
+	pthread_mutex_unlock(&lock);
+	return r;
+}
+
+/*
+ * A profiler detaching CUPTI (Kineto does with TEARDOWN_CUPTI=1). While we observe, that
+ * would end our subscription with it, and tasks would lose their order against the driver
+ * calls: only the guest goes.
+ */
+GPUOS_EXPORT CUptiResult cuptiFinalize(void)
+{
+	CUptiResult r = CUPTI_SUCCESS;
+
+	pthread_mutex_lock(&lock);
+	if (load_relaxed(&guest.fn))
+		guest_drop_locked();
+	if (load_relaxed(&observing)) {
+		gpuos_debug("cuptiFinalize: kept CUPTI attached (gpuos observes driver calls)");
+	} else {
+		release_locked();
+		if (!api.finalize && !api.subscribe)
+			load_api();
+		r = api.finalize ? api.finalize() : CUPTI_ERROR_NOT_INITIALIZED;
+	}
+	pthread_mutex_unlock(&lock);
+	return r;
 }

@@ -14,6 +14,8 @@
 #include "common/log.h"
 #include "interpose/interpose.h"
 
+#define GPUOS_EXPORT __attribute__((visibility("default")))
+
 const char *const gpuos_why_key[GPUOS_WHY_COUNT] = {
 #define X(id, key, text) [GPUOS_WHY_##id] = key,
 	GPUOS_WHY_LIST(X)
@@ -245,15 +247,14 @@ static void write_table(FILE *f, struct gpuos_live **v, size_t n, const uint64_t
 	}
 }
 
-void gpuos_report_write(void)
+int gpuos_report_write(const char *dest)
 {
-	const char *dest = gpuos_shim.cfg.report;
 	uint64_t sum[GPUOS_WHY_COUNT + 1] = { 0 };
 	struct gpuos_live **v = NULL, *unknown = gpuos_reg_unknown();
 	size_t n = 0, cap = 0;
 	char path[4200];
 	FILE *f = stderr;
-	int json = 0;
+	int json = 0, rc = -ENOMEM;
 
 	for (struct gpuos_live *l = gpuos_reg_live_list();; l = l->next) {
 		if (!l)
@@ -295,6 +296,7 @@ void gpuos_report_write(void)
 		json = o > 5 && !strcmp(path + o - 5, ".json");
 		f = fopen(path, "w");
 		if (!f) {
+			rc = -errno;
 			gpuos_err("report: cannot write %s: %s", path, strerror(errno));
 			goto out;
 		}
@@ -303,8 +305,19 @@ void gpuos_report_write(void)
 		write_json(f, v, n, sum);
 	else
 		write_table(f, v, n, sum);
-	if (f != stderr)
-		fclose(f);
+	rc = 0;
+	if (f != stderr && fclose(f))
+		rc = -EIO;
 out:
 	free(v);
+	return rc;
+}
+
+GPUOS_EXPORT int gpuos_report(const char *dest)
+{
+	if (!dest || !*dest)
+		dest = gpuos_shim.cfg.report;
+	if (!*dest || !strcmp(dest, "0"))
+		return -EINVAL;
+	return gpuos_report_write(dest);
 }

@@ -66,5 +66,5 @@ void gpuos_shim_init(void)
 __attribute__((destructor)) static void shim_fini(void)
 {
 	if (gpuos_shim.cfg.report[0])
-		gpuos_report_write();
+		gpuos_report_write(gpuos_shim.cfg.report);
 }

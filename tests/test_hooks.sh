@@ -119,6 +119,22 @@ run local LD_PRELOAD="$PRELOAD" GPUOS_CONFIG=/dev/null GPUOS_REPORT="$T/local.js
 grep -q "user_run 0" "$T/local.out" || { cat "$T/local.out" "$T/local.err"; fail "dlopen run"; }
 python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['launches']==5, r" "$T/local.json"
 
+# gpuos_report(): the report as it stands, mid-run, where the caller says.
+LD_PRELOAD="$PRELOAD" GPUOS_CONFIG=/dev/null LD_LIBRARY_PATH="$FAKE:$HOOKS" python3 - \
+	"$HOOKS/libuser.so" "$T/mid.json" <<'PY' || fail "gpuos_report"
+import ctypes, json, sys
+lib = ctypes.CDLL(sys.argv[1])  # its kernels register with the fake runtime
+shim = ctypes.CDLL(None)
+assert shim.gpuos_report(sys.argv[2].encode()) == 0
+r = json.load(open(sys.argv[2]))
+assert r["launches"] == 0, r
+lib.user_run.restype = ctypes.c_int
+assert lib.user_run(5) == 0
+assert shim.gpuos_report(sys.argv[2].encode()) == 0
+assert json.load(open(sys.argv[2]))["launches"] == 5
+assert shim.gpuos_report(b"/nonexistent/dir/r.json") < 0
+PY
+
 # gpuos run: same thing through the front end, report path with %p. (Not with a sanitized
 # shim: its runtime must come first in LD_PRELOAD, and gpuos run puts the shim first.)
 [ "$PRELOAD" = "$SHIM" ] || { echo "hooks: ok (front end skipped under a sanitizer)"; exit 0; }

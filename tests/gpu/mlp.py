@@ -3,7 +3,9 @@ steps from a fixed seed. Prints every loss as float.hex and a hash of the final 
 two runs can be compared bit for bit. With --profile, also writes the number of kernel
 launches CUPTI saw through the runtime API, and the kernels that ran, to the file named.
 With --warm, runs the 20 steps once first (not profiled) and, under the shim, waits for the
-operators that run asked for: the measured run is then the diverted one."""
+operators that run asked for: the measured run is then the diverted one. With
+--report-before FILE.json, under the shim, writes its launch report just before the measured
+run (gpuos_report), so that the report at exit minus this one is the measured run alone."""
 import hashlib
 import sys
 
@@ -41,7 +43,7 @@ def wait_for_operators():
         wait = lib.gpuos_op_wait
     except (OSError, AttributeError):
         return
-    for op in range(64, 64 + 256):
+    for op in range(64, 64 + 1024):
         wait(op)
 
 
@@ -51,6 +53,12 @@ def main():
         workload()
         torch.cuda.synchronize()
         wait_for_operators()
+    if "--report-before" in sys.argv:
+        import ctypes
+        path = sys.argv[sys.argv.index("--report-before") + 1]
+        torch.cuda.synchronize()
+        if ctypes.CDLL(None).gpuos_report(path.encode()) != 0:
+            sys.exit("gpuos_report failed")
     if prof_out:
         from torch.profiler import ProfilerActivity, profile
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:

@@ -13,14 +13,24 @@ python3 tests/gpu/mlp.py --warm >"$T/plain.out"
 	{ cat "$T/shim.err"; fail "mlp.py failed under the shim"; }
 cmp "$T/plain.out" "$T/shim.out" || { diff "$T/plain.out" "$T/shim.out"; fail "MLP differs with the catalog on"; }
 # the warm-up run starts the engine (and its CUPTI subscription) before the profiler's
-"$G" run --report="$T/prof.json" -- python3 tests/gpu/mlp.py --warm --profile "$T/prof.txt" \
+"$G" run --report="$T/prof.json" -- python3 tests/gpu/mlp.py --warm \
+	--report-before "$T/before.json" --profile "$T/prof.txt" \
 	>"$T/prof.out" 2>"$T/prof.err" || { cat "$T/prof.err"; fail "profiled run failed"; }
 cmp "$T/plain.out" "$T/prof.out" || fail "profiled run differs"
-python3 - "$T/shim.json" "$T/prof.json" "$T/prof.txt" <<'PY'
+python3 - "$T/shim.json" "$T/prof.json" "$T/prof.txt" "$T/before.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 p = json.load(open(sys.argv[2]))
 lines = open(sys.argv[3]).read().splitlines()
+# the profiled run alone: the report at exit minus the one written just before it
+before = {k["name"]: k for k in json.load(open(sys.argv[4]))["kernels"]}
+for k in p["kernels"]:
+    b = before.get(k["name"], {"launches": 0, "diverted": 0})
+    k["launches"] -= b["launches"]
+    k["diverted"] -= b["diverted"]
+    for w in k["fell_through"]:
+        k["fell_through"][w] -= b.get("fell_through", {}).get(w, 0)
+p["diverted"] = sum(k["diverted"] for k in p["kernels"])
 ran = {}
 for l in lines:
     if l.startswith("kernel "):
@@ -28,19 +38,32 @@ for l in lines:
         ran[name.replace(" ", "")] = int(n)
 ew = [k for k in r["kernels"] if "elementwise_kernel" in k["name"] or "reduce_kernel" in k["name"]]
 n, d = sum(k["launches"] for k in ew), sum(k["diverted"] for k in ew)
-print(f"elementwise and reduction launches: {n}, diverted {d} ({100 * d / max(n, 1):.1f} %); "
-      f"all launches {r['launches']}, diverted {r['diverted']}")
-for k in sorted(ew, key=lambda k: k["diverted"] - k["launches"])[:12]:
+print(f"whole process (warm-up included): elementwise and reduction launches {n}, diverted {d} "
+      f"({100 * d / max(n, 1):.1f} %); all launches {r['launches']}, diverted {r['diverted']}")
+pew = [k for k in p["kernels"] if "elementwise_kernel" in k["name"] or "reduce_kernel" in k["name"]]
+pn, pd = sum(k["launches"] for k in pew), sum(k["diverted"] for k in pew)
+print(f"measured run (20 steps, operators built): elementwise and reduction launches {pn}, "
+      f"diverted {pd} ({100 * pd / max(pn, 1):.1f} %)")
+for k in sorted(pew, key=lambda k: k["diverted"] - k["launches"])[:12]:
     ft = {w: c for w, c in k["fell_through"].items() if c}
     print(f"  {k['launches']:5d} {k['diverted']:5d} {ft} {k['short'][:80]}")
 assert p["diverted"] > 0, "the profiled run diverted nothing (CUPTI taken by the profiler?)"
+assert ran, "torch.profiler recorded no kernels (its CUPTI subscription failed?)"
 # CUPTI's kernel records: each kernel ran as often as it fell through (the profiled run's
 # diverted launches ran inside the worker, which CUPTI sees as gpuos_worker)
+bad = []
 for k in p["kernels"]:
     got = ran.pop(k["name"].replace(" ", ""), 0)
     want = k["launches"] - k["diverted"]
-    assert got == want, (k["name"][:120], got, want)
+    if got != want:
+        bad.append(f"  CUPTI saw {got}, report says {want} fell through: {k['name'][:150]}")
 workers = sum(v for name, v in ran.items() if "gpuos_worker" in name)
+# (libraries launching through the driver, cuBLAS, are not in the report: PyTorch's own are)
+others = {n: v for n, v in ran.items() if "at::native" in n}
+for n, v in others.items():
+    bad.append(f"  CUPTI saw {v} of a kernel the report does not list: {n[:150]}")
+print("\n".join(bad))
+assert not bad, f"{len(bad)} kernels disagree"
 print(f"CUPTI agrees for all {len(p['kernels'])} kernels: {p['diverted']} diverted launches "
       f"ran as none of their own; {workers} worker kernel runs")
 PY
