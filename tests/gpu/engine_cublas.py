@@ -2,7 +2,9 @@
 """Tasks ordered against work the runtime hooks never see: cuBLAS GEMMs (launched through the
 driver by cuBLAS's own runtime) read a diverted task's output on the same stream, with no
 flush in between; the worker is slowed by a spin task so that a GEMM not ordered after it
-would read stale data. Also: with a profiler holding CUPTI, gpuos_init refuses (-EBUSY)."""
+would read stale data. Also ("profiler"): torch.profiler, which subscribes to CUPTI first,
+and the engine share the subscription: gpuos_init works, the task is right, and the
+profiler's kernel records hold both PyTorch's kernel and the worker."""
 import ctypes, os, struct, sys
 import torch
 
@@ -23,11 +25,21 @@ def submit(stream, op, *args):
 
 
 if sys.argv[1:] == ["profiler"]:
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]):
+    x = torch.arange(1024, device="cuda", dtype=torch.float32)
+    y = torch.zeros(1024, device="cuda")
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         torch.ones(4, device="cuda").sum().item()
         rc = lib.gpuos_init(None)
-    print("gpuos_init under torch.profiler:", rc)
-    sys.exit(0 if rc == -16 else 1)
+        if rc == 0:
+            submit(torch.cuda.current_stream(), OP_AXPB, y.data_ptr(), x.data_ptr(), 1024,
+                   fbits(2.0), fbits(1.0))
+        torch.cuda.synchronize()
+    names = [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    ok = rc == 0 and torch.equal(y, x * 2 + 1)
+    seen = any("reduce_kernel" in n for n in names), any("gpuos_worker" in n for n in names)
+    print(f"gpuos_init under torch.profiler: {rc}; task right: {ok}; profiler saw "
+          f"{len(names)} kernels (PyTorch's sum: {seen[0]}, the worker: {seen[1]})")
+    sys.exit(0 if ok and all(seen) else 1)
 
 torch.manual_seed(0)
 assert lib.gpuos_init(None) == 0
