@@ -579,3 +579,126 @@ int gpuos_sig_decode_unrolled(const struct gpuos_sig *s, const struct gpuos_kpar
 	}
 	return 0;
 }
+
+/* ---- reduce_kernel ---- */
+
+/* ReduceOp after its config: input OffsetCalculator<1> (404 bytes), output <2> (504), then
+ * aligned to 8 the pointers src, dst[2], acc_buf, cta_buf, semaphores, int64 base_idx, bools
+ * accumulate and final_output, int noutputs_per_thread. */
+#define RED_CFG	    64u
+#define RED_IN	    (4u + 12u * GPUOS_OC_MAX_DIMS + 4u * GPUOS_OC_MAX_DIMS)
+#define RED_OUT	    (4u + 12u * GPUOS_OC_MAX_DIMS + 8u * GPUOS_OC_MAX_DIMS)
+#define RED_TAIL    64u
+#define RED_HEAD_MAX 24u /* ops (MeanOps: a float), ident (ArgMaxOps: pair<float, int64>) */
+
+static unsigned red_ptrs(unsigned c)
+{
+	return (c + RED_CFG + RED_IN + RED_OUT + 7u) & ~7u;
+}
+
+/* One OffsetCalculator at @p with @nargs strides a dim into sizes[] and strides[] (dims
+ * 0..25, PyTorch's dividers). -EINVAL otherwise. */
+static int red_calc(const uint8_t *p, unsigned nargs, int *dims, uint32_t *sizes,
+		    uint32_t *strides)
+{
+	memcpy(dims, p, 4);
+	if (*dims < 0 || *dims > GPUOS_OC_MAX_DIMS)
+		return -EINVAL;
+	for (int d = 0; d < *dims; d++) {
+		uint32_t div[3];
+
+		memcpy(div, p + 4 + 12 * d, 12);
+		if (!divider_ok(div[0], div[1], div[2]))
+			return -EINVAL;
+		sizes[d] = div[0];
+		memcpy(strides + nargs * d, p + 4 + 12 * GPUOS_OC_MAX_DIMS + 4 * nargs * d,
+		       4 * nargs);
+	}
+	return 0;
+}
+
+/* The config at @c of @p, and what follows it, into @out; -EINVAL if it does not hold. */
+static int red_read(const uint8_t *p, unsigned c, const unsigned grid[3],
+		    const unsigned block[3], unsigned nt, struct gpuos_reduce_args *out)
+{
+	const uint8_t *q = p + red_ptrs(c);
+	int32_t cfg[15];
+	uint64_t ptr[6];
+
+	memset(out, 0, sizeof(*out));
+	out->head = c;
+	memcpy(out->head_bytes, p, c);
+	memcpy(cfg, p + c, sizeof(cfg));
+	out->element_size_bytes = cfg[0];
+	out->num_inputs = cfg[1];
+	out->num_outputs = cfg[2];
+	out->step_input = cfg[3];
+	out->step_output = cfg[4];
+	out->ctas_per_output = cfg[5];
+	memcpy(out->input_mult, cfg + 6, sizeof(out->input_mult));
+	memcpy(out->output_mult, cfg + 9, sizeof(out->output_mult));
+	out->block_width = cfg[11];
+	out->block_height = cfg[12];
+	out->num_threads = cfg[13];
+	out->vectorize_input = p[c + 56] != 0;
+	memcpy(&out->output_vec_size, p + c + 60, 4);
+	if (out->element_size_bytes < 1 ||
+	    out->element_size_bytes > 16 || out->num_inputs < 1 || out->num_outputs < 1 ||
+	    out->step_input < 1 || out->step_output < 1 || out->ctas_per_output < 1 ||
+	    out->block_width < 1 || out->block_height < 1 || p[c + 56] > 1 ||
+	    out->num_threads != (int64_t)out->block_width * out->block_height ||
+	    (nt && (unsigned)out->num_threads > nt) || out->output_vec_size < 1 ||
+	    out->output_vec_size > 4)
+		return -EINVAL;
+	/* the launch as PyTorch sizes it from the config */
+	int64_t gx = ((int64_t)out->num_outputs + (int64_t)out->output_vec_size * out->step_output -
+		      1) / ((int64_t)out->output_vec_size * out->step_output);
+	if (block[0] != (unsigned)out->block_width || block[1] != (unsigned)out->block_height ||
+	    block[2] != 1 || grid[0] != gx || grid[1] != (unsigned)out->ctas_per_output ||
+	    grid[2] != 1)
+		return -EINVAL;
+	if (red_calc(p + c + RED_CFG, 1, &out->in_dims, out->in_sizes, out->in_strides) ||
+	    red_calc(p + c + RED_CFG + RED_IN, 2, &out->out_dims, out->out_sizes,
+		     &out->out_strides[0][0]))
+		return -EINVAL;
+	memcpy(ptr, q, sizeof(ptr));
+	out->src = ptr[0];
+	out->dst[0] = ptr[1];
+	out->dst[1] = ptr[2];
+	out->acc_buf = ptr[3];
+	out->cta_buf = ptr[4];
+	out->semaphores = ptr[5];
+	memcpy(&out->base_idx, q + 48, 8);
+	if (q[56] > 1 || q[57] > 1)
+		return -EINVAL;
+	out->accumulate = q[56];
+	out->final_output = q[57];
+	memcpy(&out->noutputs, q + 60, 4);
+	if (!out->src || !out->dst[0] || out->noutputs < 1)
+		return -EINVAL;
+	return 0;
+}
+
+int gpuos_sig_decode_reduce(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+			    unsigned nparams, void *const *args, const unsigned grid[3],
+			    const unsigned block[3], struct gpuos_reduce_args *out)
+{
+	unsigned size = nparams == 1 ? params[0].size : 0;
+	int rc = -EINVAL;
+
+	memset(out, 0, sizeof(*out));
+	if (s->family != GPUOS_SIG_REDUCE || nparams != 1 || !args || !args[0])
+		return -EINVAL;
+	/* the config's place: the first that gives the parameter's size and reads right (at
+	 * 8 and at 12 give the same size: the config, the launch and the dividers must hold) */
+	for (unsigned c = 4; c <= RED_HEAD_MAX && rc; c += 4)
+		if (red_ptrs(c) + RED_TAIL == size)
+			rc = red_read(args[0], c, grid, block, s->vec, out);
+	if (rc)
+		return rc;
+	if (out->ctas_per_output != 1 || out->input_mult[2] || out->acc_buf || out->cta_buf ||
+	    out->semaphores || out->accumulate || !out->final_output || out->noutputs != 1 ||
+	    out->output_vec_size != 1)
+		return -ENOTSUP;
+	return 0;
+}

@@ -125,4 +125,43 @@ struct gpuos_oc_args {
 int gpuos_sig_decode_elementwise(const struct gpuos_sig *s, const struct gpuos_kparam *params,
 				 unsigned nparams, void *const *args, struct gpuos_oc_args *out);
 
+/*
+ * A reduce_kernel launch, decoded from its one parameter, the ReduceOp: the ops and ident
+ * (whose bytes come first: MeanOps' factor, the identity), the ReduceConfig, the input and
+ * output OffsetCalculators and the pointers.
+ */
+struct gpuos_reduce_args {
+	unsigned head;	    /* bytes before the config: ops, then ident (8 a float sum) */
+	uint8_t head_bytes[24];
+	/* ReduceConfig (element_size_bytes: of the accumulator, arg_t: 16 for argmax) */
+	int32_t element_size_bytes, num_inputs, num_outputs, step_input, step_output;
+	int32_t ctas_per_output, input_mult[3], output_mult[2];
+	int32_t block_width, block_height, num_threads, output_vec_size;
+	bool vectorize_input;
+	/* OffsetCalculator<1> of the input, <2> of the output (its strides, then the input's) */
+	int in_dims, out_dims;
+	uint32_t in_sizes[GPUOS_OC_MAX_DIMS], in_strides[GPUOS_OC_MAX_DIMS];
+	uint32_t out_sizes[GPUOS_OC_MAX_DIMS], out_strides[GPUOS_OC_MAX_DIMS][2];
+	uint64_t src, dst[2], acc_buf, cta_buf, semaphores;
+	int64_t base_idx;
+	bool accumulate, final_output;
+	int32_t noutputs; /* outputs a thread writes */
+};
+
+/*
+ * Decode reduce_kernel<nt, output_vec_size, ReduceOp<...>>(ReduceOp) (s from gpuos_sig_parse)
+ * against its cubin layout and the launch's args. The ReduceOp's size says where its config
+ * starts: ops and ident come first, and what follows is the same for every reduction.
+ * Validates: one parameter of a size that fits, accumulator size 1..16, dims 0..25 with every
+ * divider PyTorch's, non-null source and destination, the block of the config (threads of
+ * the kernel's template) and a grid covering the outputs (@grid, @block: the launch's, x y z).
+ * Returns 0 for the simple form a worker block can compute alone: one block an output
+ * (ctas_per_output 1, no cross-block state: acc_buf, cta_buf and semaphores null), no
+ * accumulation into the output, the final output written, one output a thread.
+ * -EINVAL if the arguments do not validate; -ENOTSUP for a valid launch not in that form.
+ */
+int gpuos_sig_decode_reduce(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+			    unsigned nparams, void *const *args, const unsigned grid[3],
+			    const unsigned block[3], struct gpuos_reduce_args *out);
+
 #endif

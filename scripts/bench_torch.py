@@ -398,7 +398,8 @@ def print_table(wl, rows):
             saved = (eager["us"] - r["us"]) / dpi
         tok = 1e6 / r["us"] if wl == "gpt2" else None
         same = "-" if not eager or mode == "eager" else \
-            ("identical" if r["check"] == eager["check"] else "DIFFERENT")
+            ("identical" if r["check"] == eager["check"] else
+             "differs (its own fused kernels)" if mode == "compile" else "DIFFERENT")
         print(f"  {mode:8} {r['us']:11.2f} {fmt(r.get('ratio'), '{:.2f}x'):>9} "
               f"{fmt(dpi):>12} {fmt(saved, '{:.3f}'):>13} {fmt(tok, '{:.0f}'):>9}  {same}")
     e = (rows.get("shim") or {}).get("engine_per_iter")

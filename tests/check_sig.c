@@ -266,6 +266,89 @@ START_TEST(test_decode_elementwise)
 }
 END_TEST
 
+/* The recorded reductions: their ReduceOp decoded; the big sum (128 blocks an output) is
+ * valid but not the simple form; broken ones do not validate. */
+START_TEST(test_decode_reduce)
+{
+	unsigned simple = 0, other = 0;
+
+	for (size_t i = 0; i < NRECS; i++) {
+		struct gpuos_sig s;
+		struct gpuos_kparam kp[16];
+		struct gpuos_reduce_args a;
+		static uint8_t store[8192];
+		unsigned g[3], b[3], smem;
+		void *args[16];
+
+		if (!recs[i].op || gpuos_sig_parse(recs[i].demangled, &s) ||
+		    s.family != GPUOS_SIG_REDUCE)
+			continue;
+		ck_assert_int_eq(sscanf(recs[i].launch, "G %u %u %u B %u %u %u S %u", &g[0], &g[1],
+					&g[2], &b[0], &b[1], &b[2], &smem),
+				 7);
+		unsigned n = layout(recs[i].params, kp, args, store);
+		int rc = gpuos_sig_decode_reduce(&s, kp, n, args, g, b, &a);
+		const char *op = recs[i].op;
+
+		/* the accumulator's size: (float, int64) for argmax */
+		ck_assert_int_eq(a.element_size_bytes, strcmp(recs[i].op, "argmax") ? 4 : 16);
+		ck_assert(a.src && a.dst[0]);
+		if (!strcmp(op, "sum_big")) {
+			ck_assert_int_eq(rc, -ENOTSUP);
+			ck_assert_int_eq(a.ctas_per_output, 128);
+			other++;
+			continue;
+		}
+		ck_assert_msg(rc == 0, "%s: %d", op, rc);
+		simple++;
+		ck_assert_uint_eq(a.head, strcmp(op, "argmax") ? 8 : 24);
+		ck_assert_int_eq(a.num_threads, (int)(b[0] * b[1]));
+		if (!strcmp(op, "sum")) {
+			ck_assert_int_eq(a.num_inputs, 1024);
+			ck_assert_int_eq(a.num_outputs, 1);
+			ck_assert(a.vectorize_input);
+			ck_assert_int_eq(a.in_dims, 1);
+			ck_assert_uint_eq(a.in_sizes[0], 1024);
+			ck_assert_uint_eq(a.in_strides[0], 4);
+			ck_assert_int_eq(a.out_dims, 0);
+			float ident;
+			memcpy(&ident, a.head_bytes + 4, 4);
+			ck_assert(ident == 0.0f);
+		} else if (!strcmp(op, "mean")) {
+			float factor;
+			memcpy(&factor, a.head_bytes, 4); /* MeanOps' factor, read from the bytes */
+			ck_assert(factor == 1.0f / 1024);
+		}
+		/* not the simple form: a scratch buffer, or blocks sharing an output */
+		uint8_t *p = args[0];
+		unsigned ptrs = (a.head + 64 + 404 + 504 + 7) & ~7u;
+		p[ptrs + 24] ^= 0x10; /* acc_buf */
+		ck_assert_int_eq(gpuos_sig_decode_reduce(&s, kp, n, args, g, b, &a), -ENOTSUP);
+		p[ptrs + 24] ^= 0x10;
+		p[ptrs + 56] = 1; /* accumulate */
+		ck_assert_int_eq(gpuos_sig_decode_reduce(&s, kp, n, args, g, b, &a), -ENOTSUP);
+		p[ptrs + 56] = 0;
+		/* broken: a grid that does not match the config, a wrong divider, no source */
+		g[0]++;
+		ck_assert_int_eq(gpuos_sig_decode_reduce(&s, kp, n, args, g, b, &a), -EINVAL);
+		g[0]--;
+		p[a.head + 64 + 8] ^= 1; /* the input calculator's first m1 */
+		ck_assert_int_eq(gpuos_sig_decode_reduce(&s, kp, n, args, g, b, &a), -EINVAL);
+		p[a.head + 64 + 8] ^= 1;
+		uint64_t src;
+		memcpy(&src, p + ptrs, 8);
+		memset(p + ptrs, 0, 8);
+		ck_assert_int_eq(gpuos_sig_decode_reduce(&s, kp, n, args, g, b, &a), -EINVAL);
+		memcpy(p + ptrs, &src, 8);
+		ck_assert_int_eq(gpuos_sig_decode_reduce(&s, kp, n, args, g, b, &a), 0);
+		kp[0].size += 8; /* a ReduceOp of a size no layout gives */
+		ck_assert_int_eq(gpuos_sig_decode_reduce(&s, kp, n, args, g, b, &a), -EINVAL);
+	}
+	ck_assert_uint_eq(simple, 7);
+	ck_assert_uint_eq(other, 1);
+}
+END_TEST
+
 /* The recorded float + half add (mixed dtypes): casts on load and store, decoded. */
 START_TEST(test_decode_unrolled)
 {
@@ -353,6 +436,7 @@ int main(void)
 	tcase_add_test(tc, test_libtorch_names);
 	tcase_add_test(tc, test_decode_vectorized);
 	tcase_add_test(tc, test_decode_elementwise);
+	tcase_add_test(tc, test_decode_reduce);
 	tcase_add_test(tc, test_decode_unrolled);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
