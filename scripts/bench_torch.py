@@ -209,6 +209,38 @@ def engine_stats(lib):
     return list(buf[:len(STAT_FIELDS)])
 
 
+def timed_report(lib, tag):
+    """The shim's report as it stands (gpuos_report), parsed; None without the shim."""
+    if not lib or not hasattr(lib, "gpuos_report"):
+        return None
+    path = os.path.join(tempfile.gettempdir(), f"bench_torch.{os.getpid()}.{tag}.json")
+    try:
+        if lib.gpuos_report(path.encode()) != 0:
+            return None
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+
+
+def ew_red_delta(a, b):
+    """[launches, diverted] of elementwise and reduction kernels between two reports."""
+    if not a or not b:
+        return None
+    old = {k["name"]: k for k in a.get("kernels", [])}
+    tot = [0, 0]
+    for k in b.get("kernels", []):
+        if "elementwise_kernel" not in k["name"] and "reduce_kernel" not in k["name"]:
+            continue
+        o = old.get(k["name"], {"launches": 0, "diverted": 0})
+        tot[0] += k["launches"] - o["launches"]
+        tot[1] += k["diverted"] - o["diverted"]
+    return tot
+
+
 def run_child(wl, mode, repeat):
     """Measure one workload in one mode; print the result as the last stdout line."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network on the GPU machine
@@ -237,6 +269,7 @@ def run_child(wl, mode, repeat):
         step()
     torch.cuda.synchronize()
     before = engine_stats(lib)
+    rep_before = timed_report(lib, "before")
     times = []
     for _ in range(repeat):
         torch.cuda.synchronize()
@@ -254,6 +287,8 @@ def run_child(wl, mode, repeat):
     res = {"workload": wl, "mode": mode, "us": min(times) / per,
            "us_median": statistics.median(times) / per, "us_all": [t / per for t in times],
            "iters_total": ran * per, "check": chk, "device": torch.cuda.get_device_name()}
+    if lib:  # the timed runs alone: their elementwise and reduction launches diverted
+        res["timed_ew_red"] = ew_red_delta(rep_before, timed_report(lib, "after"))
     if lib:  # per timed iteration: tasks (diverted launches), batches, parks...
         res["engine_per_iter"] = dict(zip(STAT_FIELDS, per_iter))
         res["tasks_per_iter"] = per_iter[0]
@@ -402,6 +437,10 @@ def print_table(wl, rows):
              "differs (its own fused kernels)" if mode == "compile" else "DIFFERENT")
         print(f"  {mode:8} {r['us']:11.2f} {fmt(r.get('ratio'), '{:.2f}x'):>9} "
               f"{fmt(dpi):>12} {fmt(saved, '{:.3f}'):>13} {fmt(tok, '{:.0f}'):>9}  {same}")
+    t = (rows.get("shim") or {}).get("timed_ew_red")
+    if t and t[0]:
+        print(f"  shim, timed runs: {t[1]} of {t[0]} elementwise and reduction launches "
+              f"diverted ({100 * t[1] / t[0]:.1f} %)")
     e = (rows.get("shim") or {}).get("engine_per_iter")
     if e:
         print("  shim engine per " + UNIT[wl] + ": " +
