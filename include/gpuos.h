@@ -77,6 +77,9 @@ int gpuos_op_rollback(unsigned op);
 int gpuos_op_ready(unsigned op);
 /* Wait until ready or failed (tests, benchmarks). */
 int gpuos_op_wait(unsigned op);
+/* gpuos_op_wait for every operator defined so far (the shim's catalog and lifted ones
+ * included): 0, or the first failure's errno. */
+int gpuos_op_wait_all(void);
 
 int gpuos_park(void);
 int gpuos_unpark(void);

@@ -115,7 +115,7 @@ void gpuos_catalog_prepare(struct gpuos_live *l)
 	gpuos_cat_key(&c->m, key, sizeof(key));
 	if (op < 0) {
 		free(c);
-		store_relaxed(&l->why, op == -ENOSPC ? GPUOS_WHY_OPS_FULL : GPUOS_WHY_NO_ENGINE);
+		store_relaxed(&l->why, gpuos_why_undefined(op));
 		gpuos_debug("catalog: %s: no operator (%s)", key, strerror(-op));
 		return;
 	}

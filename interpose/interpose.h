@@ -156,6 +156,12 @@ static inline enum gpuos_why gpuos_why_submitted(int rc)
 	}
 }
 
+/* Why an operator's kernel falls through when defining it failed with @rc. */
+static inline enum gpuos_why gpuos_why_undefined(int rc)
+{
+	return rc == -ENOSPC ? GPUOS_WHY_OPS_FULL : GPUOS_WHY_NO_ENGINE;
+}
+
 /* ---- lifted.c ---- */
 struct gpuos_lifted;
 

@@ -142,7 +142,7 @@ void gpuos_lifted_prepare(struct gpuos_live *l)
 	if (rc) {
 		free(x);
 		l->lift = GPUOS_LIFT_OK;
-		store_relaxed(&l->why, rc == -ENOSPC ? GPUOS_WHY_OPS_FULL : GPUOS_WHY_NO_ENGINE);
+		store_relaxed(&l->why, gpuos_why_undefined(rc));
 		gpuos_debug("lift: %s: lifted, but no engine (%s)", name, strerror(-rc));
 		goto out;
 	}

@@ -307,6 +307,21 @@ GPUOS_EXPORT int gpuos_op_wait(unsigned id)
 	return r < 0 ? r : 0;
 }
 
+GPUOS_EXPORT int gpuos_op_wait_all(void)
+{
+	struct gpuos_engines *g = &gpuos_engines;
+	unsigned n;
+	int r, first = 0;
+
+	pthread_mutex_lock(&g->lock);
+	n = g->nops;
+	pthread_mutex_unlock(&g->lock);
+	for (unsigned l = 0; l < n; l++)
+		if ((r = gpuos_op_wait(GPUOS_OP_INJECTED + l)) && !first)
+			first = r;
+	return first;
+}
+
 GPUOS_EXPORT int gpuos_op_update(unsigned id, const char *src)
 {
 	struct gpuos_op *op = op_of(id);

@@ -202,8 +202,7 @@ START_TEST(test_recorded_scalars)
 		static uint8_t store[8192];
 		void *args[16];
 
-		if (!recs[i].op || gpuos_sig_parse(recs[i].demangled, &s) ||
-		    s.family != GPUOS_SIG_VECTORIZED)
+		if (!rec_of(i, GPUOS_SIG_VECTORIZED, &s))
 			continue;
 		for (size_t k = 0; k < sizeof(sc) / sizeof(sc[0]); k++) {
 			if (strcmp(sc[k].op, recs[i].op))

@@ -178,8 +178,7 @@ START_TEST(test_decode_vectorized)
 		static uint8_t store[8192];
 		void *args[16];
 
-		if (!recs[i].op || gpuos_sig_parse(recs[i].demangled, &s) ||
-		    s.family != GPUOS_SIG_VECTORIZED)
+		if (!rec_of(i, GPUOS_SIG_VECTORIZED, &s))
 			continue;
 		unsigned n = layout(recs[i].params, kp, args, store);
 		int rc = gpuos_sig_decode_vectorized(&s, kp, n, args, &a);
@@ -223,8 +222,7 @@ START_TEST(test_decode_elementwise)
 		static uint8_t store[8192];
 		void *args[16];
 
-		if (!recs[i].op || gpuos_sig_parse(recs[i].demangled, &s) ||
-		    s.family != GPUOS_SIG_ELEMENTWISE)
+		if (!rec_of(i, GPUOS_SIG_ELEMENTWISE, &s))
 			continue;
 		unsigned n = layout(recs[i].params, kp, args, store);
 		int rc = gpuos_sig_decode_elementwise(&s, kp, n, args, &a);
@@ -280,8 +278,7 @@ START_TEST(test_decode_reduce)
 		unsigned g[3], b[3], smem;
 		void *args[16];
 
-		if (!recs[i].op || gpuos_sig_parse(recs[i].demangled, &s) ||
-		    s.family != GPUOS_SIG_REDUCE)
+		if (!rec_of(i, GPUOS_SIG_REDUCE, &s))
 			continue;
 		ck_assert_int_eq(sscanf(recs[i].launch, "G %u %u %u B %u %u %u S %u", &g[0], &g[1],
 					&g[2], &b[0], &b[1], &b[2], &smem),
@@ -361,8 +358,7 @@ START_TEST(test_decode_unrolled)
 		static uint8_t store[8192];
 		void *args[16];
 
-		if (!recs[i].op || gpuos_sig_parse(recs[i].demangled, &s) ||
-		    s.family != GPUOS_SIG_UNROLLED)
+		if (!rec_of(i, GPUOS_SIG_UNROLLED, &s))
 			continue;
 		unsigned n = layout(recs[i].params, kp, args, store);
 		ck_assert_int_eq(gpuos_sig_decode_unrolled(&s, kp, n, args, &a), 0);

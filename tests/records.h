@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kernels/sig.h"
 #include "ptx_lift/ptx_lift.h" /* struct gpuos_kparam */
 
 struct rec {
@@ -21,6 +22,12 @@ static const struct rec recs[] = {
 #include "records.inc"
 };
 #define NRECS (sizeof(recs) / sizeof(recs[0]))
+
+/* Whether record @i is a launch of @family; its name parsed into @s. */
+static inline int rec_of(size_t i, int family, struct gpuos_sig *s)
+{
+	return recs[i].op && !gpuos_sig_parse(recs[i].demangled, s) && s->family == family;
+}
 
 /* The recorded P string as a cubin layout and a launch's args[] (pointing into @store). */
 static inline unsigned layout(const char *p, struct gpuos_kparam *kp, void **args, uint8_t *store)

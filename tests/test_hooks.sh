@@ -133,6 +133,7 @@ assert lib.user_run(5) == 0
 assert shim.gpuos_report(sys.argv[2].encode()) == 0
 assert json.load(open(sys.argv[2]))["launches"] == 5
 assert shim.gpuos_report(b"/nonexistent/dir/r.json") < 0
+assert shim.gpuos_op_wait_all() == 0  # none defined
 PY
 
 # gpuos run: same thing through the front end, report path with %p. (Not with a sanitized

@@ -40,11 +40,10 @@ def wait_for_operators():
     import ctypes
     try:
         lib = ctypes.CDLL(None)
-        wait = lib.gpuos_op_wait
+        wait = lib.gpuos_op_wait_all
     except (OSError, AttributeError):
         return
-    for op in range(64, 64 + 1024):
-        wait(op)
+    wait()
 
 
 def main():
