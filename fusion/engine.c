@@ -125,6 +125,11 @@ void gpuos_engine_start_worker(struct gpuos_engine *e, unsigned r)
 {
 	_Atomic uint32_t *state = (_Atomic uint32_t *)&ring_sh(e, r)->sh_state;
 
+	/* Also called when the ring read STARTING: another thread may still be inside the
+	 * launch (it holds the lock). Our task is not ready (gpuos_batch_ready) before that
+	 * launch returned: a stream made to wait for the task could hold up a synchronous call
+	 * of a third thread, and that call can hold up the launch in the driver (a pageable
+	 * cudaMemcpy keeps launches of every thread out until it is done). */
 	gpuos_where("worker lock, to start ring", r);
 	pthread_mutex_lock(&e->wlock);
 	gpuos_where(NULL, 0);

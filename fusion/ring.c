@@ -57,7 +57,7 @@ bool gpuos_ring_publish(struct gpuos_ring *r, uint32_t pos, const struct gpuos_t
 	/* full fence: seq store before the sh_state load; pairs with the fence in the worker's
 	 * try_exit (it stores EXITED, then reloads this seq) */
 	atomic_thread_fence(memory_order_seq_cst);
-	return load_relaxed(SH(sh_state)) == GPUOS_WORKER_EXITED;
+	return load_relaxed(SH(sh_state)) != GPUOS_WORKER_RUNNING;
 }
 
 uint32_t gpuos_ring_done(const struct gpuos_ring *r)

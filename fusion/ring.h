@@ -49,9 +49,10 @@ unsigned gpuos_ring_wait_room(struct gpuos_ring *r, uint32_t pos, bool (*kick)(v
 			      void *ctx);
 
 /*
- * Fill descriptor @pos from @t (its seq is ignored) and publish it. Returns true if the
- * consumer may have left (sh_state read EXITED after the publication, with a full fence in
- * between): the caller must then start one.
+ * Fill descriptor @pos from @t (its seq is ignored) and publish it. Returns true unless a
+ * consumer was seen running after the publication (sh_state read RUNNING, with a full fence
+ * in between): the caller must then start one, or wait until another thread's start
+ * (STARTING) has launched it. Until then no stream may wait for the task.
  */
 bool gpuos_ring_publish(struct gpuos_ring *r, uint32_t pos, const struct gpuos_task *t);
 

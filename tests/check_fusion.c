@@ -119,6 +119,9 @@ START_TEST(ring_full_backpressure)
 	ck_assert_int_eq(kicked, 1);
 	g.sh->sh_state = GPUOS_WORKER_EXITED;
 	ck_assert(gpuos_ring_publish(&g.ring, pos, &t));
+	/* another thread's start may still be in the launch: not seen running, so start too */
+	g.sh->sh_state = GPUOS_WORKER_STARTING;
+	ck_assert(gpuos_ring_publish(&g.ring, pos, &t));
 	rig_free(&g);
 }
 END_TEST

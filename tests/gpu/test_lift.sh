@@ -7,8 +7,8 @@
 # Then engine_test's order mix (3 threads: launches, copies, events, host functions, syncs)
 # with its kernels lifted, on cold and warm caches: same hash as plain, no hang, no crash at
 # exit (a batch close once covered a task whose worker launch queued in the driver behind
-# another thread's synchronous copy; a short run's exit once ran NVRTC's destructors under
-# a compile).
+# another thread's synchronous copy, and later a task that had only seen another thread's
+# launch begin; a short run's exit once ran NVRTC's destructors under a compile).
 set -eu
 . tests/gpu/lib.sh
 need_python
@@ -58,9 +58,12 @@ done
 for i in $(seq "$LOOPS"); do
 	seed=$(( (i - 1) % 3 + 1 ))
 	[ $((i % 2)) = 0 ] || rm -rf "$T/ocache" # odd runs cold, even runs warm
+	# half the runs with workers that leave after 1 ms idle: many more worker launches,
+	# each one a chance for another thread's synchronous copy to come in between
+	idle=$(( (i / 2) % 2 ? 1 : 100 ))
 	rc=0
-	GPUOS=0 GPUOS_CACHE_DIR=$T/ocache GPUOS_TEST_STUCK_S=40 LD_PRELOAD=$SHIM timeout 120 \
-		"$E" order $seed >"$T/o$i" 2>&1 || rc=$?
+	GPUOS=0 GPUOS_CACHE_DIR=$T/ocache GPUOS_WORKER_IDLE_MS=$idle GPUOS_TEST_STUCK_S=40 \
+		LD_PRELOAD=$SHIM timeout 120 "$E" order $seed >"$T/o$i" 2>&1 || rc=$?
 	[ $rc = 0 ] || { cat "$T/o$i"; fail "order run $i (seed $seed, lift on): exit $rc"; }
 	a=$(grep -o 'hash=[0-9a-f]* hostfn=[0-9]*' "$T/oref$seed")
 	b=$(grep -o 'hash=[0-9a-f]* hostfn=[0-9]*' "$T/o$i")
