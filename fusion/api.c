@@ -580,33 +580,66 @@ void gpuos_fusion_capture_end(void)
 	gpuos_fusion_unpark();
 }
 
-/* Functions launched before: a lock-free set of handles, never shrinks. */
+/*
+ * Functions the driver has loaded: a lock-free set of handles, never shrinks. A handle goes in
+ * after its first call returned (gpuos_fusion_loaded), not before it: until then every thread
+ * that launches it parks too, since its launch may be the one that loads it (and a load may
+ * wait for the whole context, behind a task whose worker is not launched yet).
+ */
 #define SEEN_ORDER 16
+#define SEEN_PROBE ((1u << SEEN_ORDER) / 2)
 static _Atomic uintptr_t seen[1u << SEEN_ORDER];
 static _Atomic unsigned nseen;
+
+static unsigned seen_slot(uintptr_t key)
+{
+	return (unsigned)((key * 0x9e3779b97f4a7c15ull) >> (64 - SEEN_ORDER));
+}
+
+static bool seen_has(uintptr_t key)
+{
+	unsigned i = seen_slot(key);
+
+	for (unsigned n = 0; n < SEEN_PROBE; n++, i = (i + 1) & ((1u << SEEN_ORDER) - 1)) {
+		/* relaxed: a handle that is missed only costs one more park */
+		uintptr_t v = load_relaxed(&seen[i]);
+
+		if (v == key)
+			return true;
+		if (!v)
+			return false;
+	}
+	return false;
+}
 
 bool gpuos_fusion_first_launch(const void *f)
 {
 	uintptr_t key = (uintptr_t)f;
-	unsigned i = (unsigned)((key * 0x9e3779b97f4a7c15ull) >> (64 - SEEN_ORDER));
 
-	if (!gpuos_fusion_active() || !key)
+	if (!gpuos_fusion_active() || !key || seen_has(key))
 		return false;
-	for (unsigned n = 0; n < (1u << SEEN_ORDER) / 2;
-	     n++, i = (i + 1) & ((1u << SEEN_ORDER) - 1)) {
+	/* Not loaded yet (or the set is full): loading it may need the whole context idle. */
+	gpuos_fusion_park();
+	return true;
+}
+
+void gpuos_fusion_loaded(const void *f)
+{
+	uintptr_t key = (uintptr_t)f;
+	unsigned i = seen_slot(key);
+
+	if (!key)
+		return;
+	for (unsigned n = 0; n < SEEN_PROBE; n++, i = (i + 1) & ((1u << SEEN_ORDER) - 1)) {
 		uintptr_t v = load_relaxed(&seen[i]);
 
-		/* relaxed: the set only saves repeated parks; a racing duplicate parks once
-		 * more, which is harmless */
+		/* relaxed: the set only saves parks; two threads adding one handle leave one */
 		if (!v && atomic_compare_exchange_strong_explicit(
 			      &seen[i], &v, key, memory_order_relaxed, memory_order_relaxed)) {
 			fetch_add_relaxed(&nseen, 1);
-			break;
+			return;
 		}
 		if (v == key)
-			return false;
+			return;
 	}
-	/* First launch (or the set is full): loading it may need the whole context idle. */
-	gpuos_fusion_park();
-	return true;
 }

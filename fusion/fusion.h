@@ -49,9 +49,11 @@ void gpuos_fusion_device_reset(void);
 void gpuos_fusion_capture_begin(void);
 void gpuos_fusion_capture_end(void);
 
-/* Before a launch of @f (CUfunction or CUkernel): true if it is the first launch seen and the
- * workers were parked for it; the caller then calls gpuos_fusion_unpark after the call. */
+/* Before a launch (or attribute query) of @f (CUfunction or CUkernel): true if no such call
+ * has returned yet and the workers were parked for it; the caller then calls
+ * gpuos_fusion_loaded(@f) if the call worked, and gpuos_fusion_unpark. */
 bool gpuos_fusion_first_launch(const void *f);
+void gpuos_fusion_loaded(const void *f);
 
 /* Threads a worker block has: the running engines', else what gpuos_init would choose. */
 unsigned gpuos_fusion_worker_threads(void);

@@ -80,6 +80,7 @@ int gpuos_cupti_classify(CUpti_CallbackId cbid, const void *params, struct gpuos
 /* What ENTER did, for EXIT, in the call's correlation data. */
 #define CORR_ENTERED 1u /* fusion heard of the call (an engine had been started) */
 #define CORR_PARKED  2u /* the workers were parked for it: unpark after it */
+#define CORR_LOADING 4u /* parked for a function's first call: it is loaded once that works */
 
 /* cuStreamEndCapture failed in a way that still ended the capture. When unsure, keep the
  * capture counted: diverting nothing is safe, diverting into a capture is not. */
@@ -112,11 +113,11 @@ static uint64_t before_call(const struct gpuos_cupti_action *a)
 	case GPUOS_CUPTI_LAUNCH:
 		gpuos_fusion_stream_op(a->stream, a->ptsz);
 		if (gpuos_fusion_first_launch(a->func))
-			corr |= CORR_PARKED;
+			corr |= CORR_PARKED | CORR_LOADING;
 		break;
 	case GPUOS_CUPTI_FIRST_USE:
 		if (gpuos_fusion_first_launch(a->func))
-			corr |= CORR_PARKED;
+			corr |= CORR_PARKED | CORR_LOADING;
 		break;
 	case GPUOS_CUPTI_PARK:
 	case GPUOS_CUPTI_RESET:
@@ -149,6 +150,9 @@ static void after_call(const struct gpuos_cupti_action *a, uint64_t corr, CUresu
 		gpuos_fusion_device_reset();
 		return;
 	}
+	/* before unparking: a launch racing ours that finds it loaded need not park */
+	if ((corr & CORR_LOADING) && r == CUDA_SUCCESS)
+		gpuos_fusion_loaded(a->func);
 	if (corr & CORR_PARKED)
 		gpuos_fusion_unpark();
 }

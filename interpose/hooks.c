@@ -7,6 +7,7 @@
 #include "common/atomics.h"
 #include "interpose/interpose.h"
 #include "interpose/real.h"
+#include "fusion/fusion.h"
 
 #define GPUOS_EXPORT __attribute__((visibility("default")))
 #define unlikely(x)  __builtin_expect(!!(x), 0)
@@ -49,8 +50,30 @@ static inline int divert(struct gpuos_live *l, dim3 g, dim3 b, void **a, size_t 
 	return why;
 }
 
-static inline cudaError_t launch_end(struct gpuos_live *l, cudaError_t rc)
+/*
+ * Lazy loading: a launch that goes to the runtime may be the one that loads the kernel, and a
+ * load may wait for the whole context idle, behind a task of ours whose worker another thread
+ * has yet to launch (that launch then waits for the load: a deadlock). The runtime may load
+ * through calls CUPTI does not report, so until a real launch of the kernel has worked the
+ * workers park here, before the runtime is called; interpose/cupti.c does the same for the
+ * driver's launches.
+ */
+static inline bool load_begin(struct gpuos_live *l, const void *key)
 {
+	return unlikely(!load_relaxed(&l->loaded)) && gpuos_fusion_first_launch(key);
+}
+
+static inline cudaError_t launch_end(struct gpuos_live *l, const void *key, bool parked,
+				     cudaError_t rc)
+{
+	if (unlikely(parked)) {
+		if (rc == cudaSuccess)
+			gpuos_fusion_loaded(key);
+		gpuos_fusion_unpark();
+	}
+	/* relaxed: only saves the probe above; the unknown record stands for many kernels */
+	if (unlikely(!load_relaxed(&l->loaded)) && rc == cudaSuccess && l != gpuos_reg_unknown())
+		store_relaxed(&l->loaded, true);
 	/* After the first launch that worked the device is set up: read the cubin layout,
 	 * then lift the kernel if it can be. */
 	if (unlikely(load_relaxed(&l->info_pending)) && rc == cudaSuccess) {
@@ -67,13 +90,15 @@ static inline cudaError_t launch_end(struct gpuos_live *l, cudaError_t rc)
 	{                                                                                          \
 		gpuos_real_##name##_t real = REAL(name);                                           \
 		struct gpuos_live *l;                                                              \
+		bool parked;                                                                       \
                                                                                                    \
 		if (unlikely(!real))                                                               \
 			return cudaErrorSharedObjectSymbolNotFound;                                \
 		l = live_of((const void *)f);                                                      \
 		if (divert(l, g, b, a, sm, st, ptsz, false) == GPUOS_WHY_DIVERTED)                 \
 			return cudaSuccess;                                                        \
-		return launch_end(l, real(f, g, b, a, sm, st));                                    \
+		parked = load_begin(l, (const void *)f);                                           \
+		return launch_end(l, (const void *)f, parked, real(f, g, b, a, sm, st));           \
 	}
 
 LAUNCH_HOOK(__cudaLaunchKernel, cudaKernel_t, false)
@@ -88,6 +113,7 @@ static const cudaLaunchConfig_t no_config;
 	{                                                                                          \
 		gpuos_real_##name##_t real = REAL(name);                                           \
 		struct gpuos_live *l;                                                              \
+		bool parked;                                                                       \
                                                                                                    \
 		if (unlikely(!real))                                                               \
 			return cudaErrorSharedObjectSymbolNotFound;                                \
@@ -96,7 +122,8 @@ static const cudaLaunchConfig_t no_config;
 		if (divert(l, k->gridDim, k->blockDim, a, k->dynamicSmemBytes, k->stream, ptsz,    \
 			   !c || c->numAttrs != 0) == GPUOS_WHY_DIVERTED)                          \
 			return cudaSuccess;                                                        \
-		return launch_end(l, real(c, f, a));                                               \
+		parked = load_begin(l, f);                                                         \
+		return launch_end(l, f, parked, real(c, f, a));                                    \
 	}
 
 LAUNCH_EX_HOOK(cudaLaunchKernelExC, false)

@@ -73,6 +73,7 @@ struct gpuos_fatbin_reg {
 struct gpuos_live {
 	_Atomic int why;	  /* enum gpuos_why of its launches unless lifted says more */
 	_Atomic int info_pending; /* set until the cubin layout was read after a launch */
+	_Atomic bool loaded;	  /* a real launch of it worked: the driver has its code */
 	char *demangled;	  /* owned */
 	char *mangled;		  /* owned copy */
 	_Atomic uint64_t count[GPUOS_WHY_COUNT];

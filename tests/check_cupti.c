@@ -79,6 +79,11 @@ bool gpuos_fusion_first_launch(const void *f)
 	note(fake_first ? 'F' : 'f');
 	return fake_first;
 }
+void gpuos_fusion_loaded(const void *f)
+{
+	ck_assert_ptr_eq(f, rec.func);
+	note('L');
+}
 void gpuos_fusion_device_reset(void)
 {
 	note('R');
@@ -579,7 +584,9 @@ START_TEST(test_cb_launch)
 	ck_assert_ptr_eq(rec.stream, (CUstream)0x20);
 	ck_assert_ptr_eq(rec.func, (void *)0x10);
 
-	/* first launch: parked inside first_launch, unparked after the call, failed or not */
+	/* first launch: parked inside first_launch, unparked after the call, failed or not;
+	 * the function counts as loaded (no more parks for it) only once a call worked, and
+	 * before the unpark */
 	memset(&rec, 0, sizeof(rec));
 	fake_first = true;
 	call_init(&c, &p);
@@ -587,6 +594,11 @@ START_TEST(test_cb_launch)
 	ck_assert_str_eq(rec.seq, "SF");
 	leave(&c, ID(cuLaunchKernel), CUDA_ERROR_INVALID_VALUE);
 	ck_assert_str_eq(rec.seq, "SFU");
+	memset(&rec, 0, sizeof(rec));
+	call_init(&c, &p);
+	enter(&c, ID(cuLaunchKernel));
+	leave(&c, ID(cuLaunchKernel), CUDA_SUCCESS);
+	ck_assert_str_eq(rec.seq, "SFLU");
 	fake_first = false;
 }
 END_TEST
@@ -623,7 +635,7 @@ START_TEST(test_cb_park_and_first_use)
 	call_init(&c, &fa);
 	enter(&c, ID(cuFuncGetAttribute));
 	leave(&c, ID(cuFuncGetAttribute), CUDA_SUCCESS);
-	ck_assert_str_eq(rec.seq, "FU");
+	ck_assert_str_eq(rec.seq, "FLU");
 	ck_assert_ptr_eq(rec.func, (void *)0x30);
 	fake_first = false;
 }

@@ -69,6 +69,10 @@ bool gpuos_fusion_first_launch(const void *f)
 	(void)f;
 	return false;
 }
+void gpuos_fusion_loaded(const void *f)
+{
+	(void)f;
+}
 void gpuos_fusion_device_reset(void)
 {
 }
