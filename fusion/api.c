@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/atomics.h"
+#include "common/probe.h"
 #include "common/log.h"
 #include "common/where.h"
 #include "fusion/engine.h"
@@ -317,10 +318,13 @@ static int submit(void *stream, struct gpuos_task *t, unsigned flags, const void
 			return chunk;
 		t->a[2] = gpuos_arena_addr(&pe->arena, chunk);
 	}
+	GPUOS_PROBE_BEGIN(t0);
 	/* the current device matters for the default streams only; a stream knows its own */
 	dev = (!stream || stream == CU_STREAM_LEGACY || stream == CU_STREAM_PER_THREAD)
 		  ? gpuos_engine_current_dev()
 		  : -1;
+	GPUOS_PROBE_END(DEV, t0);
+	GPUOS_PROBE_BEGIN(t1);
 	for (int tries = 0;; tries++) {
 		rc = gpuos_batch_submit(&g->batches, (uintptr_t)stream, flags & GPUOS_PTSZ, &dev, t,
 					&ring, &pos);
@@ -333,6 +337,8 @@ static int submit(void *stream, struct gpuos_task *t, unsigned flags, const void
 			gpuos_arena_put(&pe->arena, chunk);
 		return rc;
 	}
+	GPUOS_PROBE_END(BATCH, t1);
+	GPUOS_PROBE_BEGIN(t2);
 	e = engine_of(dev);
 	if (chunk >= 0)
 		gpuos_arena_tag(&pe->arena, chunk, (unsigned)(ring - e->ring), pos);
@@ -342,6 +348,8 @@ static int submit(void *stream, struct gpuos_task *t, unsigned flags, const void
 	if (gpuos_ring_publish(ring, pos, t))
 		gpuos_engine_start_worker(e, (unsigned)(ring - e->ring));
 	gpuos_batch_ready(&g->batches, t);
+	GPUOS_PROBE_END(PUBLISH, t2);
+	GPUOS_PROBE_END(SUBMIT, t0);
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/atomics.h"
+#include "common/probe.h"
 #include "common/log.h"
 #include "fusion/fusion.h"
 #include "interpose/interpose.h"
@@ -153,6 +154,7 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 	struct gpuos_oc_args oc;
 	struct gpuos_ur_args ur;
 	struct gpuos_ew_args *ew;
+	GPUOS_PROBE_BEGIN(t0);
 	int rc = gpuos_op_ready(c->op);
 
 	if (rc <= 0) /* acquire inside: the operator is in before its tasks go */
@@ -186,6 +188,7 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 		if (c->m.e->nscalars > 1) /* such entries have at most two inputs: a3 is free */
 			a[3] = ew->scalar_bits[1];
 		a[4] = (uint32_t)ew->n;
+		GPUOS_PROBE_END(DECODE, t0);
 		rc = gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, NULL, 0,
 						c->dev);
 		return gpuos_why_submitted(rc);

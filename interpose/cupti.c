@@ -18,6 +18,7 @@
 #include <cupti.h>
 
 #include "common/atomics.h"
+#include "common/probe.h"
 #include "common/log.h"
 #include "fusion/fusion.h"
 #include "interpose/cupti.h"
@@ -168,6 +169,7 @@ void CUPTIAPI gpuos_cupti_callback(void *userdata, CUpti_CallbackDomain domain,
 	CUresult r;
 
 	(void)userdata;
+	GPUOS_PROBE_BEGIN(t0);
 	if (domain != CUPTI_CB_DOMAIN_DRIVER_API || gpuos_fusion_in_engine || !cb)
 		return;
 	if (gpuos_cupti_classify(cbid, cb->functionParams, &a) == GPUOS_CUPTI_NONE)
@@ -180,6 +182,7 @@ void CUPTIAPI gpuos_cupti_callback(void *userdata, CUpti_CallbackDomain domain,
 					    : CUDA_SUCCESS;
 		after_call(&a, *corr, r);
 	}
+	GPUOS_PROBE_END(CUPTI, t0);
 }
 
 /* ---- loading ---- */

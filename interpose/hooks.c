@@ -5,6 +5,7 @@
  * the runtime's error state (cudaGetLastError) is the real call's.
  */
 #include "common/atomics.h"
+#include "common/probe.h"
 #include "interpose/interpose.h"
 #include "interpose/real.h"
 #include "fusion/fusion.h"
@@ -94,11 +95,16 @@ static inline cudaError_t launch_end(struct gpuos_live *l, const void *key, bool
                                                                                                    \
 		if (unlikely(!real))                                                               \
 			return cudaErrorSharedObjectSymbolNotFound;                                \
+		GPUOS_PROBE_BEGIN(t0_);                                                            \
 		l = live_of((const void *)f);                                                      \
-		if (divert(l, g, b, a, sm, st, ptsz, false) == GPUOS_WHY_DIVERTED)                 \
+		if (divert(l, g, b, a, sm, st, ptsz, false) == GPUOS_WHY_DIVERTED) {               \
+			GPUOS_PROBE_END(HOOK, t0_);                                                \
 			return cudaSuccess;                                                        \
+		}                                                                                  \
 		parked = load_begin(l, (const void *)f);                                           \
-		return launch_end(l, (const void *)f, parked, real(f, g, b, a, sm, st));           \
+		cudaError_t rc_ = launch_end(l, (const void *)f, parked, real(f, g, b, a, sm, st)); \
+		GPUOS_PROBE_END(FALL, t0_);                                                        \
+		return rc_;                                                                        \
 	}
 
 LAUNCH_HOOK(__cudaLaunchKernel, cudaKernel_t, false)

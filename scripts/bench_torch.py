@@ -394,6 +394,10 @@ def run_one(wl, mode, args):
             for l in (err.splitlines() or ["(empty)"])[-25:]:
                 print("    " + l, file=sys.stderr)
             return None
+        # a probe build of the shim (scripts/probe_build.sh) prints its host-time spans
+        for l in err.splitlines():
+            if l.startswith("gpuos probe:"):
+                print(f"  {wl}/{mode} {l}", file=sys.stderr)
         if mode == "shim":
             rep = read_report(tmpdir, p.pid)
             if rep is None:
