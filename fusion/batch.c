@@ -89,6 +89,15 @@ static struct gpuos_slot *create(struct gpuos_batches *b, uintptr_t key, uintptr
 	return s;
 }
 
+/* Under the table lock: slot @i's batch is open or not. */
+static void mark_open(struct gpuos_batches *b, unsigned i, bool open)
+{
+	if (open)
+		b->openmask[i / 64] |= 1ull << (i % 64);
+	else
+		b->openmask[i / 64] &= ~(1ull << (i % 64));
+}
+
 /* Under the table lock. */
 static void close_slot(struct gpuos_batches *b, struct gpuos_slot *s)
 {
@@ -105,6 +114,7 @@ static void close_slot(struct gpuos_batches *b, struct gpuos_slot *s)
 	s->open = false;
 	s->ntasks = 0;
 	pthread_mutex_unlock(&s->lock);
+	mark_open(b, (unsigned)(s - b->slot), false);
 	/* acquire: pairs with the release in gpuos_batch_ready. Submitters that reserved are
 	 * publishing and starting workers, a few microseconds, outside our locks. */
 	for (unsigned spins = 0; (int32_t)(tseq - load_acquire(&s->ready)) > 0; spins++)
@@ -130,11 +140,12 @@ static void apply_rules(struct gpuos_batches *b, uintptr_t stream, int dev, bool
 	if (!load_relaxed(&b->nopen))
 		return;
 	if (stream == GPUOS_STREAM_LEGACY) {
-		for (unsigned i = 0; i < GPUOS_MAX_SLOTS; i++) {
-			struct gpuos_slot *s = &b->slot[i];
-			if (s->open && s != keep && s->dev == dev && s->blocking)
-				close_slot(b, s);
-		}
+		for (unsigned w = 0; w < GPUOS_MAX_SLOTS / 64; w++)
+			for (uint64_t m = b->openmask[w]; m; m &= m - 1) {
+				struct gpuos_slot *s = &b->slot[w * 64 + __builtin_ctzll(m)];
+				if (s != keep && s->dev == dev && s->blocking)
+					close_slot(b, s);
+			}
 	} else if (blocking) {
 		struct gpuos_slot *l = find(b, key_of(GPUOS_STREAM_LEGACY, false, dev));
 		if (l && l != keep)
@@ -233,6 +244,7 @@ int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int
 		pthread_mutex_lock(&s->lock);
 		s->open = true;
 		pthread_mutex_unlock(&s->lock);
+		mark_open(b, (unsigned)(s - b->slot), true);
 		b->nopened++;
 		fetch_add_relaxed(&b->nopen, 1);
 		t->gate = nb;
@@ -281,11 +293,18 @@ void gpuos_batch_stream_op(struct gpuos_batches *b, uintptr_t stream, bool ptsz,
 	pthread_mutex_unlock(&b->lock);
 }
 
+/* Under the table lock: close every open batch. */
+static void close_open(struct gpuos_batches *b)
+{
+	for (unsigned w = 0; w < GPUOS_MAX_SLOTS / 64; w++)
+		for (uint64_t m = b->openmask[w]; m; m &= m - 1)
+			close_slot(b, &b->slot[w * 64 + __builtin_ctzll(m)]);
+}
+
 void gpuos_batch_close_all(struct gpuos_batches *b)
 {
 	pthread_mutex_lock(&b->lock);
-	for (unsigned i = 0; i < GPUOS_MAX_SLOTS && load_relaxed(&b->nopen); i++)
-		close_slot(b, &b->slot[i]);
+	close_open(b);
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -337,8 +356,7 @@ void gpuos_batch_capture_begin(struct gpuos_batches *b)
 {
 	pthread_mutex_lock(&b->lock);
 	fetch_add_relaxed(&b->capture, 1);
-	for (unsigned i = 0; i < GPUOS_MAX_SLOTS && load_relaxed(&b->nopen); i++)
-		close_slot(b, &b->slot[i]);
+	close_open(b);
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -361,6 +379,7 @@ void gpuos_batch_drop_device(struct gpuos_batches *b, int dev)
 			fetch_add_relaxed(&b->nopen, -1);
 		s->open = false;
 		s->ntasks = 0;
+		mark_open(b, i, false);
 		store_relaxed(&s->key, 0);
 		pthread_mutex_unlock(&s->lock);
 		for (unsigned k = 0; k < NINDEX; k++)

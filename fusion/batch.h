@@ -84,6 +84,10 @@ struct gpuos_batches {
 	/* open addressing: slot + 1, 0 empty, 0xffff deleted; written under the lock, read
 	 * without it by the submit fast path (which checks the slot's key under its lock) */
 	_Atomic uint16_t index[2 * GPUOS_MAX_SLOTS];
+	/* bit i: slot i's batch is open; under the lock. The legacy stream's rules close every
+	 * open batch of a device: walking these beats reading all slots (a few cache lines, not
+	 * the 100 KB of every slot, on each legacy-stream submit and stream op) */
+	uint64_t openmask[GPUOS_MAX_SLOTS / 64];
 	uint64_t nopened, nclosed; /* statistics */
 };
 
