@@ -241,6 +241,24 @@ def ew_red_delta(a, b):
     return tot
 
 
+def fell_through_delta(a, b, most=8):
+    """The kernels that fell through between two reports, most launches first:
+    [[launches, short name, {why: count}], ...]."""
+    if not a or not b:
+        return None
+    old = {k["name"]: k for k in a.get("kernels", [])}
+    rows = []
+    for k in b.get("kernels", []):
+        o = old.get(k["name"], {})
+        why = {w: n - o.get("fell_through", {}).get(w, 0)
+               for w, n in k.get("fell_through", {}).items()}
+        why = {w: n for w, n in why.items() if n > 0}
+        if why:
+            rows.append([sum(why.values()), k.get("short") or k["name"][:80], why])
+    rows.sort(key=lambda r: -r[0])
+    return rows[:most]
+
+
 def run_child(wl, mode, repeat):
     """Measure one workload in one mode; print the result as the last stdout line."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network on the GPU machine
@@ -287,7 +305,9 @@ def run_child(wl, mode, repeat):
            "us_median": statistics.median(times) / per, "us_all": [t / per for t in times],
            "iters_total": ran * per, "check": chk, "device": torch.cuda.get_device_name()}
     if lib:  # the timed runs alone: their elementwise and reduction launches diverted
-        res["timed_ew_red"] = ew_red_delta(rep_before, timed_report(lib, "after"))
+        rep_after = timed_report(lib, "after")
+        res["timed_ew_red"] = ew_red_delta(rep_before, rep_after)
+        res["timed_fell_through"] = fell_through_delta(rep_before, rep_after)
     if lib:  # per timed iteration: tasks (diverted launches), batches, parks...
         res["engine_per_iter"] = dict(zip(STAT_FIELDS, per_iter))
         res["tasks_per_iter"] = per_iter[0]
@@ -444,6 +464,9 @@ def print_table(wl, rows):
     if t and t[0]:
         print(f"  shim, timed runs: {t[1]} of {t[0]} elementwise and reduction launches "
               f"diverted ({100 * t[1] / t[0]:.1f} %)")
+    for n, name, why in (rows.get("shim") or {}).get("timed_fell_through") or []:
+        print(f"  shim, timed runs, fell through: {n:7d}  {name[:70]}  "
+              + ", ".join(f"{w} {c}" for w, c in why.items()))
     e = (rows.get("shim") or {}).get("engine_per_iter")
     if e:
         print("  shim engine per " + UNIT[wl] + ": " +
