@@ -595,27 +595,29 @@ void gpuos_fusion_capture_end(void)
  * wait for the whole context, behind a task whose worker is not launched yet).
  */
 #define SEEN_ORDER 16
-#define SEEN_PROBE ((1u << SEEN_ORDER) / 2)
-static _Atomic uintptr_t seen[1u << SEEN_ORDER];
-static _Atomic unsigned nseen;
+#define SEEN_SIZE  (1u << SEEN_ORDER)
+static _Atomic uintptr_t seen[SEEN_SIZE];
 
-static unsigned seen_slot(uintptr_t key)
+/* Is @key in the set? With @add, put it in if it is not (and half the set is not full). */
+static bool seen_find(uintptr_t key, bool add)
 {
-	return (unsigned)((key * 0x9e3779b97f4a7c15ull) >> (64 - SEEN_ORDER));
-}
+	unsigned i = (unsigned)((key * 0x9e3779b97f4a7c15ull) >> (64 - SEEN_ORDER));
 
-static bool seen_has(uintptr_t key)
-{
-	unsigned i = seen_slot(key);
-
-	for (unsigned n = 0; n < SEEN_PROBE; n++, i = (i + 1) & ((1u << SEEN_ORDER) - 1)) {
-		/* relaxed: a handle that is missed only costs one more park */
+	for (unsigned n = 0; n < SEEN_SIZE / 2; n++, i = (i + 1) & (SEEN_SIZE - 1)) {
+		/* relaxed: the set only saves parks; a handle missed costs one more park, and two
+		 * threads adding one handle leave one */
 		uintptr_t v = load_relaxed(&seen[i]);
 
 		if (v == key)
 			return true;
-		if (!v)
+		if (v)
+			continue;
+		if (!add)
 			return false;
+		if (atomic_compare_exchange_strong_explicit(&seen[i], &v, key, memory_order_relaxed,
+							    memory_order_relaxed) ||
+		    v == key) /* or another thread just put it here */
+			return true;
 	}
 	return false;
 }
@@ -624,7 +626,7 @@ bool gpuos_fusion_first_launch(const void *f)
 {
 	uintptr_t key = (uintptr_t)f;
 
-	if (!gpuos_fusion_active() || !key || seen_has(key))
+	if (!gpuos_fusion_active() || !key || seen_find(key, false))
 		return false;
 	/* Not loaded yet (or the set is full): loading it may need the whole context idle. */
 	gpuos_fusion_park();
@@ -633,21 +635,6 @@ bool gpuos_fusion_first_launch(const void *f)
 
 void gpuos_fusion_loaded(const void *f)
 {
-	uintptr_t key = (uintptr_t)f;
-	unsigned i = seen_slot(key);
-
-	if (!key)
-		return;
-	for (unsigned n = 0; n < SEEN_PROBE; n++, i = (i + 1) & ((1u << SEEN_ORDER) - 1)) {
-		uintptr_t v = load_relaxed(&seen[i]);
-
-		/* relaxed: the set only saves parks; two threads adding one handle leave one */
-		if (!v && atomic_compare_exchange_strong_explicit(
-			      &seen[i], &v, key, memory_order_relaxed, memory_order_relaxed)) {
-			fetch_add_relaxed(&nseen, 1);
-			return;
-		}
-		if (v == key)
-			return;
-	}
+	if (f)
+		(void)seen_find((uintptr_t)f, true);
 }

@@ -133,6 +133,18 @@ static void close_slot(struct gpuos_batches *b, struct gpuos_slot *s)
 	fetch_add_relaxed(&b->nopen, -1);
 }
 
+/* Under the table lock: close every open batch, or with @dev >= 0 those of device @dev's
+ * blocking streams; never @keep. */
+static void close_open(struct gpuos_batches *b, int dev, const struct gpuos_slot *keep)
+{
+	for (unsigned w = 0; w < GPUOS_MAX_SLOTS / 64; w++)
+		for (uint64_t m = b->openmask[w]; m; m &= m - 1) {
+			struct gpuos_slot *s = &b->slot[w * 64 + __builtin_ctzll(m)];
+			if (s != keep && (dev < 0 || (s->dev == dev && s->blocking)))
+				close_slot(b, s);
+		}
+}
+
 /* Close what an operation on @key (a slot or none yet) requires, except @keep. */
 static void apply_rules(struct gpuos_batches *b, uintptr_t stream, int dev, bool blocking,
 			struct gpuos_slot *keep)
@@ -140,12 +152,7 @@ static void apply_rules(struct gpuos_batches *b, uintptr_t stream, int dev, bool
 	if (!load_relaxed(&b->nopen))
 		return;
 	if (stream == GPUOS_STREAM_LEGACY) {
-		for (unsigned w = 0; w < GPUOS_MAX_SLOTS / 64; w++)
-			for (uint64_t m = b->openmask[w]; m; m &= m - 1) {
-				struct gpuos_slot *s = &b->slot[w * 64 + __builtin_ctzll(m)];
-				if (s != keep && s->dev == dev && s->blocking)
-					close_slot(b, s);
-			}
+		close_open(b, dev, keep);
 	} else if (blocking) {
 		struct gpuos_slot *l = find(b, key_of(GPUOS_STREAM_LEGACY, false, dev));
 		if (l && l != keep)
@@ -293,18 +300,10 @@ void gpuos_batch_stream_op(struct gpuos_batches *b, uintptr_t stream, bool ptsz,
 	pthread_mutex_unlock(&b->lock);
 }
 
-/* Under the table lock: close every open batch. */
-static void close_open(struct gpuos_batches *b)
-{
-	for (unsigned w = 0; w < GPUOS_MAX_SLOTS / 64; w++)
-		for (uint64_t m = b->openmask[w]; m; m &= m - 1)
-			close_slot(b, &b->slot[w * 64 + __builtin_ctzll(m)]);
-}
-
 void gpuos_batch_close_all(struct gpuos_batches *b)
 {
 	pthread_mutex_lock(&b->lock);
-	close_open(b);
+	close_open(b, -1, NULL);
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -356,7 +355,7 @@ void gpuos_batch_capture_begin(struct gpuos_batches *b)
 {
 	pthread_mutex_lock(&b->lock);
 	fetch_add_relaxed(&b->capture, 1);
-	close_open(b);
+	close_open(b, -1, NULL);
 	pthread_mutex_unlock(&b->lock);
 }
 

@@ -72,12 +72,12 @@ static inline cudaError_t launch_end(struct gpuos_live *l, const void *key, bool
 			gpuos_fusion_loaded(key);
 		gpuos_fusion_unpark();
 	}
-	/* relaxed: only saves the probe above; the unknown record stands for many kernels */
-	if (unlikely(!load_relaxed(&l->loaded)) && rc == cudaSuccess && l != gpuos_reg_unknown())
+	/* After the first real launch that worked the driver has the kernel's code (no more
+	 * parks for it; relaxed: the flag only saves the park's probe) and the device is set up:
+	 * read the cubin layout, then lift the kernel if it can be (each once, whoever races).
+	 * The unknown record stands for many kernels: it never counts as loaded. */
+	if (unlikely(!load_relaxed(&l->loaded)) && rc == cudaSuccess && l != gpuos_reg_unknown()) {
 		store_relaxed(&l->loaded, true);
-	/* After the first launch that worked the device is set up: read the cubin layout,
-	 * then lift the kernel if it can be. */
-	if (unlikely(load_relaxed(&l->info_pending)) && rc == cudaSuccess) {
 		gpuos_reg_read_info(l);
 		gpuos_catalog_prepare(l);
 		gpuos_lifted_prepare(l);
