@@ -44,7 +44,7 @@ static struct {
 
 static int operator_of(const struct gpuos_cat_match *m, int *devp)
 {
-	char key[64], src[8192];
+	char key[64], src[16384];
 	int op = -ENOSPC, dev = 0;
 
 	gpuos_cat_key(m, key, sizeof(key));
@@ -146,6 +146,33 @@ static bool grid_ok(dim3 g, dim3 b, int32_t n)
 	return false;
 }
 
+/*
+ * A reduction: its ReduceOp decoded and validated (the simple form, sig.h), the operator's
+ * parameter block from it. The launch's dynamic shared memory is the kernel's own tree
+ * scratch; the operator has its own.
+ */
+static enum gpuos_why reduce_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
+				    cudaStream_t st, bool ptsz)
+{
+	const unsigned grid[3] = {g.x, g.y, g.z}, block[3] = {b.x, b.y, b.z};
+	struct gpuos_reduce_args ra;
+	struct gpuos_cat_reduce p;
+	uint64_t a[GPUOS_TASK_ARGS] = {0};
+	int rc;
+
+	if (!args)
+		return GPUOS_WHY_LAUNCH_CONFIG;
+	rc = gpuos_sig_decode_reduce(&c->sig, c->params, c->nparams, args, grid, block, &ra);
+	if (!rc)
+		rc = gpuos_cat_reduce_params(&c->m, &ra, &p);
+	if (rc) /* valid, but blocks share outputs or accumulate: "launch config" */
+		return rc == -ENOTSUP ? GPUOS_WHY_LAUNCH_CONFIG : GPUOS_WHY_BAD_ARGS;
+	if ((uint64_t)ra.num_inputs * (uint64_t)ra.num_outputs > gpuos_shim.cfg.max_elements)
+		return GPUOS_WHY_TOO_LARGE;
+	rc = gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, &p, sizeof(p), c->dev);
+	return gpuos_why_submitted(rc);
+}
+
 enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
 				    size_t smem, cudaStream_t st, bool ptsz)
 {
@@ -159,6 +186,8 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 
 	if (rc <= 0) /* acquire inside: the operator is in before its tasks go */
 		return rc ? GPUOS_WHY_NO_ENGINE : GPUOS_WHY_BUILDING;
+	if (c->sig.family == GPUOS_SIG_REDUCE)
+		return reduce_launch(c, g, b, args, st, ptsz);
 	if (smem || !args)
 		return GPUOS_WHY_LAUNCH_CONFIG;
 	switch (c->sig.family) {

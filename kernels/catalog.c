@@ -97,6 +97,10 @@ const struct gpuos_cat_entry gpuos_cat_entries[] = {
 	 RAW "(bool)(rs0 == 0 ? a >= b : rs0 == 1 ? a > b : rs0 == 2 ? a <= b : a < b)"},
 	{"compare_eq",   "BinaryFunctor:CompareEqFunctor", 0, 2, F | I | B, -1, GPUOS_DT_BOOL, 1, GPUOS_SC_INT, false, false,
 	 RAW "(bool)(rs0 == 0 ? a == b : a != b)"},
+	/* tensor == / != a CPU scalar: AUnaryFunctor {CompareEqFunctor (int op_); opmath_t a},
+	 * f(a, x); opmath is T itself for float and the integers (Half's holds a float) */
+	{"compare_eq_scalar", "AUnaryFunctor:CompareEqFunctor", 0, 1, GPUOS_DT_BIT(GPUOS_DT_F32) | I, -1, GPUOS_DT_BOOL, 2, GPUOS_SC_OP_ELEM, false, false,
+	 RAW "(bool)((int)sc0 == 0 ? s1 == a : s1 != a)"},
 	/* tensor <op> CPU scalar: {CompareFunctor (int op_); T rhs} captured; lhs op rhs */
 	{"compare_scalar", "compare_scalar_kernel",    0, 1, F | I, -1, GPUOS_DT_BOOL, 2, GPUOS_SC_OP_ELEM, false, true,
 	 RAW "(bool)((int)sc0 == 0 ? a >= s1 : (int)sc0 == 1 ? a > s1 : (int)sc0 == 2 ? a <= s1 : a < s1)"},
@@ -115,6 +119,28 @@ const struct gpuos_cat_entry gpuos_cat_entries[] = {
 };
 /* clang-format on */
 const unsigned gpuos_cat_nentries = sizeof(gpuos_cat_entries) / sizeof(gpuos_cat_entries[0]);
+
+/*
+ * Reductions: the ops of ReduceOp<scalar_t, ops_t, index_t, out_scalar_t, vt0, ivs> whose
+ * combine is one expression (SharedReduceOps.h, ReduceSumProdKernel.cu, ReduceLogicKernel.cu):
+ * sum and mean add (mean stores sum * factor, its factor the float numel/outputs), max and min
+ * keep a NaN (MaxNanFunctor: isnan(a) || a > b), any and all are bool's || and &&. Their
+ * input and output types are the ReduceOp's; the value is converted to the accumulator on
+ * load and to the output on store, as c10 converts.
+ */
+#define RED_FI (GPUOS_DT_BIT(GPUOS_DT_F32) | GPUOS_DT_BIT(GPUOS_DT_I32) | GPUOS_DT_BIT(GPUOS_DT_I64))
+/* clang-format off */
+const struct gpuos_cat_red gpuos_cat_reds[] = {
+	/* name   ops type             acc factor dtypes                        combine */
+	{"sum",   "sum_functor<",      1, false, RED_FI,                        "a + b"},
+	{"mean",  "MeanOps<",          1, true,  GPUOS_DT_BIT(GPUOS_DT_F32),    "a + b"},
+	{"max",   "MaxNanFunctor<",    0, false, RED_FI,                        "(a != a || a > b) ? a : b"},
+	{"min",   "MinNanFunctor<",    0, false, RED_FI,                        "(a != a || a < b) ? a : b"},
+	{"any",   "or_kernel_cuda(",  -1, false, GPUOS_DT_BIT(GPUOS_DT_BOOL),   "a || b"},
+	{"all",   "and_kernel_cuda(", -1, false, GPUOS_DT_BIT(GPUOS_DT_BOOL),   "a && b"},
+};
+/* clang-format on */
+const unsigned gpuos_cat_nreds = sizeof(gpuos_cat_reds) / sizeof(gpuos_cat_reds[0]);
 
 static const struct {
 	int dtype;
@@ -220,9 +246,48 @@ static unsigned layout(const struct gpuos_cat_entry *e, int dtype, unsigned off[
 	return (end + align - 1) / align * align;
 }
 
+/* Template argument @n of the template @p names ("sum_functor<float, ...>"), as a dtype. */
+static int targ_dtype(const char *p, unsigned n)
+{
+	const char *lt = strchr(p, '<');
+	char t[48];
+
+	if (!lt || gpuos_sig_targ(p, (size_t)(lt - p), n, t, sizeof(t)))
+		return -1;
+	return gpuos_cat_dtype_of(t);
+}
+
+static int red_match(const struct gpuos_sig *s, struct gpuos_cat_match *m)
+{
+	for (unsigned i = 0; i < gpuos_cat_nreds; i++) {
+		const struct gpuos_cat_red *r = &gpuos_cat_reds[i];
+		const char *p = strstr(s->functor, r->ops);
+		/* the whole name: not nansum_functor for sum_functor */
+		if (!p || (p > s->functor && p[-1] != ':' && p[-1] != ' ' && p[-1] != '<'))
+			continue;
+		m->acc = r->acc_arg < 0 ? GPUOS_DT_BOOL : targ_dtype(p, (unsigned)r->acc_arg);
+		m->dtype = gpuos_cat_dtype_of(s->dtype);
+		m->out = gpuos_cat_dtype_of(s->out_dtype);
+		/* MeanOps<scalar_t, acc_t, factor_t, out_t>: the factor of the accumulator type */
+		if (m->acc < 0 || m->dtype < 0 || m->out < 0 || !(r->dtypes & GPUOS_DT_BIT(m->acc)) ||
+		    (r->factor && targ_dtype(p, 2) != m->acc) || s->vt0 < 1 || s->vt0 > 8 ||
+		    (s->ivs != 1 && s->ivs != 2 && s->ivs != 4 && s->ivs != 8) || s->ovs < 1 ||
+		    s->ovs > 4 || s->ovs == 3)
+			return -ENOENT;
+		m->r = r;
+		m->layout = GPUOS_CAT_REDUCE;
+		m->vt0 = s->vt0;
+		m->ivs = s->ivs;
+		return 0;
+	}
+	return -ENOENT;
+}
+
 int gpuos_cat_match(const struct gpuos_sig *s, struct gpuos_cat_match *m)
 {
 	memset(m, 0, sizeof(*m));
+	if (s->family == GPUOS_SIG_REDUCE)
+		return red_match(s, m);
 	if (s->family == GPUOS_SIG_VECTORIZED || s->family == GPUOS_SIG_UNROLLED)
 		m->layout = GPUOS_CAT_CONTIG;
 	else if (s->family == GPUOS_SIG_ELEMENTWISE && !s->dyncast)
@@ -256,7 +321,7 @@ int gpuos_cat_functor(const struct gpuos_sig *s, unsigned *size,
 {
 	struct gpuos_cat_match m;
 
-	if (gpuos_cat_match(s, &m))
+	if (gpuos_cat_match(s, &m) || !m.e)
 		return -ENOENT;
 	*size = layout(m.e, m.dtype, off, ssize);
 	*nscalars = m.e->nscalars;
@@ -267,8 +332,64 @@ int gpuos_cat_functor(const struct gpuos_sig *s, unsigned *size,
 
 void gpuos_cat_key(const struct gpuos_cat_match *m, char *buf, size_t len)
 {
+	if (m->r) { /* sum.float16.float32.float16.reduce: input, accumulator, output */
+		snprintf(buf, len, "%s.%s.%s.%s.reduce%.0u%.0u", m->r->name,
+			 gpuos_cat_dtype_name(m->dtype), gpuos_cat_dtype_name(m->acc),
+			 gpuos_cat_dtype_name(m->out), m->vt0 == 4 && m->ivs == 4 ? 0 : m->vt0,
+			 m->vt0 == 4 && m->ivs == 4 ? 0 : m->ivs);
+		return;
+	}
 	snprintf(buf, len, "%s.%s.%s", m->e->name, gpuos_cat_dtype_name(m->dtype),
 		 m->layout == GPUOS_CAT_STRIDED ? "strided" : "contig");
+}
+
+static unsigned dt_size(int dt)
+{
+	int i = dt_index(dt);
+
+	return i < 0 ? 0 : dtypes[i].size;
+}
+
+int gpuos_cat_reduce_params(const struct gpuos_cat_match *m, const struct gpuos_reduce_args *a,
+			    struct gpuos_cat_reduce *p)
+{
+	unsigned acc = dt_size(m->acc), ops = m->r && m->r->factor ? acc : 1;
+	unsigned ident = (ops + acc - 1) / acc * acc; /* the ident follows the ops, aligned */
+
+	memset(p, 0, sizeof(*p));
+	if (!m->r || !acc || (unsigned)a->element_size_bytes != acc ||
+	    a->head != (ident + acc + 3) / 4 * 4 || a->in_dims > GPUOS_CAT_RED_DIMS ||
+	    a->out_dims > GPUOS_CAT_RED_DIMS || a->input_mult[2])
+		return -ENOTSUP;
+	memcpy(&p->ident, a->head_bytes + ident, acc);
+	if (m->r->factor)
+		memcpy(&p->factor, a->head_bytes, 4);
+	p->src = a->src;
+	p->dst = a->dst[0];
+	p->num_inputs = a->num_inputs;
+	p->num_outputs = a->num_outputs;
+	p->step_input = a->step_input;
+	p->step_output = a->step_output;
+	memcpy(p->input_mult, a->input_mult, sizeof(p->input_mult));
+	memcpy(p->output_mult, a->output_mult, sizeof(p->output_mult));
+	p->block_width = a->block_width;
+	p->block_height = a->block_height;
+	p->output_vec_size = a->output_vec_size;
+	p->vectorize = a->vectorize_input;
+	p->grid_x = (a->num_outputs + a->output_vec_size * a->step_output - 1) /
+		    (a->output_vec_size * a->step_output);
+	p->in_dims = a->in_dims;
+	p->out_dims = a->out_dims;
+	for (int d = 0; d < a->in_dims; d++) {
+		p->in_sizes[d] = a->in_sizes[d];
+		p->in_strides[d] = a->in_strides[d];
+	}
+	for (int d = 0; d < a->out_dims; d++) {
+		p->out_sizes[d] = a->out_sizes[d];
+		p->out_strides[d][0] = a->out_strides[d][0];
+		p->out_strides[d][1] = a->out_strides[d][1];
+	}
+	return 0;
 }
 
 /*
@@ -407,13 +528,238 @@ static const char *scalar_raw(int dt)
 	}
 }
 
+/*
+ * A reduction (catalog.h): PyTorch's kernel, its blocks one after another, its threads
+ * folded by the worker's, every tree step a barrier. RED_XDESC: the warp's shuffles take
+ * decreasing offsets (16, 8, ... 1) as PyTorch 2.11's block_x_reduce does; 0 would be the
+ * increasing order of older releases.
+ */
+#define RED_XSTR(...) #__VA_ARGS__
+#define RED_STR(...)  RED_XSTR(__VA_ARGS__)
+static const char red_body[] =
+    "typedef ACC_T A;\ntypedef A O; /* conv()'s loads name the type they load into O */\n"
+    "struct gpuos_red { " RED_STR(GPUOS_CAT_RED_FIELDS(MAXD)) " };\n"
+    "#define RED_HEAD ((sizeof(struct gpuos_red) + 15) & ~(size_t)15)\n"
+    "static __device__ __forceinline__ A comb(A a, A b) { return COMBINE; }\n"
+    "static __device__ __forceinline__ A ld(const IN_T *p) { return IN_LD(*p); }\n"
+    "/* OffsetCalculator<2>: byte offset in array k (0 output, 1 input) of output i */\n"
+    "static __device__ unsigned out_off(const struct gpuos_red *r, unsigned i, int k)\n"
+    "{\n"
+    "  unsigned off = 0;\n"
+    "  for (int d = 0; d < r->out_dims; d++) {\n"
+    "    const unsigned q = i / r->out_sizes[d];\n"
+    "    off += (i - q * r->out_sizes[d]) * r->out_strides[d][k];\n"
+    "    i = q;\n"
+    "  }\n"
+    "  return off;\n"
+    "}\n"
+    "/* OffsetCalculator<1> of the input, in elements */\n"
+    "static __device__ unsigned in_off(const struct gpuos_red *r, unsigned i)\n"
+    "{\n"
+    "  unsigned off = 0;\n"
+    "  for (int d = 0; d < r->in_dims; d++) {\n"
+    "    const unsigned q = i / r->in_sizes[d];\n"
+    "    off += (i - q * r->in_sizes[d]) * r->in_strides[d];\n"
+    "    i = q;\n"
+    "  }\n"
+    "  return off / (unsigned)sizeof(IN_T);\n"
+    "}\n"
+    "/* input_vectorized_thread_reduce_impl: the unaligned head by lanes shift..IVS-1, IVS\n"
+    " * accumulators over aligned vectors, the tail into the first */\n"
+    "static __device__ __forceinline__ A vec_fold(const struct gpuos_red *r, const IN_T *data,\n"
+    "                                              unsigned idx, unsigned tx, bool tail, A ident)\n"
+    "{\n"
+    "  unsigned end = (unsigned)r->num_inputs;\n"
+    "  A value = ident, v[IVS];\n"
+    "  int shift = (int)(((unsigned long long)data % (IVS * sizeof(IN_T))) / sizeof(IN_T));\n"
+    "  if (shift > 0) {\n"
+    "    data -= shift;\n"
+    "    end += shift;\n"
+    "    if (tx >= (unsigned)shift && tx < IVS && tail)\n"
+    "      value = comb(value, ld(data + tx));\n"
+    "    end -= IVS;\n"
+    "    data += IVS;\n"
+    "  }\n"
+    "  v[0] = value;\n"
+    "#pragma unroll\n"
+    "  for (int i = 1; i < IVS; i++)\n"
+    "    v[i] = ident;\n"
+    "  while (idx * IVS + IVS - 1 < end) {\n"
+    "#pragma unroll\n"
+    "    for (int i = 0; i < IVS; i++)\n"
+    "      v[i] = comb(v[i], ld(data + idx * IVS + i));\n"
+    "    idx += (unsigned)r->step_input;\n"
+    "  }\n"
+    "  if (tail && end - end % IVS + tx < end)\n"
+    "    v[0] = comb(v[0], ld(data + (end - end % IVS + tx)));\n"
+    "#pragma unroll\n"
+    "  for (int i = 1; i < IVS; i++)\n"
+    "    v[0] = comb(v[0], v[i]);\n"
+    "  return v[0];\n"
+    "}\n"
+    "/* thread_reduce_impl: VT0 accumulators (each of ovs outputs) over inputs a stride apart,\n"
+    " * the tail into the first ones in turn, then folded in order */\n"
+    "static __device__ __forceinline__ void fold(const struct gpuos_red *r, const IN_T *data,\n"
+    "                                            unsigned idx, A ident, A *res)\n"
+    "{\n"
+    "  const unsigned end = (unsigned)r->num_inputs, stride = (unsigned)r->step_input;\n"
+    "  const unsigned ovs = (unsigned)r->output_vec_size;\n"
+    "  A v[VT0][4];\n"
+    "#pragma unroll\n"
+    "  for (int i = 0; i < VT0; i++)\n"
+    "#pragma unroll\n"
+    "    for (int j = 0; j < 4; j++)\n"
+    "      v[i][j] = ident;\n"
+    "  while (idx + (VT0 - 1) * stride < end) {\n"
+    "#pragma unroll\n"
+    "    for (int i = 0; i < VT0; i++) {\n"
+    "      const unsigned o = in_off(r, idx + i * stride) / ovs * ovs;\n"
+    "#pragma unroll\n"
+    "      for (unsigned j = 0; j < 4; j++)\n"
+    "        if (j < ovs)\n"
+    "          v[i][j] = comb(v[i][j], ld(data + o + j));\n"
+    "    }\n"
+    "    idx += stride * VT0;\n"
+    "  }\n"
+    "#pragma unroll\n"
+    "  for (int i = 0; i < VT0; i++) {\n"
+    "    if (idx >= end)\n"
+    "      break;\n"
+    "    const unsigned o = in_off(r, idx) / ovs * ovs;\n"
+    "#pragma unroll\n"
+    "    for (unsigned j = 0; j < 4; j++)\n"
+    "      if (j < ovs)\n"
+    "        v[i][j] = comb(v[i][j], ld(data + o + j));\n"
+    "    idx += stride;\n"
+    "  }\n"
+    "#pragma unroll\n"
+    "  for (int i = 1; i < VT0; i++)\n"
+    "#pragma unroll\n"
+    "    for (int j = 0; j < 4; j++)\n"
+    "      v[0][j] = comb(v[0][j], v[i][j]);\n"
+    "#pragma unroll\n"
+    "  for (int j = 0; j < 4; j++)\n"
+    "    res[j] = v[0][j];\n"
+    "}\n"
+    "/* one step of a tree: slot l takes slot l + d's partial, for l's in step */\n"
+    "#define RED_STEP(cond, d)                                                  \\\n"
+    "  do {                                                                    \\\n"
+    "    for (int l = me; l < nt; l += all) {                                  \\\n"
+    "      const int tx = l % bw, ty = l / bw;                                 \\\n"
+    "      (void)tx; (void)ty;                                                 \\\n"
+    "      if (cond)                                                           \\\n"
+    "        for (int j = 0; j < ovs; j++)                                     \\\n"
+    "          buf[l * ovs + j] = comb(buf[l * ovs + j], buf[(l + (d)) * ovs + j]); \\\n"
+    "    }                                                                     \\\n"
+    "    gpuos_sync();                                                         \\\n"
+    "  } while (0)\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE(gpuos_cat_op)\n"
+    "{\n"
+    "  const int me = (int)gpuos_tid(), all = (int)gpuos_nthreads();\n"
+    "  const struct gpuos_red *r = (const struct gpuos_red *)smem;\n"
+    "  A *buf = (A *)((char *)smem + RED_HEAD);\n"
+    "  for (int k = 0; k < ntasks; k++) {\n"
+    "    if (k)\n"
+    "      gpuos_sync(); /* the task before may have written what this one reads */\n"
+    "    for (int i = me; i < (int)(RED_HEAD / 16); i += all)\n"
+    "      ((uint4 *)smem)[i] = ((const uint4 *)t[k].a[2])[i];\n"
+    "    gpuos_sync();\n"
+    "    const int bw = r->block_width, bh = r->block_height, nt = bw * bh;\n"
+    "    const int ovs = r->output_vec_size;\n"
+    "    const bool xr = r->input_mult[0] != 0, yr = r->input_mult[1] != 0;\n"
+    "    const A ident = *(const A *)&r->ident;\n"
+    "    for (int bx = 0; bx < r->grid_x; bx++) {\n"
+    "      for (int l = me; l < nt; l += all) {\n"
+    "        const int tx = l % bw, ty = l / bw;\n"
+    "        const unsigned oi = (unsigned)((tx * r->output_mult[0] + ty * r->output_mult[1] +\n"
+    "                                        bx * r->step_output) * ovs);\n"
+    "        const unsigned ii = (unsigned)(tx * r->input_mult[0] + ty * r->input_mult[1]);\n"
+    "        A v[4] = {ident, ident, ident, ident};\n"
+    "        if (oi < (unsigned)r->num_outputs && ii < (unsigned)r->num_inputs) {\n"
+    "          const IN_T *data = (const IN_T *)(r->src + out_off(r, oi, 1));\n"
+    "          if (r->vectorize)\n"
+    "            v[0] = vec_fold(r, data, ii, (unsigned)tx, !yr || ty == 0, ident);\n"
+    "          else\n"
+    "            fold(r, data, ii, ident, v);\n"
+    "        }\n"
+    "#pragma unroll\n"
+    "        for (int j = 0; j < 4; j++)\n"
+    "          if (j < ovs)\n"
+    "            buf[l * ovs + j] = v[j];\n"
+    "      }\n"
+    "      gpuos_sync();\n"
+    "      if (yr) /* block_y_reduce: rows halve */\n"
+    "        for (int off = bh / 2; off > 0; off >>= 1)\n"
+    "          RED_STEP(ty < off && ty + off < bh, off * bw);\n"
+    "      if (xr) { /* block_x_reduce: shared memory down to a warp, then shuffles */\n"
+    "        int dim = bw;\n"
+    "        if (dim > 32) {\n"
+    "          for (int off = dim / 2; off >= 32; off >>= 1)\n"
+    "            RED_STEP(tx < off && tx + off < bw, off);\n"
+    "          dim = 32;\n"
+    "        }\n"
+    "#if RED_XDESC\n"
+    "        for (int off = dim / 2; off > 0; off >>= 1)\n"
+    "          RED_STEP(tx < off, off);\n"
+    "#else\n"
+    "        for (int off = 1; off < dim; off <<= 1)\n"
+    "          RED_STEP(tx % (2 * off) == 0, off);\n"
+    "#endif\n"
+    "      }\n"
+    "      for (int l = me; l < nt; l += all) {\n"
+    "        const int tx = l % bw, ty = l / bw;\n"
+    "        const unsigned oi = (unsigned)((tx * r->output_mult[0] + ty * r->output_mult[1] +\n"
+    "                                        bx * r->step_output) * ovs);\n"
+    "        if (oi < (unsigned)r->num_outputs && (!xr || tx == 0) && (!yr || ty == 0))\n"
+    "          for (int j = 0; j < ovs; j++) {\n"
+    "            const A a = buf[l * ovs + j];\n"
+    "            *(OUT_T *)(r->dst + out_off(r, oi + j, 0)) = OUT_ST(PROJECT);\n"
+    "          }\n"
+    "      }\n"
+    "      gpuos_sync(); /* the next block's partials go where these were */\n"
+    "    }\n"
+    "  }\n"
+    "}\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = gpuos_cat_op;\n";
+
+/* A reduction's source (gpuos_cat_source). */
+static int red_source(const struct gpuos_cat_match *m, char *buf, size_t len)
+{
+	const char *it, *il, *at, *ot, *ost, *dummy;
+	int n;
+
+	if (dt_index(m->dtype) < 0 || dt_index(m->acc) < 0 || dt_index(m->out) < 0)
+		return -EINVAL;
+	conv(m->dtype, &it, &il, &dummy);
+	conv(m->acc, &at, &dummy, &dummy);
+	conv(m->out, &ot, &dummy, &ost);
+	n = snprintf(buf, len,
+		     "%s"
+		     "#define MAXD %u\n#define VT0 %u\n#define IVS %u\n#define RED_XDESC 1\n"
+		     "#define IN_T %s\n#define IN_LD(x) ((A)%s(x))\n#define ACC_T %s\n"
+		     "#define OUT_T %s\n#define OUT_ST(x) %s(x)\n#define COMBINE (%s)\n"
+		     "#define PROJECT %s\n"
+		     "%s",
+		     prelude, GPUOS_CAT_RED_DIMS, m->vt0, m->ivs, it, il, at, ot,
+		     m->out == GPUOS_DT_F16 || m->out == GPUOS_DT_BF16 ? ost : "(OUT_T)", m->r->combine,
+		     m->r->factor ? "(a * __uint_as_float(r->factor))" : "(a)", red_body);
+	if (n < 0 || (size_t)n >= len)
+		return -ENOSPC;
+	return n;
+}
+
 int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 {
 	const struct gpuos_cat_entry *e = m->e;
-	const char *it[3], *il[3], *ot, *ost, *dummy, *expr = e->expr, *sct, *scl, *scraw, *opm;
-	int odt = e->out_dtype >= 0 ? e->out_dtype : m->dtype, n, di = dt_index(m->dtype);
-	bool raw = expr[0] == RAW[0];
+	const char *it[3], *il[3], *ot, *ost, *dummy, *expr, *sct, *scl, *scraw, *opm;
+	int odt, n, di = dt_index(m->dtype);
+	bool raw;
 
+	if (m->r)
+		return red_source(m, buf, len);
+	odt = e->out_dtype >= 0 ? e->out_dtype : m->dtype;
+	expr = e->expr;
+	raw = expr[0] == RAW[0];
 	if (raw)
 		expr++;
 	if (di < 0)

@@ -43,7 +43,8 @@ enum gpuos_cat_dtype {
 enum gpuos_cat_layout {
 	GPUOS_CAT_CONTIG = 0,  /* vectorized, unrolled without casts: a pointer and N */
 	GPUOS_CAT_STRIDED = 1, /* elementwise_kernel: OffsetCalculator */
-	GPUOS_CAT_LAYOUTS
+	GPUOS_CAT_LAYOUTS,     /* (the elementwise entries' layouts) */
+	GPUOS_CAT_REDUCE = GPUOS_CAT_LAYOUTS, /* reduce_kernel: a reduction entry's only one */
 };
 
 /* Where the functor's scalars come from, and in which type they are held. */
@@ -69,11 +70,44 @@ struct gpuos_cat_entry {
 	const char *expr;  /* the element, in opmath: inputs a, b, c; scalars s0, s1 */
 };
 
+/*
+ * A reduction: reduce_kernel in the simple form (sig.h), computed by one worker block in
+ * PyTorch's order: each of the kernel's threads in turn folds its inputs as Reduce.cuh's
+ * thread_reduce does, then the block's y and x trees combine them pairwise as the kernel's
+ * shared-memory trees and warp shuffles do, so floating-point sums round the same.
+ */
+struct gpuos_cat_red {
+	const char *name;    /* "sum" */
+	const char *ops;     /* names it in the ReduceOp's ops type: "sum_functor<" */
+	int acc_arg;	     /* the accumulator: that template's argument; -1 bool */
+	bool factor;	     /* MeanOps: the ops hold a factor (of the accumulator type) */
+	unsigned dtypes;     /* accumulator types */
+	const char *combine; /* of a (the fold so far, or the lower partial) and b */
+};
+
 /* A matched kernel: its entry and element type. */
 struct gpuos_cat_match {
-	const struct gpuos_cat_entry *e;
-	int dtype; /* enum gpuos_cat_dtype */
+	const struct gpuos_cat_entry *e; /* elementwise, or NULL and: */
+	const struct gpuos_cat_red *r;	 /* a reduction (layout GPUOS_CAT_REDUCE) */
+	int dtype;			 /* enum gpuos_cat_dtype (a reduction's input) */
 	int layout;
+	int acc, out;	   /* a reduction's accumulator and output types */
+	unsigned vt0, ivs; /* ReduceOp's accumulators a thread, input vector width */
+};
+
+/*
+ * A reduction task's parameter block (a2), from the decoded ReduceOp (sig.h): one
+ * definition for the host and, stringised, the operator's source.
+ */
+#define GPUOS_CAT_RED_FIELDS(D)                                                                   \
+	uint64_t src, dst, ident; /* ident: the identity's bytes, zero-extended */                 \
+	uint32_t factor;	  /* MeanOps' factor's bytes */                                       \
+	int32_t num_inputs, num_outputs, step_input, step_output, input_mult[2], output_mult[2];   \
+	int32_t block_width, block_height, output_vec_size, vectorize, grid_x, in_dims, out_dims;  \
+	uint32_t in_sizes[D], in_strides[D], out_sizes[D], out_strides[D][2];
+#define GPUOS_CAT_RED_DIMS 8 /* dims a reduction's calculators may have */
+struct gpuos_cat_reduce {
+	GPUOS_CAT_RED_FIELDS(GPUOS_CAT_RED_DIMS)
 };
 
 /* The strided layout's parameter block (a2 of its tasks). */
@@ -85,6 +119,8 @@ struct gpuos_cat_strided {
 
 extern const struct gpuos_cat_entry gpuos_cat_entries[];
 extern const unsigned gpuos_cat_nentries;
+extern const struct gpuos_cat_red gpuos_cat_reds[];
+extern const unsigned gpuos_cat_nreds;
 
 /* The element type a sig's dtype text names ("float", "c10::Half"...), or -1. */
 int gpuos_cat_dtype_of(const char *text);
@@ -108,6 +144,15 @@ int gpuos_cat_functor(const struct gpuos_sig *s, unsigned *size,
  * -ENOSPC. Its entry point is what gpuos_op_define expects.
  */
 int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len);
+
+/*
+ * The parameter block of a reduction task from its decoded launch (@a from
+ * gpuos_sig_decode_reduce) into *p: 0, or -ENOTSUP if it does not fit the operator (the
+ * accumulator's size or place, more dims than GPUOS_CAT_RED_DIMS).
+ */
+struct gpuos_reduce_args;
+int gpuos_cat_reduce_params(const struct gpuos_cat_match *m, const struct gpuos_reduce_args *a,
+			    struct gpuos_cat_reduce *p);
 
 /* A short key naming the operator ("add.float32.contig"), shared by every kernel it serves. */
 void gpuos_cat_key(const struct gpuos_cat_match *m, char *buf, size_t len);

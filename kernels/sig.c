@@ -298,6 +298,16 @@ int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 		memcpy(dtype, s->dtype, sizeof(dtype));
 		functor_names(s);
 		memcpy(s->dtype, dtype, sizeof(dtype)); /* the reduced type, not the ops' */
+		char n[16];
+		s->vt0 = s->ivs = 4;
+		if (!targ(buf, (size_t)(lt - buf), 1, n, sizeof(n)))
+			s->ovs = (unsigned)strtoul(n, NULL, 10);
+		if (targ(arg, (size_t)(ilt - arg), 3, s->out_dtype, sizeof(s->out_dtype)))
+			snprintf(s->out_dtype, sizeof(s->out_dtype), "%s", s->dtype);
+		if (!targ(arg, (size_t)(ilt - arg), 4, n, sizeof(n)))
+			s->vt0 = s->ivs = (unsigned)strtoul(n, NULL, 10);
+		if (!targ(arg, (size_t)(ilt - arg), 5, n, sizeof(n)))
+			s->ivs = (unsigned)strtoul(n, NULL, 10);
 		s->fl.rc = -ENOTSUP; /* reductions: no functor read */
 		s->fl_set = true;
 		return 0;
@@ -309,6 +319,11 @@ int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 	if (a)
 		s->narrays = (unsigned)strtoul(a + strlen("std::array<char*,"), NULL, 10);
 	return functor_done(s, dm);
+}
+
+int gpuos_sig_targ(const char *s, size_t lt, unsigned n, char *buf, size_t len)
+{
+	return targ(s, lt, n, buf, len);
 }
 
 /* The size of element type @t, or 0 for types this decoder does not read. */
@@ -698,7 +713,8 @@ int gpuos_sig_decode_reduce(const struct gpuos_sig *s, const struct gpuos_kparam
 		return rc;
 	if (out->ctas_per_output != 1 || out->input_mult[2] || out->acc_buf || out->cta_buf ||
 	    out->semaphores || out->accumulate || !out->final_output || out->noutputs != 1 ||
-	    out->output_vec_size != 1)
+	    (unsigned)out->output_vec_size != s->ovs || out->output_vec_size == 3 ||
+	    (out->vectorize_input && out->output_vec_size != 1))
 		return -ENOTSUP;
 	return 0;
 }

@@ -41,6 +41,9 @@ struct gpuos_sig {
 	char dtype[48];	    /* the first template argument of the functor, or the lambda's */
 	char loader[96];    /* UNROLLED: LoadWithCast<N> or LoadWithoutCast */
 	char storer[96];    /* UNROLLED: StoreWithCast<N> or StoreWithoutCast */
+	char out_dtype[48]; /* REDUCE: ReduceOp's out_scalar_t */
+	unsigned vt0, ivs;  /* REDUCE: ReduceOp's vt0 and input_vec_size (4 and 4 if not named) */
+	unsigned ovs;	    /* REDUCE: reduce_kernel's output_vec_size */
 	int dyncast;	    /* ELEMENTWISE: gpu_kernel_impl's closure (dynamic casts), not _nocast */
 	unsigned lam;	    /* the index of the functor's first lambda ({lambda()#2} -> 2), 0 if none:
 			     * what tells gelu's two forms or pow's special exponents apart */
@@ -54,6 +57,13 @@ struct gpuos_sig {
  * balance or a field does not fit.
  */
 int gpuos_sig_parse(const char *demangled, struct gpuos_sig *s);
+
+/*
+ * Template argument @n (0-based) of the template whose '<' is at @s[lt], into (buf, len), its
+ * spaces trimmed. -ENOENT if it has fewer, -EINVAL if the brackets do not close or it does
+ * not fit.
+ */
+int gpuos_sig_targ(const char *s, size_t lt, unsigned n, char *buf, size_t len);
 
 /*
  * Normalise a demangled name into (out, len): "{lambda(float)#3}" -> "{lambda(float)#}",
@@ -157,7 +167,8 @@ struct gpuos_reduce_args {
  * the kernel's template) and a grid covering the outputs (@grid, @block: the launch's, x y z).
  * Returns 0 for the simple form a worker block can compute alone: one block an output
  * (ctas_per_output 1, no cross-block state: acc_buf, cta_buf and semaphores null), no
- * accumulation into the output, the final output written, one output a thread.
+ * accumulation into the output, the final output written, one output tensor, and the
+ * kernel's output_vec_size (1, 2 or 4; 1 with a vectorized input).
  * -EINVAL if the arguments do not validate; -ENOTSUP for a valid launch not in that form.
  */
 int gpuos_sig_decode_reduce(const struct gpuos_sig *s, const struct gpuos_kparam *params,

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * kernels/catalog.c: the recorded PyTorch 2.11 kernels (tests/data) match the entries their
- * ops say, with the element type and layout; what the catalog does not compute (reductions,
- * casts, captured clamp limits, pow's lambdas) matches nothing; the recorded arguments decode
+ * ops say, with the element type and layout; what the catalog does not compute (argmax,
+ * casts, captured clamp limits, pow's lambdas) matches nothing; the recorded reductions give
+ * their operator's parameter block; the recorded arguments decode
  * to the functor's scalars as the operator reads them; and every operator the catalog can
  * generate compiles and links with NVRTC and nvJitLink for sm_80 and sm_90 (skipped, 77,
  * without those libraries).
@@ -62,9 +63,10 @@ static const struct {
     {"silu_bf16", "silu.bfloat16.contig"},
     {"gelu", "gelu.float32.contig"},
     {"gelu_tanh", "gelu_tanh.float32.contig"},
-    {"sum", NULL},
-    {"mean", NULL},
-    {"amax", NULL},
+    {"sum", "sum.float32.float32.float32.reduce"},
+    {"sum_dim", "sum.float32.float32.float32.reduce"},
+    {"mean", "mean.float32.float32.float32.reduce"},
+    {"amax", "max.float32.float32.float32.reduce"},
     {"argmax", NULL},
     {"softmax", NULL},
     {"layer_norm", NULL},
@@ -275,7 +277,7 @@ START_TEST(test_libtorch_coverage)
 {
 	FILE *f = popen("gzip -dc tests/data/torch211_family_names.gz", "r");
 	static char line[65536];
-	static unsigned hits[64][32][GPUOS_CAT_LAYOUTS];
+	static unsigned hits[64][32][GPUOS_CAT_LAYOUTS], rhits[16][32];
 	unsigned matched = 0, missing = 0;
 
 	ck_assert_ptr_nonnull(f);
@@ -286,7 +288,10 @@ START_TEST(test_libtorch_coverage)
 		line[strcspn(line, "\n")] = 0;
 		char *dm = gpuos_demangle(line);
 		if (dm && !gpuos_sig_parse(dm, &s) && !gpuos_cat_match(&s, &m)) {
-			hits[m.e - gpuos_cat_entries][m.dtype][m.layout]++;
+			if (m.r)
+				rhits[m.r - gpuos_cat_reds][m.acc]++;
+			else
+				hits[m.e - gpuos_cat_entries][m.dtype][m.layout]++;
 			matched++;
 		}
 		free(dm);
@@ -305,6 +310,15 @@ START_TEST(test_libtorch_coverage)
 					missing += lay == GPUOS_CAT_CONTIG;
 				}
 		}
+	/* reductions: every accumulator type a reduction lists */
+	ck_assert_uint_le(gpuos_cat_nreds, 16);
+	for (unsigned i = 0; i < gpuos_cat_nreds; i++)
+		for (int dt = 0; dt < 32; dt++)
+			if ((gpuos_cat_reds[i].dtypes & GPUOS_DT_BIT(dt)) && !rhits[i][dt]) {
+				fprintf(stderr, "check_catalog: no 2.11 reduction %s %s\n",
+					gpuos_cat_reds[i].name, gpuos_cat_dtype_name(dt));
+				missing++;
+			}
 	fprintf(stderr, "check_catalog: %u libtorch 2.11 kernels matched\n", matched);
 	ck_assert_uint_eq(missing, 0);
 	ck_assert_uint_gt(matched, 100);
@@ -325,7 +339,7 @@ START_TEST(test_sources_build)
 			if (!(e->dtypes & GPUOS_DT_BIT(dt)))
 				continue;
 			for (int lay = 0; lay < GPUOS_CAT_LAYOUTS; lay++) {
-				struct gpuos_cat_match m = {e, dt, lay};
+				struct gpuos_cat_match m = {.e = e, .dtype = dt, .layout = lay};
 				char key[64];
 				int n = gpuos_cat_source(&m, src, sizeof(src));
 				gpuos_cat_key(&m, key, sizeof(key));
@@ -347,6 +361,40 @@ START_TEST(test_sources_build)
 		}
 	}
 	ck_assert_uint_ge(built, 4 * gpuos_cat_nentries);
+	/* reductions: each accumulator type, from and to itself; float's from and to the
+	 * 16-bit floats too; vt0 and the input vector width as PyTorch names them */
+	static const int f16s[] = {GPUOS_DT_F32, GPUOS_DT_F16, GPUOS_DT_BF16};
+	for (unsigned i = 0; i < gpuos_cat_nreds; i++)
+		for (int dt = 0; dt < 32; dt++) {
+			if (!(gpuos_cat_reds[i].dtypes & GPUOS_DT_BIT(dt)))
+				continue;
+			for (unsigned k = 0; k < (dt == GPUOS_DT_F32 ? 3u : 1u); k++) {
+				struct gpuos_cat_match m = {.r = &gpuos_cat_reds[i],
+							    .dtype = dt == GPUOS_DT_F32 ? f16s[k] : dt,
+							    .layout = GPUOS_CAT_REDUCE,
+							    .acc = dt,
+							    .out = dt == GPUOS_DT_F32 ? f16s[k] : dt,
+							    .vt0 = 4,
+							    .ivs = k ? 4 : 2};
+				char key[96];
+				int n = gpuos_cat_source(&m, src, sizeof(src));
+				gpuos_cat_key(&m, key, sizeof(key));
+				ck_assert_msg(n > 0, "%s: %d", key, n);
+				for (unsigned sm = 80; sm <= 90; sm += 10) {
+					struct gpuos_jit_req r = {.src = src,
+								  .len = (size_t)n,
+								  .name = key,
+								  .sm = sm,
+								  .cache_dir = cachedir};
+					struct gpuos_jit_image img;
+					int rc = gpuos_jit_build(&r, &img);
+					ck_assert_msg(rc == 0, "%s sm_%u: %d\n%s", key, sm, rc,
+						      src);
+					gpuos_jit_image_free(&img);
+					built++;
+				}
+			}
+		}
 }
 END_TEST
 
@@ -380,7 +428,7 @@ START_TEST(test_stack)
 			if (!strcmp(gpuos_cat_entries[i].name, ops[k].name))
 				e = &gpuos_cat_entries[i];
 		ck_assert_ptr_nonnull(e);
-		struct gpuos_cat_match m = {e, GPUOS_DT_F32, GPUOS_CAT_CONTIG};
+		struct gpuos_cat_match m = {.e = e, .dtype = GPUOS_DT_F32, .layout = GPUOS_CAT_CONTIG};
 		int len = gpuos_cat_source(&m, src, sizeof(src));
 		struct gpuos_jit_req r = {.src = src,
 					  .len = (size_t)len,
@@ -398,6 +446,85 @@ START_TEST(test_stack)
 		gpuos_cubin_close(c);
 		gpuos_jit_image_free(&img);
 	}
+	/* reductions keep their VT0 x 4 accumulators within the worker's reserve */
+	for (int dt = GPUOS_DT_I64; dt <= GPUOS_DT_F32; dt += GPUOS_DT_F32 - GPUOS_DT_I64) {
+		struct gpuos_cat_match m = {.r = &gpuos_cat_reds[0], .dtype = dt,
+					    .layout = GPUOS_CAT_REDUCE, .acc = dt, .out = dt,
+					    .vt0 = 4, .ivs = 4};
+		int len = gpuos_cat_source(&m, src, sizeof(src));
+		struct gpuos_jit_req r = {.src = src, .len = (size_t)len, .name = "sum",
+					  .sm = 90, .cache_dir = cachedir, .opts = &opt,
+					  .nopts = 1};
+		struct gpuos_jit_image img;
+		ck_assert_int_eq(gpuos_jit_build(&r, &img), 0);
+		ck_assert_int_eq(gpuos_cubin_open(img.data, img.size, &c), 0);
+		unsigned fr = gpuos_cubin_frames(c);
+		ck_assert_msg(fr <= GPUOS_OP_STACK, "sum %s: %u bytes", gpuos_cat_dtype_name(dt),
+			      fr);
+		fprintf(stderr, "check_catalog: sum.%s's frames: %u bytes\n",
+			gpuos_cat_dtype_name(dt), fr);
+		gpuos_cubin_close(c);
+		gpuos_jit_image_free(&img);
+	}
+}
+END_TEST
+
+/*
+ * The recorded reductions decode into the operator's parameter block: the identity and the
+ * mean's factor from their bytes, the config, one block per output; argmax (two outputs'
+ * worth of accumulator) has no operator.
+ */
+START_TEST(test_reduce_params)
+{
+	unsigned n_ok = 0;
+
+	for (size_t i = 0; i < NRECS; i++) {
+		struct gpuos_sig s;
+		struct gpuos_cat_match m;
+		struct gpuos_kparam kp[16];
+		struct gpuos_reduce_args a;
+		struct gpuos_cat_reduce p;
+		static uint8_t store[8192];
+		unsigned g[3], b[3], smem;
+		void *args[16];
+		float f;
+
+		if (!rec_of(i, GPUOS_SIG_REDUCE, &s))
+			continue;
+		if (!strcmp(recs[i].op, "argmax")) {
+			ck_assert_int_eq(gpuos_cat_match(&s, &m), -ENOENT);
+			continue;
+		}
+		ck_assert_int_eq(gpuos_cat_match(&s, &m), 0);
+		ck_assert_int_eq(sscanf(recs[i].launch, "G %u %u %u B %u %u %u S %u", &g[0], &g[1],
+					&g[2], &b[0], &b[1], &b[2], &smem),
+				 7);
+		unsigned n = layout(recs[i].params, kp, args, store);
+		int rc = gpuos_sig_decode_reduce(&s, kp, n, args, g, b, &a);
+		if (!strcmp(recs[i].op, "sum_big")) { /* 128 blocks an output */
+			ck_assert_int_eq(rc, -ENOTSUP);
+			continue;
+		}
+		ck_assert_int_eq(rc, 0);
+		ck_assert_int_eq(gpuos_cat_reduce_params(&m, &a, &p), 0);
+		ck_assert_int_eq(p.grid_x, (int)g[0]);
+		ck_assert_int_eq(p.block_width * p.block_height, (int)(b[0] * b[1]));
+		ck_assert_uint_eq(p.src, a.src);
+		memcpy(&f, &p.ident, 4);
+		if (!strcmp(m.r->name, "max"))
+			ck_assert(f < -3e38f && f * 0 != 0); /* -inf */
+		else
+			ck_assert(f == 0.0f);
+		if (m.r->factor) {
+			memcpy(&f, &p.factor, 4);
+			ck_assert(f > 0 && f <= 1);
+		}
+		/* an accumulator of another size than the config's is not this operator's */
+		a.element_size_bytes = 8;
+		ck_assert_int_eq(gpuos_cat_reduce_params(&m, &a, &p), -ENOTSUP);
+		n_ok++;
+	}
+	ck_assert_uint_ge(n_ok, 6);
 }
 END_TEST
 
@@ -426,6 +553,7 @@ int main(void)
 	tcase_add_test(tc, test_dyncast_refused);
 	tcase_add_test(tc, test_lambda_index);
 	tcase_add_test(tc, test_libtorch_coverage);
+	tcase_add_test(tc, test_reduce_params);
 	if (jit && mkdtemp(cachedir)) {
 		tcase_add_test(tc, test_sources_build);
 		tcase_add_test(tc, test_stack);

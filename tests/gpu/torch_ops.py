@@ -140,7 +140,37 @@ INT_OPS = {
     "ge_s": (lambda a, b, c: a >= 0, INT_TYPES + FLOATS),
     "le_s": (lambda a, b, c: a <= 1, INT_TYPES + FLOATS),
     "rgt_s": (lambda a, b, c: 5 > a, INT_TYPES + FLOATS),
+    "eq_s": (lambda a, b, c: a == 5, INT_TYPES + (torch.float32,)),
+    "ne_s": (lambda a, b, c: a != -1, INT_TYPES + (torch.float32,)),
+    "eq_t0": (lambda a, b, c: a == torch.tensor(5), INT_TYPES + (torch.float32,)),
 }
+
+
+# reductions: name -> (function of (x, dim), dtypes); dim None reduces everything
+RED_OPS = {
+    "sum": (lambda x, d: x.sum() if d is None else x.sum(d), FLOATS + INT_TYPES),
+    "mean": (lambda x, d: x.mean() if d is None else x.mean(d), FLOATS),
+    "amax": (lambda x, d: x.amax() if d is None else x.amax(d), (torch.float32,) + INT_TYPES),
+    "amin": (lambda x, d: x.amin() if d is None else x.amin(d), (torch.float32,) + INT_TYPES),
+    "any": (lambda x, d: x.any() if d is None else x.any(d), (torch.bool,)),
+    "all": (lambda x, d: x.all() if d is None else x.all(d), (torch.bool,)),
+}
+# shape -> (view of 1024 elements, dim): rows, columns (outputs vectorized), a bias
+# gradient's sum over the batch, and a middle dim of three
+RED_DIMS = {
+    "rows": ((64, 16), 1),
+    "cols": ((64, 16), 0),
+    "batch": ((8, 128), 0),
+    "wide": ((2, 512), 1),
+    "mid": ((4, 16, 16), 1),
+}
+
+
+def finite(x):
+    """@x without NaN and infinities (a sum of them tells nothing of the order)."""
+    if not x.dtype.is_floating_point:
+        return x
+    return torch.where(torch.isfinite(x), x, torch.full_like(x, 0.5))
 
 
 def ints(make, n, dt, seed):
@@ -219,6 +249,29 @@ def cases():
                     def irun(fn=fn, dt=dt, make=make, n=n):
                         return fn(ints(make, n, dt, 1), ints(make, n, dt, 2), ints(make, n, dt, 3))
                     yield f"{op}.{str(dt)[6:]}.{lay}.{sz}", irun, n <= LIMIT
+
+    # reductions: whole tensors in every layout and size, and along a dim; floating-point
+    # sums of finite values (the order of their additions shows) and of the awkward ones
+    for op, (fn, types) in RED_OPS.items():
+        for dt in types:
+            kinds = ("finite", "special") if dt.is_floating_point else ("any",)
+            for kind in kinds:
+                prep = finite if kind == "finite" else (lambda x: x)
+                tag = f"red.{op}.{str(dt)[6:]}.{kind}"
+                for lay, make in LAYOUTS.items():
+                    for sz, n in SIZES.items():
+                        if lay != "contig" and sz == "one":
+                            continue
+                        def rrun(fn=fn, dt=dt, make=make, n=n, prep=prep):
+                            return fn(prep(make(n, dt, 4)), None)
+                        # one element: PyTorch may copy; at the limit it may split the
+                        # input over blocks (not the simple form): no expectation
+                        want = None if sz in ("one", "below") else n <= LIMIT
+                        yield f"{tag}.{lay}.{sz}", rrun, want
+                for shape, (view, dim) in RED_DIMS.items():
+                    def drun(fn=fn, dt=dt, view=view, dim=dim, prep=prep):
+                        return fn(prep(values(1024, dt, 5)).view(*view), dim)
+                    yield f"{tag}.{shape}", drun, True
 
     for dt in FLOATS:
         def inplace(dt=dt):
