@@ -131,13 +131,19 @@ const unsigned gpuos_cat_nentries = sizeof(gpuos_cat_entries) / sizeof(gpuos_cat
 #define RED_FI (GPUOS_DT_BIT(GPUOS_DT_F32) | GPUOS_DT_BIT(GPUOS_DT_I32) | GPUOS_DT_BIT(GPUOS_DT_I64))
 /* clang-format off */
 const struct gpuos_cat_red gpuos_cat_reds[] = {
-	/* name   ops type             acc factor dtypes                        combine */
-	{"sum",   "sum_functor<",      1, false, RED_FI,                        "a + b"},
-	{"mean",  "MeanOps<",          1, true,  GPUOS_DT_BIT(GPUOS_DT_F32),    "a + b"},
-	{"max",   "MaxNanFunctor<",    0, false, RED_FI,                        "(a != a || a > b) ? a : b"},
-	{"min",   "MinNanFunctor<",    0, false, RED_FI,                        "(a != a || a < b) ? a : b"},
-	{"any",   "or_kernel_cuda(",  -1, false, GPUOS_DT_BIT(GPUOS_DT_BOOL),   "a || b"},
-	{"all",   "and_kernel_cuda(", -1, false, GPUOS_DT_BIT(GPUOS_DT_BOOL),   "a && b"},
+	/* name     ops type             acc factor arg   dtypes                       combine */
+	{"sum",     "sum_functor<",      1, false, false, RED_FI,                      "a + b"},
+	{"mean",    "MeanOps<",          1, true,  false, GPUOS_DT_BIT(GPUOS_DT_F32),  "a + b"},
+	{"max",     "MaxNanFunctor<",    0, false, false, RED_FI,                      "(a != a || a > b) ? a : b"},
+	{"min",     "MinNanFunctor<",    0, false, false, RED_FI,                      "(a != a || a < b) ? a : b"},
+	{"any",     "or_kernel_cuda(",  -1, false, false, GPUOS_DT_BIT(GPUOS_DT_BOOL), "a || b"},
+	{"all",     "and_kernel_cuda(", -1, false, false, GPUOS_DT_BIT(GPUOS_DT_BOOL), "a && b"},
+	/* GreaterOrNan / LessOrNan: a NaN first, equal values by the lower index; a total
+	 * order, so any order of combining gives PyTorch's index */
+	{"argmax",  "ArgMaxOps<",        0, false, true,  GPUOS_DT_BIT(GPUOS_DT_F32),
+	 "a != a ? (b != b ? ia < ib : true) : (a == b ? ia < ib : a > b)"},
+	{"argmin",  "ArgMinOps<",        0, false, true,  GPUOS_DT_BIT(GPUOS_DT_F32),
+	 "a != a ? (b != b ? ia < ib : true) : (a == b ? ia < ib : a < b)"},
 };
 /* clang-format on */
 const unsigned gpuos_cat_nreds = sizeof(gpuos_cat_reds) / sizeof(gpuos_cat_reds[0]);
@@ -270,7 +276,8 @@ static int red_match(const struct gpuos_sig *s, struct gpuos_cat_match *m)
 		m->out = gpuos_cat_dtype_of(s->out_dtype);
 		/* MeanOps<scalar_t, acc_t, factor_t, out_t>: the factor of the accumulator type */
 		if (m->acc < 0 || m->dtype < 0 || m->out < 0 || !(r->dtypes & GPUOS_DT_BIT(m->acc)) ||
-		    (r->factor && targ_dtype(p, 2) != m->acc) || s->vt0 < 1 || s->vt0 > 8 ||
+		    (r->factor && targ_dtype(p, 2) != m->acc) || (r->arg && m->dtype != m->acc) ||
+		    s->vt0 < 1 || s->vt0 > 8 ||
 		    (s->ivs != 1 && s->ivs != 2 && s->ivs != 4 && s->ivs != 8) || s->ovs < 1 ||
 		    s->ovs > 4 || s->ovs == 3)
 			return -ENOENT;
@@ -353,13 +360,15 @@ static unsigned dt_size(int dt)
 int gpuos_cat_reduce_params(const struct gpuos_cat_match *m, const struct gpuos_reduce_args *a,
 			    struct gpuos_cat_reduce *p)
 {
-	unsigned acc = dt_size(m->acc), ops = m->r && m->r->factor ? acc : 1;
-	unsigned ident = (ops + acc - 1) / acc * acc; /* the ident follows the ops, aligned */
+	/* an arg reduction's accumulator: (value, int64 index), aligned as the index */
+	unsigned acc = m->r && m->r->arg ? 16 : dt_size(m->acc), ops = m->r && m->r->factor ? acc : 1;
+	unsigned al = acc > 8 ? 8 : acc, ident = (ops + al - 1) / al * al; /* after the ops */
 
 	memset(p, 0, sizeof(*p));
 	if (!m->r || !acc || (unsigned)a->element_size_bytes != acc ||
 	    a->head != (ident + acc + 3) / 4 * 4 || a->in_dims > GPUOS_CAT_RED_DIMS ||
-	    a->out_dims > GPUOS_CAT_RED_DIMS || a->input_mult[2])
+	    a->out_dims > GPUOS_CAT_RED_DIMS || a->input_mult[2] ||
+	    (m->r->arg && a->output_vec_size != 1)) /* pairs: one output a thread (OVM) */
 		return -ENOTSUP;
 	memcpy(&p->ident, a->head_bytes + ident, acc);
 	if (m->r->factor)
@@ -537,11 +546,22 @@ static const char *scalar_raw(int dt)
 #define RED_XSTR(...) #__VA_ARGS__
 #define RED_STR(...)  RED_XSTR(__VA_ARGS__)
 static const char red_body[] =
-    "typedef ACC_T A;\ntypedef A O; /* conv()'s loads name the type they load into O */\n"
+    "typedef VAL_T O; /* conv()'s loads name the type they load into O */\n"
+    "#if ARG /* (value, index): ArgReductionOps' pair; the index is the input's place */\n"
+    "struct red_pair { VAL_T v; long long i; };\n"
+    "typedef struct red_pair A;\n"
+    "static __device__ __forceinline__ bool first(VAL_T a, VAL_T b, long long ia, long long ib)\n"
+    "{ return COMBINE; }\n"
+    "static __device__ __forceinline__ A comb(A a, A b) { return first(a.v, b.v, a.i, b.i) ? a : b; }\n"
+    "#define RED(acc, p, k) comb(acc, A{ld(p), (long long)(k)})\n"
+    "#else\n"
+    "typedef VAL_T A;\n"
+    "static __device__ __forceinline__ A comb(A a, A b) { return COMBINE; }\n"
+    "#define RED(acc, p, k) comb(acc, ld(p))\n"
+    "#endif\n"
     "struct gpuos_red { " RED_STR(GPUOS_CAT_RED_FIELDS(MAXD)) " };\n"
     "#define RED_HEAD ((sizeof(struct gpuos_red) + 15) & ~(size_t)15)\n"
-    "static __device__ __forceinline__ A comb(A a, A b) { return COMBINE; }\n"
-    "static __device__ __forceinline__ A ld(const IN_T *p) { return IN_LD(*p); }\n"
+    "static __device__ __forceinline__ VAL_T ld(const IN_T *p) { return IN_LD(*p); }\n"
     "/* OffsetCalculator<2>: byte offset in array k (0 output, 1 input) of output i */\n"
     "static __device__ unsigned out_off(const struct gpuos_red *r, unsigned i, int k)\n"
     "{\n"
@@ -576,9 +596,10 @@ static const char red_body[] =
     "    data -= shift;\n"
     "    end += shift;\n"
     "    if (tx >= (unsigned)shift && tx < IVS && tail)\n"
-    "      value = comb(value, ld(data + tx));\n"
+    "      value = RED(value, data + tx, (int)tx - shift);\n"
     "    end -= IVS;\n"
     "    data += IVS;\n"
+    "    shift = IVS - shift;\n"
     "  }\n"
     "  v[0] = value;\n"
     "#pragma unroll\n"
@@ -587,11 +608,11 @@ static const char red_body[] =
     "  while (idx * IVS + IVS - 1 < end) {\n"
     "#pragma unroll\n"
     "    for (int i = 0; i < IVS; i++)\n"
-    "      v[i] = comb(v[i], ld(data + idx * IVS + i));\n"
+    "      v[i] = RED(v[i], data + idx * IVS + i, shift + idx * IVS + i);\n"
     "    idx += (unsigned)r->step_input;\n"
     "  }\n"
     "  if (tail && end - end % IVS + tx < end)\n"
-    "    v[0] = comb(v[0], ld(data + (end - end % IVS + tx)));\n"
+    "    v[0] = RED(v[0], data + (end - end % IVS + tx), end - end % IVS + tx + shift);\n"
     "#pragma unroll\n"
     "  for (int i = 1; i < IVS; i++)\n"
     "    v[0] = comb(v[0], v[i]);\n"
@@ -604,20 +625,20 @@ static const char red_body[] =
     "{\n"
     "  const unsigned end = (unsigned)r->num_inputs, stride = (unsigned)r->step_input;\n"
     "  const unsigned ovs = (unsigned)r->output_vec_size;\n"
-    "  A v[VT0][4];\n"
+    "  A v[VT0][OVM];\n"
     "#pragma unroll\n"
     "  for (int i = 0; i < VT0; i++)\n"
     "#pragma unroll\n"
-    "    for (int j = 0; j < 4; j++)\n"
+    "    for (int j = 0; j < OVM; j++)\n"
     "      v[i][j] = ident;\n"
     "  while (idx + (VT0 - 1) * stride < end) {\n"
     "#pragma unroll\n"
     "    for (int i = 0; i < VT0; i++) {\n"
     "      const unsigned o = in_off(r, idx + i * stride) / ovs * ovs;\n"
     "#pragma unroll\n"
-    "      for (unsigned j = 0; j < 4; j++)\n"
+    "      for (unsigned j = 0; j < OVM; j++)\n"
     "        if (j < ovs)\n"
-    "          v[i][j] = comb(v[i][j], ld(data + o + j));\n"
+    "          v[i][j] = RED(v[i][j], data + o + j, idx + i * stride);\n"
     "    }\n"
     "    idx += stride * VT0;\n"
     "  }\n"
@@ -627,18 +648,18 @@ static const char red_body[] =
     "      break;\n"
     "    const unsigned o = in_off(r, idx) / ovs * ovs;\n"
     "#pragma unroll\n"
-    "    for (unsigned j = 0; j < 4; j++)\n"
+    "    for (unsigned j = 0; j < OVM; j++)\n"
     "      if (j < ovs)\n"
-    "        v[i][j] = comb(v[i][j], ld(data + o + j));\n"
+    "        v[i][j] = RED(v[i][j], data + o + j, idx);\n"
     "    idx += stride;\n"
     "  }\n"
     "#pragma unroll\n"
     "  for (int i = 1; i < VT0; i++)\n"
     "#pragma unroll\n"
-    "    for (int j = 0; j < 4; j++)\n"
+    "    for (int j = 0; j < OVM; j++)\n"
     "      v[0][j] = comb(v[0][j], v[i][j]);\n"
     "#pragma unroll\n"
-    "  for (int j = 0; j < 4; j++)\n"
+    "  for (int j = 0; j < OVM; j++)\n"
     "    res[j] = v[0][j];\n"
     "}\n"
     "/* one step of a tree: slot l takes slot l + d's partial, for l's in step */\n"
@@ -674,7 +695,10 @@ static const char red_body[] =
     "        const unsigned oi = (unsigned)((tx * r->output_mult[0] + ty * r->output_mult[1] +\n"
     "                                        bx * r->step_output) * ovs);\n"
     "        const unsigned ii = (unsigned)(tx * r->input_mult[0] + ty * r->input_mult[1]);\n"
-    "        A v[4] = {ident, ident, ident, ident};\n"
+    "        A v[OVM];\n"
+    "#pragma unroll\n"
+    "        for (int j = 0; j < OVM; j++)\n"
+    "          v[j] = ident;\n"
     "        if (oi < (unsigned)r->num_outputs && ii < (unsigned)r->num_inputs) {\n"
     "          const IN_T *data = (const IN_T *)(r->src + out_off(r, oi, 1));\n"
     "          if (r->vectorize)\n"
@@ -683,7 +707,7 @@ static const char red_body[] =
     "            fold(r, data, ii, ident, v);\n"
     "        }\n"
     "#pragma unroll\n"
-    "        for (int j = 0; j < 4; j++)\n"
+    "        for (int j = 0; j < OVM; j++)\n"
     "          if (j < ovs)\n"
     "            buf[l * ovs + j] = v[j];\n"
     "      }\n"
@@ -736,13 +760,16 @@ static int red_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 	n = snprintf(buf, len,
 		     "%s"
 		     "#define MAXD %u\n#define VT0 %u\n#define IVS %u\n#define RED_XDESC 1\n"
-		     "#define IN_T %s\n#define IN_LD(x) ((A)%s(x))\n#define ACC_T %s\n"
+		     "#define IN_T %s\n#define IN_LD(x) ((O)%s(x))\n#define VAL_T %s\n#define ARG %d\n"
+		     "#define OVM %d /* outputs a thread: 1 for pairs (the stack) */\n"
 		     "#define OUT_T %s\n#define OUT_ST(x) %s(x)\n#define COMBINE (%s)\n"
 		     "#define PROJECT %s\n"
 		     "%s",
-		     prelude, GPUOS_CAT_RED_DIMS, m->vt0, m->ivs, it, il, at, ot,
+		     prelude, GPUOS_CAT_RED_DIMS, m->vt0, m->ivs, it, il, at, m->r->arg,
+		     m->r->arg ? 1 : 4, ot,
 		     m->out == GPUOS_DT_F16 || m->out == GPUOS_DT_BF16 ? ost : "(OUT_T)", m->r->combine,
-		     m->r->factor ? "(a * __uint_as_float(r->factor))" : "(a)", red_body);
+		     m->r->arg ? "(a.i)" : m->r->factor ? "(a * __uint_as_float(r->factor))" : "(a)",
+		     red_body);
 	if (n < 0 || (size_t)n >= len)
 		return -ENOSPC;
 	return n;

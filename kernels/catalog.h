@@ -81,6 +81,8 @@ struct gpuos_cat_red {
 	const char *ops;     /* names it in the ReduceOp's ops type: "sum_functor<" */
 	int acc_arg;	     /* the accumulator: that template's argument; -1 bool */
 	bool factor;	     /* MeanOps: the ops hold a factor (of the accumulator type) */
+	bool arg;	     /* ArgMax/MinOps: (value, index) pairs, the index stored; combine
+			      * says whether (a, ia) comes before (b, ib) */
 	unsigned dtypes;     /* accumulator types */
 	const char *combine; /* of a (the fold so far, or the lower partial) and b */
 };
@@ -100,7 +102,7 @@ struct gpuos_cat_match {
  * definition for the host and, stringised, the operator's source.
  */
 #define GPUOS_CAT_RED_FIELDS(D)                                                                   \
-	uint64_t src, dst, ident; /* ident: the identity's bytes, zero-extended */                 \
+	uint64_t src, dst, ident[2]; /* ident: the identity's bytes, zero-extended */              \
 	uint32_t factor;	  /* MeanOps' factor's bytes */                                       \
 	int32_t num_inputs, num_outputs, step_input, step_output, input_mult[2], output_mult[2];   \
 	int32_t block_width, block_height, output_vec_size, vectorize, grid_x, in_dims, out_dims;  \

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * kernels/catalog.c: the recorded PyTorch 2.11 kernels (tests/data) match the entries their
- * ops say, with the element type and layout; what the catalog does not compute (argmax,
+ * ops say, with the element type and layout; what the catalog does not compute (
  * casts, captured clamp limits, pow's lambdas) matches nothing; the recorded reductions give
  * their operator's parameter block; the recorded arguments decode
  * to the functor's scalars as the operator reads them; and every operator the catalog can
@@ -67,7 +67,7 @@ static const struct {
     {"sum_dim", "sum.float32.float32.float32.reduce"},
     {"mean", "mean.float32.float32.float32.reduce"},
     {"amax", "max.float32.float32.float32.reduce"},
-    {"argmax", NULL},
+    {"argmax", "argmax.float32.float32.int64.reduce"},
     {"softmax", NULL},
     {"layer_norm", NULL},
 };
@@ -446,11 +446,17 @@ START_TEST(test_stack)
 		gpuos_cubin_close(c);
 		gpuos_jit_image_free(&img);
 	}
-	/* reductions keep their VT0 x 4 accumulators within the worker's reserve */
-	for (int dt = GPUOS_DT_I64; dt <= GPUOS_DT_F32; dt += GPUOS_DT_F32 - GPUOS_DT_I64) {
-		struct gpuos_cat_match m = {.r = &gpuos_cat_reds[0], .dtype = dt,
-					    .layout = GPUOS_CAT_REDUCE, .acc = dt, .out = dt,
-					    .vt0 = 4, .ivs = 4};
+	/* reductions keep their VT0 x 4 accumulators within the worker's reserve: sum of
+	 * int64 and float32, argmax's (value, index) pairs */
+	for (unsigned k = 0; k < 3; k++) {
+		int dt = k == 0 ? GPUOS_DT_I64 : GPUOS_DT_F32;
+		const struct gpuos_cat_red *red = &gpuos_cat_reds[0];
+		for (unsigned i = 0; k == 2 && i < gpuos_cat_nreds; i++)
+			if (!strcmp(gpuos_cat_reds[i].name, "argmax"))
+				red = &gpuos_cat_reds[i];
+		struct gpuos_cat_match m = {.r = red, .dtype = dt,
+					    .layout = GPUOS_CAT_REDUCE, .acc = dt,
+					    .out = k == 2 ? GPUOS_DT_I64 : dt, .vt0 = 4, .ivs = 4};
 		int len = gpuos_cat_source(&m, src, sizeof(src));
 		struct gpuos_jit_req r = {.src = src, .len = (size_t)len, .name = "sum",
 					  .sm = 90, .cache_dir = cachedir, .opts = &opt,
@@ -459,9 +465,9 @@ START_TEST(test_stack)
 		ck_assert_int_eq(gpuos_jit_build(&r, &img), 0);
 		ck_assert_int_eq(gpuos_cubin_open(img.data, img.size, &c), 0);
 		unsigned fr = gpuos_cubin_frames(c);
-		ck_assert_msg(fr <= GPUOS_OP_STACK, "sum %s: %u bytes", gpuos_cat_dtype_name(dt),
-			      fr);
-		fprintf(stderr, "check_catalog: sum.%s's frames: %u bytes\n",
+		ck_assert_msg(fr <= GPUOS_OP_STACK, "%s %s: %u bytes", red->name,
+			      gpuos_cat_dtype_name(dt), fr);
+		fprintf(stderr, "check_catalog: %s.%s's frames: %u bytes\n", red->name,
 			gpuos_cat_dtype_name(dt), fr);
 		gpuos_cubin_close(c);
 		gpuos_jit_image_free(&img);
@@ -471,8 +477,8 @@ END_TEST
 
 /*
  * The recorded reductions decode into the operator's parameter block: the identity and the
- * mean's factor from their bytes, the config, one block per output; argmax (two outputs'
- * worth of accumulator) has no operator.
+ * mean's factor from their bytes, the config, one block per output; argmax's
+ * (value, index) identity.
  */
 START_TEST(test_reduce_params)
 {
@@ -491,10 +497,6 @@ START_TEST(test_reduce_params)
 
 		if (!rec_of(i, GPUOS_SIG_REDUCE, &s))
 			continue;
-		if (!strcmp(recs[i].op, "argmax")) {
-			ck_assert_int_eq(gpuos_cat_match(&s, &m), -ENOENT);
-			continue;
-		}
 		ck_assert_int_eq(gpuos_cat_match(&s, &m), 0);
 		ck_assert_int_eq(sscanf(recs[i].launch, "G %u %u %u B %u %u %u S %u", &g[0], &g[1],
 					&g[2], &b[0], &b[1], &b[2], &smem),
@@ -511,7 +513,11 @@ START_TEST(test_reduce_params)
 		ck_assert_int_eq(p.block_width * p.block_height, (int)(b[0] * b[1]));
 		ck_assert_uint_eq(p.src, a.src);
 		memcpy(&f, &p.ident, 4);
-		if (!strcmp(m.r->name, "max"))
+		if (m.r->arg) { /* (value, index): -inf's bytes with index 0 */
+			int64_t ix;
+			memcpy(&ix, (char *)p.ident + 8, 8);
+			ck_assert(f < -3e38f && ix == 0);
+		} else if (!strcmp(m.r->name, "max"))
 			ck_assert(f < -3e38f && f * 0 != 0); /* -inf */
 		else
 			ck_assert(f == 0.0f);
@@ -520,7 +526,7 @@ START_TEST(test_reduce_params)
 			ck_assert(f > 0 && f <= 1);
 		}
 		/* an accumulator of another size than the config's is not this operator's */
-		a.element_size_bytes = 8;
+		a.element_size_bytes = 12;
 		ck_assert_int_eq(gpuos_cat_reduce_params(&m, &a, &p), -ENOTSUP);
 		n_ok++;
 	}
