@@ -327,10 +327,30 @@ END_TEST
 
 static char cachedir[] = "/tmp/check_catalog.XXXXXX";
 
+/* The source of @m builds for sm_80 and sm_90: the builds made. */
+static unsigned build_both(const struct gpuos_cat_match *m)
+{
+	static char src[16384];
+	char key[96];
+	int n = gpuos_cat_source(m, src, sizeof(src));
+
+	gpuos_cat_key(m, key, sizeof(key));
+	ck_assert_msg(n > 0, "%s: %d", key, n);
+	for (unsigned sm = 80; sm <= 90; sm += 10) {
+		struct gpuos_jit_req r = {
+		    .src = src, .len = (size_t)n, .name = key, .sm = sm, .cache_dir = cachedir};
+		struct gpuos_jit_image img;
+		int rc = gpuos_jit_build(&r, &img);
+		ck_assert_msg(rc == 0, "%s sm_%u: %d\n%s", key, sm, rc, src);
+		gpuos_jit_image_free(&img);
+	}
+	return 2;
+}
+
 /* Every operator the catalog can generate builds for sm_80 and sm_90. */
 START_TEST(test_sources_build)
 {
-	static char src[16384];
+	static const int f16s[] = {GPUOS_DT_F32, GPUOS_DT_F16, GPUOS_DT_BF16};
 	unsigned built = 0;
 
 	for (unsigned i = 0; i < gpuos_cat_nentries; i++) {
@@ -340,30 +360,13 @@ START_TEST(test_sources_build)
 				continue;
 			for (int lay = 0; lay < GPUOS_CAT_LAYOUTS; lay++) {
 				struct gpuos_cat_match m = {.e = e, .dtype = dt, .layout = lay};
-				char key[64];
-				int n = gpuos_cat_source(&m, src, sizeof(src));
-				gpuos_cat_key(&m, key, sizeof(key));
-				ck_assert_msg(n > 0, "%s: %d", key, n);
-				for (unsigned sm = 80; sm <= 90; sm += 10) {
-					struct gpuos_jit_req r = {.src = src,
-								  .len = (size_t)n,
-								  .name = key,
-								  .sm = sm,
-								  .cache_dir = cachedir};
-					struct gpuos_jit_image img;
-					int rc = gpuos_jit_build(&r, &img);
-					ck_assert_msg(rc == 0, "%s sm_%u: %d\n%s", key, sm, rc,
-						      src);
-					gpuos_jit_image_free(&img);
-					built++;
-				}
+				built += build_both(&m);
 			}
 		}
 	}
 	ck_assert_uint_ge(built, 4 * gpuos_cat_nentries);
 	/* reductions: each accumulator type, from and to itself; float's from and to the
 	 * 16-bit floats too; vt0 and the input vector width as PyTorch names them */
-	static const int f16s[] = {GPUOS_DT_F32, GPUOS_DT_F16, GPUOS_DT_BF16};
 	for (unsigned i = 0; i < gpuos_cat_nreds; i++)
 		for (int dt = 0; dt < 32; dt++) {
 			if (!(gpuos_cat_reds[i].dtypes & GPUOS_DT_BIT(dt)))
@@ -376,23 +379,7 @@ START_TEST(test_sources_build)
 							    .out = dt == GPUOS_DT_F32 ? f16s[k] : dt,
 							    .vt0 = 4,
 							    .ivs = k ? 4 : 2};
-				char key[96];
-				int n = gpuos_cat_source(&m, src, sizeof(src));
-				gpuos_cat_key(&m, key, sizeof(key));
-				ck_assert_msg(n > 0, "%s: %d", key, n);
-				for (unsigned sm = 80; sm <= 90; sm += 10) {
-					struct gpuos_jit_req r = {.src = src,
-								  .len = (size_t)n,
-								  .name = key,
-								  .sm = sm,
-								  .cache_dir = cachedir};
-					struct gpuos_jit_image img;
-					int rc = gpuos_jit_build(&r, &img);
-					ck_assert_msg(rc == 0, "%s sm_%u: %d\n%s", key, sm, rc,
-						      src);
-					gpuos_jit_image_free(&img);
-					built++;
-				}
+				build_both(&m);
 			}
 		}
 }
