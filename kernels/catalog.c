@@ -212,16 +212,21 @@ static int elem_dtype(const struct gpuos_cat_entry *e, const struct gpuos_sig *s
 	return gpuos_cat_dtype_of(s->dtype);
 }
 
+static unsigned dt_size(int dt)
+{
+	int i = dt_index(dt);
+
+	return i < 0 ? 0 : dtypes[i].size;
+}
+
 static unsigned scalar_size(const struct gpuos_cat_entry *e, int dtype)
 {
-	int i = dt_index(dtype);
-
 	if (e->scalar_kind == GPUOS_SC_INT)
 		return 4;
 	if (e->scalar_kind == GPUOS_SC_ELEM || e->scalar_kind == GPUOS_SC_OP_ELEM)
-		return i < 0 ? 0 : dtypes[i].size;
+		return dt_size(dtype);
 	/* opmath: float for the 2-byte floats, else the type itself */
-	return dtype == GPUOS_DT_F16 || dtype == GPUOS_DT_BF16 ? 4 : i < 0 ? 0 : dtypes[i].size;
+	return dtype == GPUOS_DT_F16 || dtype == GPUOS_DT_BF16 ? 4 : dt_size(dtype);
 }
 
 /*
@@ -340,21 +345,16 @@ int gpuos_cat_functor(const struct gpuos_sig *s, unsigned *size,
 void gpuos_cat_key(const struct gpuos_cat_match *m, char *buf, size_t len)
 {
 	if (m->r) { /* sum.float16.float32.float16.reduce: input, accumulator, output */
-		snprintf(buf, len, "%s.%s.%s.%s.reduce%.0u%.0u", m->r->name,
-			 gpuos_cat_dtype_name(m->dtype), gpuos_cat_dtype_name(m->acc),
-			 gpuos_cat_dtype_name(m->out), m->vt0 == 4 && m->ivs == 4 ? 0 : m->vt0,
-			 m->vt0 == 4 && m->ivs == 4 ? 0 : m->ivs);
+		int n = snprintf(buf, len, "%s.%s.%s.%s.reduce", m->r->name,
+				 gpuos_cat_dtype_name(m->dtype), gpuos_cat_dtype_name(m->acc),
+				 gpuos_cat_dtype_name(m->out));
+		/* vt0 and the input vector width, where they are not PyTorch's usual 4 and 4 */
+		if ((m->vt0 != 4 || m->ivs != 4) && n > 0 && (size_t)n < len)
+			snprintf(buf + n, len - (size_t)n, "%u%u", m->vt0, m->ivs);
 		return;
 	}
 	snprintf(buf, len, "%s.%s.%s", m->e->name, gpuos_cat_dtype_name(m->dtype),
 		 m->layout == GPUOS_CAT_STRIDED ? "strided" : "contig");
-}
-
-static unsigned dt_size(int dt)
-{
-	int i = dt_index(dt);
-
-	return i < 0 ? 0 : dtypes[i].size;
 }
 
 int gpuos_cat_reduce_params(const struct gpuos_cat_match *m, const struct gpuos_reduce_args *a,
