@@ -555,13 +555,14 @@ void gpuos_fusion_device_reset(void)
 	pthread_mutex_lock(&g->lock);
 	gpuos_batch_drop_device(&g->batches, dev);
 	atomic_store_explicit(&g->eng[dev], NULL, memory_order_release);
-	/* the operators' modules and the table went with the context */
-	pthread_mutex_lock(&g->batches.lock);
+	/* the operators' modules and the table went with the context (frozen: a submit's
+	 * fast path resolves an alias under its slot lock alone) */
+	gpuos_batch_freeze(&g->batches);
 	for (unsigned l = 0; l < g->nops; l++) {
 		gpuos_alias_init(&g->ops[l].alias, g->rings);
 		store_release(&g->ops[l].ready, -ENODEV);
 	}
-	pthread_mutex_unlock(&g->batches.lock);
+	gpuos_batch_thaw(&g->batches);
 	pthread_mutex_unlock(&g->lock);
 	/* Left allocated on purpose: another thread may still hold the pointer. */
 	gpuos_engine_kill(e);

@@ -186,8 +186,8 @@ int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int
 	int rc = 0;
 
 	stream = normal(stream, ptsz);
-	/* Fast path: the stream's batch is open, a built-in operator: only the slot lock. */
-	s = t->op < GPUOS_BUILTIN_OPS ? find(b, key) : NULL;
+	/* Fast path: the stream's batch is open: only the slot lock. */
+	s = find(b, key);
 	if (s) {
 		pthread_mutex_lock(&s->lock);
 		/* relaxed under the slot lock: gpuos_batch_park_begin sets the flag, then takes
@@ -199,6 +199,18 @@ int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int
 		if (s->open && load_relaxed(&s->key) == key) {
 			*dev = s->dev;
 			nrings = load_acquire(&b->nrings[s->dev]);
+			if (t->op >= GPUOS_BUILTIN_OPS) {
+				/* an alias switch under way: the slow path waits for it. Else,
+				 * under the slot lock, the slot resolved is the one in force
+				 * when the position below is reserved (gpuos_batch_freeze) */
+				if (load_relaxed(&b->frozen))
+					goto slow;
+				if ((rc = b->ops->resolve(b->ctx, t->op, s->dev)) < 0) {
+					pthread_mutex_unlock(&s->lock);
+					return rc;
+				}
+				t->op = (uint16_t)rc;
+			}
 			t->gate = 0;
 			t->slot = (uint16_t)(s - b->slot);
 			t->tseq = ++s->tseq;
@@ -209,6 +221,7 @@ int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int
 			pthread_mutex_unlock(&s->lock);
 			return 0;
 		}
+slow:
 		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_lock(&b->lock);
@@ -233,7 +246,8 @@ int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int
 	}
 	if (t->op >= GPUOS_BUILTIN_OPS) {
 		/* under the lock: an alias switch (kernels/table.h) snapshots the tails under it
-		 * too, so a task reserved after the snapshot names the new slot */
+		 * and every slot lock (gpuos_batch_freeze), so a task reserved after the
+		 * snapshot names the new slot */
 		rc = b->ops->resolve(b->ctx, t->op, s->dev);
 		if (rc < 0)
 			goto out;
@@ -322,6 +336,24 @@ void gpuos_batch_forget(struct gpuos_batches *b, uintptr_t stream)
 		store_relaxed(&s->key, 0);
 		pthread_mutex_unlock(&s->lock);
 	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+void gpuos_batch_freeze(struct gpuos_batches *b)
+{
+	pthread_mutex_lock(&b->lock);
+	store_relaxed(&b->frozen, 1);
+	/* a fast-path submit that missed the flag holds its slot lock until it has its
+	 * position: wait for those under way (after this, each sees the flag) */
+	for (unsigned i = 0; i < GPUOS_MAX_SLOTS; i++) {
+		pthread_mutex_lock(&b->slot[i].lock);
+		pthread_mutex_unlock(&b->slot[i].lock);
+	}
+}
+
+void gpuos_batch_thaw(struct gpuos_batches *b)
+{
+	store_relaxed(&b->frozen, 0);
 	pthread_mutex_unlock(&b->lock);
 }
 

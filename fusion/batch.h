@@ -74,6 +74,7 @@ struct gpuos_batches {
 	_Atomic int nopen;   /* open batches: stream_op is a no-op at 0 */
 	_Atomic int capture; /* captures in progress: no task is accepted */
 	_Atomic int parking; /* parks in progress: no task is accepted (-EAGAIN) */
+	_Atomic int frozen;  /* an alias switch: injected operators take the slow path */
 	const struct gpuos_batch_ops *ops;
 	void *ctx;
 	/* a slot of device d uses rings[d][s % nrings[d]]; set once when d's engine starts,
@@ -126,6 +127,15 @@ void gpuos_batch_forget(struct gpuos_batches *b, uintptr_t stream);
 /* Device @dev was reset: forget its slots without closing (their streams are gone) and its
  * rings (submits for it say -ENODEV until a new engine attaches). */
 void gpuos_batch_drop_device(struct gpuos_batches *b, int dev);
+
+/*
+ * Freeze: the table lock, and every submit of an injected operator that resolved its slot on
+ * the fast path has its position; until thaw the others wait for the lock. An operator's
+ * alias switch (kernels/ops.c) snapshots the rings' tails and switches the slot in between:
+ * each task then names the slot in force at its position.
+ */
+void gpuos_batch_freeze(struct gpuos_batches *b);
+void gpuos_batch_thaw(struct gpuos_batches *b);
 
 /*
  * Parks: while any is in progress submit says -EAGAIN. When begin returns, every submit that

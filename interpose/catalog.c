@@ -131,16 +131,19 @@ no:
 	store_relaxed(&l->why, GPUOS_WHY_NO_CATALOG);
 }
 
-/* PyTorch's grids cover N with blocks of b.x threads doing 1..16 elements each. */
+/*
+ * PyTorch's grids cover N with blocks of b.x threads doing 1..16 elements each: g.x is
+ * ceil(N / per), that is (g.x - 1) * per < N <= g.x * per (no division on the launch path).
+ */
 static bool grid_ok(dim3 g, dim3 b, int32_t n)
 {
 	uint64_t per;
 
-	if (g.y != 1 || g.z != 1 || b.y != 1 || b.z != 1 || !b.x || !g.x)
+	if (g.y != 1 || g.z != 1 || b.y != 1 || b.z != 1 || !b.x || !g.x || n <= 0)
 		return false;
 	for (unsigned w = 1; w <= 16; w *= 2) {
 		per = (uint64_t)b.x * w;
-		if ((uint64_t)g.x == ((uint64_t)n + per - 1) / per)
+		if ((uint64_t)(g.x - 1) * per < (uint64_t)n && (uint64_t)n <= (uint64_t)g.x * per)
 			return true;
 	}
 	return false;

@@ -145,14 +145,15 @@ static int install(struct gpuos_engine *e, unsigned l, const void *img, uint32_t
 		goto out;
 	gpuos_debug("operator %s v%u at 0x%llx in slot %u", op->name, version,
 		    (unsigned long long)fn, slot);
-	pthread_mutex_lock(&g->batches.lock);
+	/* frozen: no submit between its resolve and its reservation, fast path included */
+	gpuos_batch_freeze(&g->batches);
 	/* tasks reserved from here on name the new slot; the old retires behind these tails */
 	gpuos_engine_tails(e, tails);
 	gpuos_alias_commit(&op->alias, slot, version, tails);
 	op->alias.module[slot] = mod;
 	op->alias.entry[slot] = fn;
 	mod = NULL;
-	pthread_mutex_unlock(&g->batches.lock);
+	gpuos_batch_thaw(&g->batches);
 	fetch_add_relaxed(&g->swaps, 1);
 out:
 	gpuos_where(NULL, 0);
@@ -361,10 +362,10 @@ GPUOS_EXPORT int gpuos_op_rollback(unsigned id)
 	if ((err = gpuos_engine_get(gpuos_engine_current_dev(), &e)))
 		return err;
 	pthread_mutex_lock(&op_lock);
-	pthread_mutex_lock(&g->batches.lock);
+	gpuos_batch_freeze(&g->batches); /* as install's switch */
 	gpuos_engine_tails(e, tails);
 	err = gpuos_alias_rollback(&op->alias, tails);
-	pthread_mutex_unlock(&g->batches.lock);
+	gpuos_batch_thaw(&g->batches);
 	pthread_mutex_unlock(&op_lock);
 	return err;
 }

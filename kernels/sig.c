@@ -340,29 +340,41 @@ static unsigned type_size(const char *t)
 	return 0;
 }
 
-static double load_scalar(const char *t, const uint8_t *p)
+/* A functor scalar's C type, known at parse time: the launch path reads no type names. */
+enum scalar_kind { SK_OTHER, SK_FLOAT, SK_DOUBLE, SK_INT, SK_LONG };
+
+static uint8_t scalar_kind(const char *t)
 {
-	if (!strcmp(t, "float")) {
-		float f;
+	return !strcmp(t, "float")    ? SK_FLOAT
+	       : !strcmp(t, "double") ? SK_DOUBLE
+	       : !strcmp(t, "int")    ? SK_INT
+	       : !strcmp(t, "long")   ? SK_LONG
+				      : SK_OTHER;
+}
+
+static double load_scalar(uint8_t kind, const uint8_t *p)
+{
+	float f;
+	double d;
+	int32_t i;
+	int64_t l;
+
+	switch (kind) {
+	case SK_FLOAT:
 		memcpy(&f, p, 4);
 		return f;
-	}
-	if (!strcmp(t, "double")) {
-		double d;
+	case SK_DOUBLE:
 		memcpy(&d, p, 8);
 		return d;
-	}
-	if (!strcmp(t, "int")) {
-		int32_t i;
+	case SK_INT:
 		memcpy(&i, p, 4);
 		return i;
-	}
-	if (!strcmp(t, "long")) {
-		int64_t l;
+	case SK_LONG:
 		memcpy(&l, p, 8);
 		return (double)l;
+	default: /* half, bfloat16: raw bits in scalar_off/size; the operator reads them */
+		return 0;
 	}
-	return 0; /* half, bfloat16: raw bits in scalar_off/size; the operator reads them */
 }
 
 static int functor_scalars(const struct gpuos_sig *s, const uint8_t *f, unsigned fsize,
@@ -403,7 +415,7 @@ int gpuos_sig_decode_vectorized(const struct gpuos_sig *s, const struct gpuos_kp
  * to the next field; a lambda that captures nothing is one byte. The catalog's entries say
  * it for the kinds they list (catalog.h). -ENOTSUP for other kinds.
  */
-static int functor_layout(const struct gpuos_sig *s, struct gpuos_sig_functor *l)
+static int functor_shape(const struct gpuos_sig *s, struct gpuos_sig_functor *l)
 {
 	unsigned ts = type_size(s->dtype);
 
@@ -430,6 +442,19 @@ static int functor_layout(const struct gpuos_sig *s, struct gpuos_sig_functor *l
 }
 
 /* The functor's scalars from its @fsize bytes at @f: no string work when parse cached it. */
+/* functor_shape, and each scalar's C type: opmath float where it is 4 bytes of a wider or
+ * narrower element, else the element type */
+static int functor_layout(const struct gpuos_sig *s, struct gpuos_sig_functor *l)
+{
+	int rc = functor_shape(s, l);
+
+	for (unsigned k = 0; !rc && k < l->n && k < 2; k++) {
+		unsigned ss = l->ssize[k] ? l->ssize[k] : l->elem;
+		l->kind[k] = ss == 4 && l->elem != 4 ? SK_FLOAT : scalar_kind(s->dtype);
+	}
+	return rc;
+}
+
 static int functor_scalars(const struct gpuos_sig *s, const uint8_t *f, unsigned fsize,
 			   struct gpuos_ew_args *out)
 {
@@ -449,10 +474,7 @@ static int functor_scalars(const struct gpuos_sig *s, const uint8_t *f, unsigned
 		unsigned ss = l->ssize[k] ? l->ssize[k] : l->elem;
 		out->scalar_off[k] = l->off[k];
 		out->scalar_size[k] = ss;
-		if (ss == 4 && l->elem != 4)
-			out->scalar[k] = load_scalar("float", f + l->off[k]); /* opmath float */
-		else
-			out->scalar[k] = load_scalar(s->dtype, f + l->off[k]);
+		out->scalar[k] = load_scalar(l->kind[k], f + l->off[k]);
 		if (ss <= 8 && l->off[k] + ss <= fsize)
 			memcpy(&out->scalar_bits[k], f + l->off[k], ss);
 	}

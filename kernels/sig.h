@@ -30,6 +30,7 @@ struct gpuos_sig_functor {
 	unsigned ssize[2]; /* each scalar's bytes (0: the element type's) */
 	unsigned elem;	   /* the element type's bytes (0: a type the decoders do not read) */
 	bool lambda;	   /* a lambda (a capturing one is not read unless the catalog lists it) */
+	uint8_t kind[2];   /* each scalar's C type (sig.c's enum scalar_kind), for its value */
 };
 
 struct gpuos_sig {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/atomics.h"
@@ -605,6 +606,142 @@ START_TEST(batch_park_fences_submitters)
 }
 END_TEST
 
+/*
+ * Injected operators join an open batch on the fast path (no table lock), and an alias
+ * switch under gpuos_batch_freeze splits them exactly at its tail snapshot: every task at a
+ * position before it names the slot before, every one from it on the new slot.
+ */
+static _Atomic unsigned alias_now;
+static _Atomic int run_alias_submitters;
+
+static int a_resolve(void *ctx, unsigned op, int dev)
+{
+	static _Atomic unsigned calls;
+	unsigned v = load_relaxed(&alias_now);
+
+	(void)ctx, (void)op, (void)dev;
+	/* now and then, time for a switch to slip in before the caller reserves */
+	if (fetch_add_relaxed(&calls, 1) % 4 == 0)
+		usleep(20);
+	return GPUOS_BUILTIN_OPS + (int)v;
+}
+
+static void *alias_submitter(void *arg)
+{
+	uintptr_t s = 0x1000 + 8 * (uintptr_t)arg;
+	struct gpuos_task t;
+	struct gpuos_ring *r;
+	uint32_t pos;
+
+	while (load_relaxed(&run_alias_submitters)) {
+		int dev = 0;
+
+		memset(&t, 0, sizeof(t));
+		t.op = GPUOS_BUILTIN_OPS + 1;
+		ck_assert_int_eq(gpuos_batch_submit(&B, s, false, &dev, &t, &r, &pos), 0);
+		gpuos_ring_wait_room(r, pos, NULL, NULL);
+		gpuos_ring_publish(r, pos, &t);
+		gpuos_batch_ready(&B, &t);
+	}
+	return NULL;
+}
+
+static void *one_injected(void *arg)
+{
+	struct gpuos_task *t = arg;
+	struct gpuos_ring *r;
+	uint32_t pos;
+	int dev = 0;
+
+	ck_assert_int_eq(gpuos_batch_submit(&B, 0x1000, false, &dev, t, &r, &pos), 0);
+	gpuos_ring_publish(r, pos, t);
+	gpuos_batch_ready(&B, t);
+	return NULL;
+}
+
+START_TEST(batch_alias_switch_splits)
+{
+	static const struct gpuos_batch_ops aops = {f_describe, a_resolve, q_go, q_wait};
+	enum { SWITCHES = 200, MAXPOS = 1 << 20 };
+	uint16_t *op_at = calloc(MAXPOS, sizeof(*op_at));
+	uint32_t snap[SWITCHES], fetched = 0;
+	struct gpuos_task out[GPUOS_FETCH], t = {0};
+	struct timespec ts;
+	pthread_t th[SUBMITTERS];
+	bool joined[SUBMITTERS] = {0};
+	int alive = SUBMITTERS;
+
+	batches_setup();
+	B.ops = &aops;
+	store_relaxed(&alias_now, 0);
+	/* the fast path: with the batch open, a submit goes through while the table lock is held */
+	ck_assert_int_eq(sub(0x1000, false, &t), 0);
+	memset(&t, 0, sizeof(t));
+	t.op = GPUOS_BUILTIN_OPS + 1;
+	pthread_mutex_lock(&B.lock);
+	pthread_create(&th[0], NULL, one_injected, &t);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 10;
+	ck_assert_int_eq(pthread_timedjoin_np(th[0], NULL, &ts), 0);
+	pthread_mutex_unlock(&B.lock);
+	ck_assert_uint_eq(t.op, GPUOS_BUILTIN_OPS);
+
+	for (unsigned n; (n = gpuos_ring_fetch(&br.ring, out, GPUOS_FETCH));)
+		gpuos_ring_consumed(&br.ring, n); /* (the two above) */
+	fetched = load_relaxed(&br.ring.tail);
+	run_alias_submitters = 1;
+	for (uintptr_t i = 0; i < SUBMITTERS; i++)
+		pthread_create(&th[i], NULL, alias_submitter, (void *)i);
+	for (unsigned k = 0; k < SWITCHES + 1; k++) {
+		/* consume until the submitters took a few positions since the last switch */
+		for (uint32_t from = load_relaxed(&br.ring.tail);
+		     load_relaxed(&br.ring.tail) - from < 4 * SUBMITTERS;) {
+			unsigned n = gpuos_ring_fetch(&br.ring, out, GPUOS_FETCH);
+			for (unsigned i = 0; i < n; i++)
+				if (out[i].seq - 1 < MAXPOS)
+					op_at[out[i].seq - 1] = out[i].op;
+			if (n)
+				gpuos_ring_consumed(&br.ring, n);
+		}
+		if (k == SWITCHES)
+			break;
+		gpuos_batch_freeze(&B);
+		snap[k] = load_relaxed(&br.ring.tail);
+		store_relaxed(&alias_now, k + 1);
+		gpuos_batch_thaw(&B);
+	}
+	run_alias_submitters = 0;
+	while (alive) {
+		unsigned n = gpuos_ring_fetch(&br.ring, out, GPUOS_FETCH);
+		for (unsigned i = 0; i < n; i++)
+			if (out[i].seq - 1 < MAXPOS)
+				op_at[out[i].seq - 1] = out[i].op;
+		if (n)
+			gpuos_ring_consumed(&br.ring, n);
+		for (int i = 0; i < SUBMITTERS; i++)
+			if (!joined[i] && !pthread_tryjoin_np(th[i], NULL)) {
+				joined[i] = true;
+				alive--;
+			}
+	}
+	while (gpuos_ring_fetch(&br.ring, out, 1)) {
+		if (out[0].seq - 1 < MAXPOS)
+			op_at[out[0].seq - 1] = out[0].op;
+		gpuos_ring_consumed(&br.ring, 1);
+	}
+	/* the slot in force at each position: the last switch whose snapshot is at or before it */
+	uint32_t end = load_relaxed(&br.ring.tail);
+	ck_assert_uint_gt(end, snap[SWITCHES - 1]); /* the submitters ran past the last switch */
+	for (uint32_t p = fetched, k = 0; p < end && p < MAXPOS; p++) {
+		while (k < SWITCHES && snap[k] <= p)
+			k++;
+		ck_assert_msg(op_at[p] == GPUOS_BUILTIN_OPS + k, "position %u: slot %u, want %u", p,
+			      op_at[p] - GPUOS_BUILTIN_OPS, k);
+	}
+	free(op_at);
+}
+END_TEST
+
 /* A close waits until every task it covers is published and its worker started. */
 static _Atomic int closed_flag;
 
@@ -664,6 +801,7 @@ int main(void)
 	tcase_add_test(batch, batch_park_refuses);
 	tcase_add_test(batch, batch_close_waits_ready);
 	tcase_add_test(batch, batch_park_fences_submitters);
+	tcase_add_test(batch, batch_alias_switch_splits);
 	suite_add_tcase(s, ring);
 	suite_add_tcase(s, batch);
 	sr = srunner_create(s);
