@@ -3,6 +3,11 @@
 """Time small PyTorch workloads plain (eager), under the GPUOS shim (LD_PRELOAD), as one
 CUDA graph replay, and under torch.compile(mode="reduce-overhead").
 
+Two more modes: "ceiling" preloads build/gpu/libnolaunch.so, under which every kernel launch
+returns at once without running: what a shim whose diverted launches cost nothing would reach
+(results are garbage there, and not compared); "base" runs a second shim (--base-shim), to
+time a change against the build before it in the same run.
+
 Every (workload, mode) runs in its own child process (this script re-executed with the
 hidden --child WORKLOAD MODE); the child prints one JSON line, its last line on stdout.
 In shim mode the shim writes its report (GPUOS_REPORT=....json) at exit and the parent
@@ -25,14 +30,16 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-MODES = ["eager", "shim", "graph", "compile"]
-# which modes apply to which workload (the parent must know this without torch)
+MODES = ["eager", "shim", "base", "ceiling", "graph", "compile"]
+SHIMS = ("shim", "base")  # the modes that preload a GPUOS shim
+# which modes apply to which workload (the parent must know this without torch); "ceiling"
+# only where every launch in the timed loop is a kernel the catalog diverts
 WORKLOADS = {
-    "add1024": ["eager", "shim", "graph", "compile"],
-    "chain8": ["eager", "shim", "graph", "compile"],
-    "mlp_step": ["eager", "shim"],  # optimizer step with capturable=False: no graph/compile
-    "gpt2": ["eager", "shim"],  # generate(): host-side loop, no graph/compile
-    "big": ["eager", "shim", "graph", "compile"],
+    "add1024": ["eager", "shim", "base", "ceiling", "graph", "compile"],
+    "chain8": ["eager", "shim", "base", "ceiling", "graph", "compile"],
+    "mlp_step": ["eager", "shim", "base"],  # optimizer with capturable=False: no graph/compile
+    "gpt2": ["eager", "shim", "base"],  # generate(): host-side loop, no graph/compile
+    "big": ["eager", "shim", "base", "graph", "compile"],
 }
 UNIT = {"add1024": "op", "chain8": "chain", "mlp_step": "step", "gpt2": "token", "big": "iter"}
 
@@ -58,7 +65,7 @@ def fn_spec(torch, fn, args, cfn, cargs, iters, warmup):
     run themselves, so the child can count every iteration it ran."""
 
     def make(mode):
-        if mode in ("eager", "shim"):
+        if mode in ("eager", "ceiling") or mode in SHIMS:
             # functools.partial keeps the per-call Python overhead as low as possible
             return functools.partial(fn, *args), lambda: tensor_hash(fn(*args)), 0, 1
         if mode == "graph":
@@ -277,7 +284,7 @@ def run_child(wl, mode, repeat):
     for _ in range(warmup):
         step()
     torch.cuda.synchronize()
-    lib = shim_api() if mode == "shim" else None
+    lib = shim_api() if mode in SHIMS else None
     if lib:  # the operators the warmup asked for are built before timing starts
         lib.gpuos_op_wait_all()
     # a second warm-up in every mode: the shim's runs diverted, and stateful workloads
@@ -366,7 +373,7 @@ def read_report(tmpdir, pid):
     return best
 
 
-def child_env(mode, shim, tmpdir):
+def child_env(mode, args, tmpdir):
     env = dict(os.environ)
     # never let a shim preloaded around this script leak into the non-shim children
     pre = [p for p in env.get("LD_PRELOAD", "").replace(":", " ").split() if "gpuos" not in p]
@@ -376,8 +383,10 @@ def child_env(mode, shim, tmpdir):
         env.pop("LD_PRELOAD", None)
     for k in ("GPUOS_REPORT", "GPUOS_CONFIG"):
         env.pop(k, None)
-    if mode == "shim":
-        env["LD_PRELOAD"] = shim
+    if mode == "ceiling":
+        env["LD_PRELOAD"] = args.nolaunch
+    if mode in SHIMS:
+        env["LD_PRELOAD"] = args.shim if mode == "shim" else args.base_shim
         env["GPUOS_CONFIG"] = "/dev/null"
         # experimental, off by default; GPUOS_CATALOG=off around this script measures
         # the shim's pass-through cost alone
@@ -393,7 +402,7 @@ def run_one(wl, mode, args):
     with tempfile.TemporaryDirectory(prefix="bench_torch.") as tmpdir:
         print(f"  {wl}/{mode} ...", file=sys.stderr, flush=True)
         try:
-            p = subprocess.Popen(cmd, env=child_env(mode, args.shim, tmpdir), cwd=REPO,
+            p = subprocess.Popen(cmd, env=child_env(mode, args, tmpdir), cwd=REPO,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             out, err = p.communicate(timeout=args.timeout)
         except subprocess.TimeoutExpired:
@@ -420,10 +429,10 @@ def run_one(wl, mode, args):
         for l in err.splitlines():
             if l.startswith("gpuos probe:"):
                 print(f"  {wl}/{mode} {l}", file=sys.stderr)
-        if mode == "shim":
+        if mode in SHIMS:
             rep = read_report(tmpdir, p.pid)
             if rep is None:
-                print(f"{wl}/shim: the shim wrote no report (is it really preloaded?)",
+                print(f"{wl}/{mode}: the shim wrote no report (is it really preloaded?)",
                       file=sys.stderr)
             else:
                 res["launches"] = rep.get("launches")
@@ -457,11 +466,18 @@ def print_table(wl, rows):
         if eager and dpi:  # (eager - shim) / diverted launches per iteration
             saved = (eager["us"] - r["us"]) / dpi
         tok = 1e6 / r["us"] if wl == "gpt2" else None
-        same = "-" if not eager or mode == "eager" else \
+        same = "-" if not eager or mode == "eager" else "not run (no launches)" \
+            if mode == "ceiling" else \
             ("identical" if r["check"] == eager["check"] else
              "differs (its own fused kernels)" if mode == "compile" else "DIFFERENT")
         print(f"  {mode:8} {r['us']:11.2f} {fmt(r.get('ratio'), '{:.2f}x'):>9} "
               f"{fmt(dpi):>12} {fmt(saved, '{:.3f}'):>13} {fmt(tok, '{:.0f}'):>9}  {same}")
+    ceil, shim = rows.get("ceiling"), rows.get("shim")
+    if eager and ceil and shim and eager["us"] > ceil["us"]:
+        # of what free launches would save, how much the shim saves
+        print(f"  shim saves {eager['us'] - shim['us']:.2f} of the {eager['us'] - ceil['us']:.2f}"
+              f" us free launches would save ({100 * (eager['us'] - shim['us']) / (eager['us'] - ceil['us']):.0f} %);"
+              f" it adds {shim['us'] - ceil['us']:.2f} us per {UNIT[wl]} over the ceiling")
     t = (rows.get("shim") or {}).get("timed_ew_red")
     if t and t[0]:
         print(f"  shim, timed runs: {t[1]} of {t[0]} elementwise and reduction launches "
@@ -516,6 +532,10 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shim", default=os.path.join(REPO, "build", "libgpuos_shim.so"),
                     help="the shim to preload (default: build/libgpuos_shim.so)")
+    ap.add_argument("--base-shim", metavar="PATH",
+                    help="a second shim, mode 'base' (say, the build before a change)")
+    ap.add_argument("--nolaunch", default=os.path.join(REPO, "build", "gpu", "libnolaunch.so"),
+                    help="mode 'ceiling''s preload (default: build/gpu/libnolaunch.so)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS),
                     help="comma-separated, from: " + ",".join(WORKLOADS))
     ap.add_argument("--modes", default=",".join(MODES),
@@ -543,6 +563,17 @@ def main():
     if "shim" in modes and not os.path.exists(args.shim):
         print(f"no shim at {args.shim}: build it (make) or pass --shim", file=sys.stderr)
         return 2
+    if not args.base_shim:
+        modes = [m for m in modes if m != "base"]
+    elif not os.path.exists(args.base_shim):
+        print(f"no shim at {args.base_shim} (--base-shim)", file=sys.stderr)
+        return 2
+    else:
+        args.base_shim = os.path.abspath(args.base_shim)
+    if "ceiling" in modes and not os.path.exists(args.nolaunch):
+        print(f"no {args.nolaunch}: mode 'ceiling' left out (make gpu-deps builds it)",
+              file=sys.stderr)
+        modes = [m for m in modes if m != "ceiling"]
     try:
         import torch
     except ImportError:
@@ -553,7 +584,8 @@ def main():
         return 77
     device = torch.cuda.get_device_name()
     print(f"device: {device}  (torch {torch.__version__}, CUDA {torch.version.cuda})")
-    print(f"shim: {args.shim}  repeat: {args.repeat}  rounds: {args.rounds}", flush=True)
+    print(f"shim: {args.shim}" + (f"  base: {args.base_shim}" if args.base_shim else "") +
+          f"  repeat: {args.repeat}  rounds: {args.rounds}", flush=True)
 
     results, failed, differ = {}, [], []
     for wl in wls:
@@ -576,8 +608,9 @@ def main():
         for mode, r in rows.items():
             if r and eager:
                 r["ratio"] = eager["us"] / r["us"] if r["us"] > 0 else None
-        if eager and rows.get("shim") and rows["shim"]["check"] != eager["check"]:
-            differ.append(wl)
+        for m in SHIMS:
+            if eager and rows.get(m) and rows[m]["check"] != eager["check"]:
+                differ.append(f"{wl}/{m}")
         results[wl] = rows
         print_table(wl, rows)
         if args.rounds > 1 and eager:

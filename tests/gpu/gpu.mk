@@ -47,3 +47,11 @@ $(GPU_BUILD)/bench_lift: tests/gpu/bench_lift.cu
 	$(Q)$(NVCC) -O2 -cudart shared -gencode arch=compute_90,code=[sm_90,compute_90] -o $@ $<
 
 gpu-deps: $(GPU_BUILD)/lift_prog $(GPU_BUILD)/bench_lift
+
+# bench_torch's "ceiling" mode: every kernel launch free (tests/gpu/nolaunch.c).
+$(GPU_BUILD)/libnolaunch.so: tests/gpu/nolaunch.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) -O2 -shared -fPIC -fvisibility=hidden -o $@ $<
+
+gpu-deps: $(GPU_BUILD)/libnolaunch.so

@@ -338,6 +338,10 @@ def main():
     if os.environ.get("TORCH_OPS_STUCK_S"):
         watchdog(float(os.environ["TORCH_OPS_STUCK_S"]))
     todo = list(cases())
+    # TORCH_OPS_ONLY=prefix[,prefix...]: only the cases named so (a hang's hunt)
+    only = [p for p in os.environ.get("TORCH_OPS_ONLY", "").split(",") if p]
+    if only:
+        todo = [c for c in todo if any(c[0].startswith(p) for p in only)]
     t0 = time.time()
     trace = bool(os.environ.get("TORCH_OPS_TRACE"))
     for name, run, _ in todo:  # start the operators building
@@ -352,6 +356,8 @@ def main():
         print(f"operators built {time.time() - t0:.1f} s")
     results, diverted = {}, {}
     for name, run, _ in todo:
+        if trace:  # the name first: a case that hangs is the last one printed
+            print("measured", name, file=sys.stderr, flush=True)
         before = submitted()
         results[name] = run().cpu()
         torch.cuda.synchronize()
