@@ -92,9 +92,11 @@ const struct gpuos_cat_entry gpuos_cat_entries[] = {
 	{"xor_bool",     "BinaryFunctor:BitwiseXorFunctor", 0, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a != b"},
 	{"not",          "bitwise_not_kernel_cuda",    0, 1, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "~a"},
 	{"not_bool",     "bitwise_not_kernel_cuda",    0, 1, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "!a"},
-	/* comparisons, in T (Half through float): op_ is GE, GT, LE, LT = 0..3; EQ, NE = 0, 1 */
+	/* comparisons, in T (Half through float): op_ is GE, GT, LE, LT = 0..3; EQ, NE = 0, 1.
+	 * The op is picked without branches: ptxas may make a four-way branch a jump table in
+	 * the module's constant bank, which a call from the worker cannot read (ops.c). */
 	{"compare",      "CompareFunctor",             0, 2, F | I, -1, GPUOS_DT_BOOL, 1, GPUOS_SC_INT, false, false,
-	 RAW "(bool)(rs0 == 0 ? a >= b : rs0 == 1 ? a > b : rs0 == 2 ? a <= b : a < b)"},
+	 RAW "(bool)((rs0 == 0) & (a >= b) | (rs0 == 1) & (a > b) | (rs0 == 2) & (a <= b) | (rs0 == 3) & (a < b))"},
 	{"compare_eq",   "BinaryFunctor:CompareEqFunctor", 0, 2, F | I | B, -1, GPUOS_DT_BOOL, 1, GPUOS_SC_INT, false, false,
 	 RAW "(bool)(rs0 == 0 ? a == b : a != b)"},
 	/* tensor == / != a CPU scalar: AUnaryFunctor {CompareEqFunctor (int op_); opmath_t a},
@@ -103,7 +105,7 @@ const struct gpuos_cat_entry gpuos_cat_entries[] = {
 	 RAW "(bool)((int)sc0 == 0 ? s1 == a : s1 != a)"},
 	/* tensor <op> CPU scalar: {CompareFunctor (int op_); T rhs} captured; lhs op rhs */
 	{"compare_scalar", "compare_scalar_kernel",    0, 1, F | I, -1, GPUOS_DT_BOOL, 2, GPUOS_SC_OP_ELEM, false, true,
-	 RAW "(bool)((int)sc0 == 0 ? a >= s1 : (int)sc0 == 1 ? a > s1 : (int)sc0 == 2 ? a <= s1 : a < s1)"},
+	 RAW "(bool)(((int)sc0 == 0) & (a >= s1) | ((int)sc0 == 1) & (a > s1) | ((int)sc0 == 2) & (a <= s1) | ((int)sc0 == 3) & (a < s1))"},
 	/* x ** scalar: exponents 2, 3, -2 and the rest are four lambdas of one function, in
 	 * that order; 3 and -2 round to T after each step as PyTorch's T arithmetic does */
 	{"pow_square",   "pow_tensor_scalar_kernel_impl", 1,
@@ -459,6 +461,9 @@ static const char body[] =
     "    const unsigned n = (unsigned)tk->a[0], dims = (unsigned)tk->a[1];\n"
     "    uint4 *win = (uint4 *)smem;\n"
     "    const uint4 *src = (const uint4 *)tk->a[2];\n"
+    "    /* not unrolled: ptxas would jump into the copies through a table in the\n"
+    "     * module's constant bank, which a call from the worker cannot read */\n"
+    "#pragma unroll 1\n"
     "    for (unsigned i = me; i < (PBLOCK + 15) / 16; i += all)\n"
     "      win[i] = src[i];\n"
     "    gpuos_sync();\n"
@@ -682,6 +687,7 @@ static const char red_body[] =
     "  for (int k = 0; k < ntasks; k++) {\n"
     "    if (k)\n"
     "      gpuos_sync(); /* the task before may have written what this one reads */\n"
+    "#pragma unroll 1 /* no jump table (the parameter block's copy, above) */\n"
     "    for (int i = me; i < (int)(RED_HEAD / 16); i += all)\n"
     "      ((uint4 *)smem)[i] = ((const uint4 *)t[k].a[2])[i];\n"
     "    gpuos_sync();\n"

@@ -49,19 +49,30 @@ static bool load_parks(void)
 }
 
 /*
- * Whether the operator's stack fits in what the worker reserves for it (GPUOS_OP_STACK,
- * kernels/worker.cu): -E2BIG if not, -EINVAL if its image cannot be read.
+ * Whether the worker can call the operator: its stack fits in what the worker reserves for
+ * it (GPUOS_OP_STACK, kernels/worker.cu; -E2BIG if not) and it uses no constant bank of its
+ * own module (-ENOEXEC); -EINVAL if its image cannot be read.
  */
-static int stack_fits(const struct gpuos_jit_image *img, const char *name)
+static int callable(const struct gpuos_jit_image *img, const char *name)
 {
 	struct gpuos_cubin *c;
-	unsigned need;
+	unsigned need, banks;
 	int err = gpuos_cubin_open(img->data, img->size, &c);
 
 	if (err)
 		return err;
 	need = gpuos_cubin_frames(c);
+	banks = gpuos_cubin_const_banks(c) & ~1u;
 	gpuos_cubin_close(c);
+	/* Called from the worker, code reads the worker's constant banks: its own jump
+	 * tables or __constant__ data would be the worker's bytes (a jump into nowhere, a
+	 * hang). Bank 0's driver part (thread counts, the global window) is every kernel's. */
+	if (banks) {
+		gpuos_warn("operator %s uses constant bank %d (a jump table or __constant__ "
+			   "data), which a call from the worker cannot reach; not installed",
+			   name, __builtin_ctz(banks));
+		return -ENOEXEC;
+	}
 	if (need <= GPUOS_OP_STACK)
 		return 0;
 	gpuos_warn("operator %s needs %u bytes of stack, the worker has %u", name, need,
@@ -175,7 +186,7 @@ static void build_done(void *ctx, int err, struct gpuos_jit_image *img)
 	struct gpuos_engine *e;
 
 	if (!err)
-		err = stack_fits(img, op->name);
+		err = callable(img, op->name);
 	if (!err)
 		err = gpuos_engine_get(p->dev, &e);
 	/* No module load while a capture records (it could invalidate it): the operator
@@ -340,7 +351,7 @@ GPUOS_EXPORT int gpuos_op_update(unsigned id, const char *src)
 	make_req(&req, src, op->name, e, opt, opts);
 	err = gpuos_jit_build(&req, &img);
 	if (!err)
-		err = stack_fits(&img, op->name);
+		err = callable(&img, op->name);
 	if (!err)
 		err = install(e, id - GPUOS_OP_INJECTED, img.data, ++op->version);
 	gpuos_jit_image_free(&img);

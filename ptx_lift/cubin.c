@@ -61,6 +61,7 @@ struct gpuos_cubin {
 	struct gpuos_kinfo *kernels;
 	struct gpuos_kparam *params; /* every kernel's parameters, kernels[i].params inside */
 	unsigned frames;	     /* every function's stack frame, added up */
+	unsigned cbanks;	     /* bit n: a .nv.constant<n> section (bank n's data) */
 };
 
 /* Per-kernel scratch while parsing. */
@@ -362,6 +363,12 @@ static int cubin_parse(struct gpuos_cubin *c, size_t len)
 		} else if (!strncmp(name, ".nv.info.", 9)) {
 			if (sh.sh_info && sh.sh_info < shnum)
 				info_of[sh.sh_info] = idx;
+		} else if (!strncmp(name, ".nv.constant", 12)) {
+			char *end;
+			unsigned long bank = strtoul(name + 12, &end, 10);
+
+			if (end != name + 12 && bank < 32)
+				c->cbanks |= 1u << bank;
 		} else if (!strncmp(name, ".nv.shared.reserved.", 20)) {
 			has_reserved = true;
 		} else if (!strncmp(name, ".nv.shared.", 11)) {
@@ -587,6 +594,11 @@ out:
 unsigned gpuos_cubin_frames(const struct gpuos_cubin *c)
 {
 	return c->frames;
+}
+
+unsigned gpuos_cubin_const_banks(const struct gpuos_cubin *c)
+{
+	return c->cbanks;
 }
 
 void gpuos_cubin_close(struct gpuos_cubin *c)

@@ -100,6 +100,11 @@ const struct gpuos_kinfo *gpuos_cubin_find(const struct gpuos_cubin *c, const ch
 /* The stack frames of all its functions, kernels or not, added up: a bound on the stack any
  * call chain inside it needs (it has no recursion; nvlink refuses none, we assume it). */
 unsigned gpuos_cubin_frames(const struct gpuos_cubin *c);
+/* The constant banks its data sections fill (bit n: .nv.constant<n>): 0 holds a kernel's
+ * parameters; 2 the compiler's own constants (a switch's jump table, say), 3 __constant__
+ * variables. Banks are bound per launched kernel: a function called from another module's
+ * kernel reads that kernel's bank 2 and 3, not its own. */
+unsigned gpuos_cubin_const_banks(const struct gpuos_cubin *c);
 
 /*
  * The cubin a device of compute capability @sm would run from the fatbin (buf, len): pick,

@@ -328,24 +328,74 @@ END_TEST
 static char cachedir[] = "/tmp/check_catalog.XXXXXX";
 
 /* The source of @m builds for sm_80 and sm_90: the builds made. */
+/*
+ * Build @m's operator for sm_80 and sm_90 under the worker's register cap, as the engine does;
+ * the worker can call it only if it uses no constant bank of its own (a jump table, say: it
+ * would read the worker's, kernels/ops.c).
+ */
 static unsigned build_both(const struct gpuos_cat_match *m)
 {
 	static char src[16384];
+	const char *opt = "-maxrregcount=64";
 	char key[96];
 	int n = gpuos_cat_source(m, src, sizeof(src));
 
 	gpuos_cat_key(m, key, sizeof(key));
 	ck_assert_msg(n > 0, "%s: %d", key, n);
 	for (unsigned sm = 80; sm <= 90; sm += 10) {
-		struct gpuos_jit_req r = {
-		    .src = src, .len = (size_t)n, .name = key, .sm = sm, .cache_dir = cachedir};
+		struct gpuos_jit_req r = {.src = src,
+					  .len = (size_t)n,
+					  .name = key,
+					  .sm = sm,
+					  .cache_dir = cachedir,
+					  .opts = &opt,
+					  .nopts = 1};
 		struct gpuos_jit_image img;
+		struct gpuos_cubin *c;
 		int rc = gpuos_jit_build(&r, &img);
 		ck_assert_msg(rc == 0, "%s sm_%u: %d\n%s", key, sm, rc, src);
+		ck_assert_int_eq(gpuos_cubin_open(img.data, img.size, &c), 0);
+		ck_assert_msg(!(gpuos_cubin_const_banks(c) & ~1u), "%s sm_%u: constant banks %#x",
+			      key, sm, gpuos_cubin_const_banks(c));
+		gpuos_cubin_close(c);
 		gpuos_jit_image_free(&img);
 	}
 	return 2;
 }
+
+/* The constant banks an image fills are seen: __constant__ data is bank 3, and a kernel's
+ * parameters bank 0 (the jit's anchor kernel has none, the worker some). */
+START_TEST(test_const_banks)
+{
+	static const char src[] = "#include \"gpuos_task.h\"\n"
+				  "__constant__ float k[4] = {1.0f, 2.0f, 3.0f, 4.0f};\n"
+				  "extern \"C\" __device__ GPUOS_OP_SIGNATURE(op)\n"
+				  "{\n"
+				  "  float *o = (float *)t[0].a[0];\n"
+				  "  o[gpuos_tid()] = k[t[0].a[1] & 3];\n"
+				  "}\n"
+				  "extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = op;\n";
+	struct gpuos_jit_req r = {
+	    .src = src, .len = sizeof(src) - 1, .name = "banks", .sm = 90, .cache_dir = cachedir};
+	struct gpuos_jit_image img;
+	struct gpuos_cubin *c;
+	FILE *f = fopen("build/kernels/worker_sm90.cubin", "rb");
+	static char w[1 << 22];
+	size_t n;
+
+	ck_assert_int_eq(gpuos_jit_build(&r, &img), 0);
+	ck_assert_int_eq(gpuos_cubin_open(img.data, img.size, &c), 0);
+	ck_assert_uint_eq(gpuos_cubin_const_banks(c) & ~1u, 1u << 3);
+	gpuos_cubin_close(c);
+	gpuos_jit_image_free(&img);
+	ck_assert_ptr_nonnull(f);
+	n = fread(w, 1, sizeof(w), f);
+	fclose(f);
+	ck_assert_int_eq(gpuos_cubin_open(w, n, &c), 0);
+	ck_assert(gpuos_cubin_const_banks(c) & 1u);
+	gpuos_cubin_close(c);
+}
+END_TEST
 
 /* Every operator the catalog can generate builds for sm_80 and sm_90. */
 START_TEST(test_sources_build)
@@ -550,6 +600,7 @@ int main(void)
 	if (jit && mkdtemp(cachedir)) {
 		tcase_add_test(tc, test_sources_build);
 		tcase_add_test(tc, test_stack);
+		tcase_add_test(tc, test_const_banks);
 	} else
 		fprintf(stderr, "check_catalog: no NVRTC/nvJitLink: operator builds skipped\n");
 	suite_add_tcase(s, tc);
