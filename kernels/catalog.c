@@ -308,10 +308,10 @@ int gpuos_cat_match(const struct gpuos_sig *s, struct gpuos_cat_match *m)
 		m->layout = GPUOS_CAT_STRIDED;
 	else
 		return -ENOENT;
-	/* casts on load or store need their own operators: not yet */
+	/* casts on load or store: the cast layout, for elements of the types it converts */
 	if (s->family == GPUOS_SIG_UNROLLED &&
 	    (!strstr(s->loader, "LoadWithoutCast") || !strstr(s->storer, "StoreWithoutCast")))
-		return -ENOENT;
+		m->layout = GPUOS_CAT_CAST;
 	for (unsigned i = 0; i < gpuos_cat_nentries; i++) {
 		const struct gpuos_cat_entry *e = &gpuos_cat_entries[i];
 		int dt;
@@ -320,6 +320,10 @@ int gpuos_cat_match(const struct gpuos_sig *s, struct gpuos_cat_match *m)
 		dt = elem_dtype(e, s);
 		if (dt < 0 || !(e->dtypes & GPUOS_DT_BIT(dt)))
 			continue; /* another entry may take this type */
+		if (m->layout == GPUOS_CAT_CAST &&
+		    (!(GPUOS_CAT_CAST_TYPES & GPUOS_DT_BIT(dt)) || e->in0_dtype >= 0 ||
+		     (e->out_dtype >= 0 && !(GPUOS_CAT_CAST_TYPES & GPUOS_DT_BIT(e->out_dtype)))))
+			return -ENOENT;
 		/* the contiguous families name their arrays: outputs + inputs */
 		if (s->family != GPUOS_SIG_ELEMENTWISE && s->narrays != e->nin + 1)
 			return -ENOENT;
@@ -356,7 +360,9 @@ void gpuos_cat_key(const struct gpuos_cat_match *m, char *buf, size_t len)
 		return;
 	}
 	snprintf(buf, len, "%s.%s.%s", m->e->name, gpuos_cat_dtype_name(m->dtype),
-		 m->layout == GPUOS_CAT_STRIDED ? "strided" : "contig");
+		 m->layout == GPUOS_CAT_STRIDED ? "strided"
+		 : m->layout == GPUOS_CAT_CAST	? "cast"
+						: "contig");
 }
 
 int gpuos_cat_reduce_params(const struct gpuos_cat_match *m, const struct gpuos_reduce_args *a,
@@ -445,7 +451,31 @@ static const char body[] =
     "  return OUT_ST((O)(EXPR));\n"
     "#endif\n"
     "}\n"
+    "#if CAST /* c10::fetch_and_cast / cast_and_store: C's conversions between these */\n"
+    "template <typename T> static __device__ __forceinline__ T ldc(uint64_t p, unsigned i, unsigned c)\n"
+    "{\n"
+    "  switch (c) {\n"
+    "  case 3: return (T)((const int *)p)[i];\n"
+    "  case 4: return (T)((const long long *)p)[i];\n"
+    "  case 6: return (T)((const float *)p)[i];\n"
+    "  default: return (T)((const bool *)p)[i]; /* 11: the host sends no other */\n"
+    "  }\n"
+    "}\n"
+    "template <typename T> static __device__ __forceinline__ void stc(uint64_t p, unsigned i, unsigned c, T v)\n"
+    "{\n"
+    "  switch (c) {\n"
+    "  case 3: ((int *)p)[i] = (int)v; break;\n"
+    "  case 4: ((long long *)p)[i] = (long long)v; break;\n"
+    "  case 6: ((float *)p)[i] = (float)v; break;\n"
+    "  default: ((bool *)p)[i] = (bool)v; break;\n"
+    "  }\n"
+    "}\n"
+    "#define LDI(k, T, p, i) ((k) < NIN ? ldc<T>(p, i, (unsigned)(tk->a[4] >> (40 + 8 * (k))) & 0xffu) : (T)0)\n"
+    "#define STO(i, v) stc<OUT_T>(tk->a[0], i, (unsigned)(tk->a[4] >> 32) & 0xffu, v)\n"
+    "#else\n"
     "#define LDI(k, T, p, i) ((k) < NIN ? ((const T *)(p))[i] : (T)0)\n"
+    "#define STO(i, v) (out[i] = (v))\n"
+    "#endif\n"
     "extern \"C\" __device__ GPUOS_OP_SIGNATURE(gpuos_cat_op)\n"
     "{\n"
     "  const unsigned me = gpuos_tid(), all = gpuos_nthreads();\n"
@@ -486,6 +516,7 @@ static const char body[] =
     "#else\n"
     "    OUT_T *out = (OUT_T *)tk->a[0];\n"
     "    const unsigned n = (unsigned)tk->a[4];\n"
+    "    (void)out;\n"
     "    unsigned i = me;\n"
     "    /* four elements a thread at once: their loads in flight together */\n"
     "    for (; i + 3 * all < n; i += 4 * all) {\n"
@@ -498,11 +529,11 @@ static const char body[] =
     "      }\n"
     "#pragma unroll\n"
     "      for (int j = 0; j < 4; j++)\n"
-    "        out[i + j * all] = elem(x0[j], x1[j], x2[j], rs0, rs1, s0, s1, sc0);\n"
+    "        STO(i + j * all, elem(x0[j], x1[j], x2[j], rs0, rs1, s0, s1, sc0));\n"
     "    }\n"
     "    for (; i < n; i += all)\n"
-    "      out[i] = elem(LDI(0, I0_T, tk->a[1], i), LDI(1, I1_T, tk->a[2], i),\n"
-    "                    LDI(2, I2_T, tk->a[3], i), rs0, rs1, s0, s1, sc0);\n"
+    "      STO(i, elem(LDI(0, I0_T, tk->a[1], i), LDI(1, I1_T, tk->a[2], i),\n"
+    "                  LDI(2, I2_T, tk->a[3], i), rs0, rs1, s0, s1, sc0));\n"
     "#endif\n"
     "  }\n"
     "}\n"
@@ -819,7 +850,8 @@ int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 	}
 	n = snprintf(buf, len,
 		     "%s"
-		     "#define STRIDED %d\n#define NIN %u\n#define NSC %u\n#define MAXDIMS %u\n"
+		     "#define STRIDED %d\n#define CAST %d\n#define NIN %u\n#define NSC %u\n"
+		     "#define MAXDIMS %u\n"
 		     "#define PBLOCK %zuu\n#define OPM %s\n"
 		     "#define OUT_T %s\n#define OUT_ST %s\n"
 		     "#define I0_T %s\n#define I0_LD %s\n#define I1_T %s\n#define I1_LD %s\n"
@@ -827,7 +859,8 @@ int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 		     "#define SC_T %s\n#define SC_RAW(x) %s\n#define SC_LD %s\n"
 		     "#define RET_RAW %d\n#define EXPR %s\n"
 		     "%s",
-		     prelude, m->layout == GPUOS_CAT_STRIDED, e->nin, e->nscalars,
+		     prelude, m->layout == GPUOS_CAT_STRIDED, m->layout == GPUOS_CAT_CAST, e->nin,
+		     e->nscalars,
 		     GPUOS_OC_MAX_DIMS, sizeof(struct gpuos_cat_strided), opm, ot, ost, it[0],
 		     il[0], it[1], il[1], it[2], il[2], sct, scraw, scl, raw, expr, body);
 	if (n < 0 || (size_t)n >= len)

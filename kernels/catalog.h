@@ -12,6 +12,9 @@
  * Operators run one task per launch. Contiguous layout (vectorized_elementwise_kernel and
  * unrolled_elementwise_kernel without casts), task arguments:
  *   a0 output, a1..a3 inputs, a4 N, a5 scalar 0, a3 scalar 1 (their bytes, zero-extended)
+ * Cast layout (unrolled_elementwise_kernel with LoadWithCast/StoreWithCast): the same, and
+ * a4's upper half the c10::ScalarType of the output and each input as stored, a byte each
+ * (GPUOS_CAT_CAST_TYPES only: their conversions are C's casts, as c10::convert's).
  * Strided layout (elementwise_kernel with its OffsetCalculator): a0 N, a1 dims, a2 the
  * parameter block (struct gpuos_cat_strided, copied by the engine), a5 and a3 the scalars.
  * So an entry with two scalars has at most two inputs.
@@ -39,10 +42,14 @@ enum gpuos_cat_dtype {
 #define GPUOS_DT_FLOATS                                                                            \
 	(GPUOS_DT_BIT(GPUOS_DT_F32) | GPUOS_DT_BIT(GPUOS_DT_F16) | GPUOS_DT_BIT(GPUOS_DT_BF16))
 #define GPUOS_DT_INTS (GPUOS_DT_BIT(GPUOS_DT_I32) | GPUOS_DT_BIT(GPUOS_DT_I64))
+/* what the cast layout converts between, either way */
+#define GPUOS_CAT_CAST_TYPES                                                                       \
+	(GPUOS_DT_INTS | GPUOS_DT_BIT(GPUOS_DT_BOOL) | GPUOS_DT_BIT(GPUOS_DT_F32))
 
 enum gpuos_cat_layout {
 	GPUOS_CAT_CONTIG = 0,  /* vectorized, unrolled without casts: a pointer and N */
 	GPUOS_CAT_STRIDED = 1, /* elementwise_kernel: OffsetCalculator */
+	GPUOS_CAT_CAST = 2,    /* unrolled with casts: CONTIG's, each array's dtype in a4 */
 	GPUOS_CAT_LAYOUTS,     /* (the elementwise entries' layouts) */
 	GPUOS_CAT_REDUCE = GPUOS_CAT_LAYOUTS, /* reduce_kernel: a reduction entry's only one */
 };

@@ -146,6 +146,20 @@ INT_OPS = {
 }
 
 
+# operands of two types (contiguous: unrolled_elementwise_kernel with casts on load and
+# store): name -> (function of (a, b), type of a, type of b)
+MIX_OPS = {
+    "and_long_bool": (lambda a, b: a & (b > 0), torch.int64, torch.int64),
+    "and_int_bool": (lambda a, b: a & (b > 0), torch.int32, torch.int32),
+    "add_int_long": (lambda a, b: a + b, torch.int32, torch.int64),
+    "mul_float_bool": (lambda a, b: a * (b > 0), torch.float32, torch.float32),
+    "add_float_long": (lambda a, b: a + b, torch.float32, torch.int64),
+    "eq_int_long": (lambda a, b: a == b, torch.int32, torch.int64),
+    # bool > 0 compares in int64: compare_scalar's four-way op (once a jump table: a hang)
+    "gt_bool_scalar": (lambda a, b: a > 0, torch.bool, torch.bool),
+    "add_float_half": (lambda a, b: a + b, torch.float32, torch.float16),  # a half: no
+}
+
 # reductions: name -> (function of (x, dim), dtypes); dim None reduces everything
 RED_OPS = {
     "sum": (lambda x, d: x.sum() if d is None else x.sum(d), FLOATS + INT_TYPES),
@@ -251,6 +265,21 @@ def cases():
                     def irun(fn=fn, dt=dt, make=make, n=n):
                         return fn(ints(make, n, dt, 1), ints(make, n, dt, 2), ints(make, n, dt, 3))
                     yield f"{op}.{str(dt)[6:]}.{lay}.{sz}", irun, n <= LIMIT
+
+    # two types: the cast layout for int32, int64, bool and float32 (contiguous and
+    # misaligned); strided operands cast in gpu_kernel_impl's closure, not decoded
+    for op, (fn, ta, tb) in MIX_OPS.items():
+        for lay, make in LAYOUTS.items():
+            for sz in ("n1000", "n1024", "above"):
+                n = SIZES[sz]
+                def mrun(fn=fn, ta=ta, tb=tb, make=make, n=n):
+                    return fn(make(n, ta, 1), make(n, tb, 2))
+                # the integer ones surely take the cast layout; float's may convert
+                # their other operand first
+                want = (None if lay == "strided" else
+                        False if op == "add_float_half" else
+                        n <= LIMIT if ta != torch.float32 else None)
+                yield f"mix.{op}.{lay}.{sz}", mrun, want
 
     # reductions: whole tensors in every layout and size, and along a dim; floating-point
     # sums of finite values (the order of their additions shows) and of the awkward ones
