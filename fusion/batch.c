@@ -339,16 +339,24 @@ void gpuos_batch_forget(struct gpuos_batches *b, uintptr_t stream)
 	pthread_mutex_unlock(&b->lock);
 }
 
-void gpuos_batch_freeze(struct gpuos_batches *b)
+/*
+ * Under the table lock, after setting a flag the fast path reads under its slot lock: a
+ * submit that missed it holds that lock until it has its position; wait for those under way
+ * (after this, each sees the flag).
+ */
+static void wait_fast_submits(struct gpuos_batches *b)
 {
-	pthread_mutex_lock(&b->lock);
-	store_relaxed(&b->frozen, 1);
-	/* a fast-path submit that missed the flag holds its slot lock until it has its
-	 * position: wait for those under way (after this, each sees the flag) */
 	for (unsigned i = 0; i < GPUOS_MAX_SLOTS; i++) {
 		pthread_mutex_lock(&b->slot[i].lock);
 		pthread_mutex_unlock(&b->slot[i].lock);
 	}
+}
+
+void gpuos_batch_freeze(struct gpuos_batches *b)
+{
+	pthread_mutex_lock(&b->lock);
+	store_relaxed(&b->frozen, 1);
+	wait_fast_submits(b);
 }
 
 void gpuos_batch_thaw(struct gpuos_batches *b)
@@ -361,11 +369,7 @@ void gpuos_batch_park_begin(struct gpuos_batches *b)
 {
 	pthread_mutex_lock(&b->lock);
 	fetch_add_relaxed(&b->parking, 1);
-	/* a submit joining an open batch holds only its slot lock: wait for those under way */
-	for (unsigned i = 0; i < GPUOS_MAX_SLOTS; i++) {
-		pthread_mutex_lock(&b->slot[i].lock);
-		pthread_mutex_unlock(&b->slot[i].lock);
-	}
+	wait_fast_submits(b);
 	pthread_mutex_unlock(&b->lock);
 }
 

@@ -659,6 +659,20 @@ static void *one_injected(void *arg)
 	return NULL;
 }
 
+/* Consume what the ring holds, noting each task's operator at its position. */
+static unsigned drain_ops(uint16_t *op_at, uint32_t max)
+{
+	struct gpuos_task out[GPUOS_FETCH];
+	unsigned n = gpuos_ring_fetch(&br.ring, out, GPUOS_FETCH);
+
+	for (unsigned i = 0; i < n; i++)
+		if (out[i].seq - 1 < max)
+			op_at[out[i].seq - 1] = out[i].op;
+	if (n)
+		gpuos_ring_consumed(&br.ring, n);
+	return n;
+}
+
 START_TEST(batch_alias_switch_splits)
 {
 	static const struct gpuos_batch_ops aops = {f_describe, a_resolve, q_go, q_wait};
@@ -695,14 +709,8 @@ START_TEST(batch_alias_switch_splits)
 	for (unsigned k = 0; k < SWITCHES + 1; k++) {
 		/* consume until the submitters took a few positions since the last switch */
 		for (uint32_t from = load_relaxed(&br.ring.tail);
-		     load_relaxed(&br.ring.tail) - from < 4 * SUBMITTERS;) {
-			unsigned n = gpuos_ring_fetch(&br.ring, out, GPUOS_FETCH);
-			for (unsigned i = 0; i < n; i++)
-				if (out[i].seq - 1 < MAXPOS)
-					op_at[out[i].seq - 1] = out[i].op;
-			if (n)
-				gpuos_ring_consumed(&br.ring, n);
-		}
+		     load_relaxed(&br.ring.tail) - from < 4 * SUBMITTERS;)
+			drain_ops(op_at, MAXPOS);
 		if (k == SWITCHES)
 			break;
 		gpuos_batch_freeze(&B);
@@ -712,23 +720,15 @@ START_TEST(batch_alias_switch_splits)
 	}
 	run_alias_submitters = 0;
 	while (alive) {
-		unsigned n = gpuos_ring_fetch(&br.ring, out, GPUOS_FETCH);
-		for (unsigned i = 0; i < n; i++)
-			if (out[i].seq - 1 < MAXPOS)
-				op_at[out[i].seq - 1] = out[i].op;
-		if (n)
-			gpuos_ring_consumed(&br.ring, n);
+		drain_ops(op_at, MAXPOS);
 		for (int i = 0; i < SUBMITTERS; i++)
 			if (!joined[i] && !pthread_tryjoin_np(th[i], NULL)) {
 				joined[i] = true;
 				alive--;
 			}
 	}
-	while (gpuos_ring_fetch(&br.ring, out, 1)) {
-		if (out[0].seq - 1 < MAXPOS)
-			op_at[out[0].seq - 1] = out[0].op;
-		gpuos_ring_consumed(&br.ring, 1);
-	}
+	while (drain_ops(op_at, MAXPOS))
+		;
 	/* the slot in force at each position: the last switch whose snapshot is at or before it */
 	uint32_t end = load_relaxed(&br.ring.tail);
 	ck_assert_uint_gt(end, snap[SWITCHES - 1]); /* the submitters ran past the last switch */
