@@ -150,26 +150,6 @@ static bool grid_ok(dim3 g, dim3 b, int32_t n)
 }
 
 /*
- * The cast layout's dtypes, a byte each above N in *a4 (catalog.h): the output's, then each
- * input's, as stored; the element type's where that side does not cast. -ENOTSUP for a type
- * the operator does not convert.
- */
-static int cast_types(const struct gpuos_catk *c, const struct gpuos_ur_args *ur, uint64_t *a4)
-{
-	int out = c->m.e->out_dtype >= 0 ? c->m.e->out_dtype : c->m.dtype;
-	int t[4] = {ur->out_dtype >= 0 ? ur->out_dtype : out};
-
-	for (unsigned k = 0; k < c->m.e->nin; k++)
-		t[k + 1] = ur->in_dtype[k] >= 0 ? ur->in_dtype[k] : c->m.dtype;
-	for (unsigned k = 0; k <= c->m.e->nin; k++) {
-		if (t[k] < 0 || t[k] > 31 || !(GPUOS_CAT_CAST_TYPES & GPUOS_DT_BIT(t[k])))
-			return -ENOTSUP;
-		*a4 |= (uint64_t)t[k] << (32 + 8 * k);
-	}
-	return 0;
-}
-
-/*
  * A reduction: its ReduceOp decoded and validated (the simple form, sig.h), the operator's
  * parameter block from it. The launch's dynamic shared memory is the kernel's own tree
  * scratch; the operator has its own.
@@ -240,7 +220,7 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 		if (c->m.e->nscalars > 1) /* such entries have at most two inputs: a3 is free */
 			a[3] = ew->scalar_bits[1];
 		a[4] = (uint32_t)ew->n;
-		if (c->m.layout == GPUOS_CAT_CAST && cast_types(c, &ur, &a[4]))
+		if (c->m.layout == GPUOS_CAT_CAST && gpuos_cat_cast_word(&c->m, &ur, &a[4]))
 			return GPUOS_WHY_BAD_ARGS;
 		GPUOS_PROBE_END(DECODE, t0);
 		rc = gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, NULL, 0,

@@ -365,6 +365,26 @@ void gpuos_cat_key(const struct gpuos_cat_match *m, char *buf, size_t len)
 						: "contig");
 }
 
+int gpuos_cat_cast_word(const struct gpuos_cat_match *m, const struct gpuos_ur_args *ur,
+			uint64_t *a4)
+{
+	int out = m->e->out_dtype >= 0 ? m->e->out_dtype : m->dtype;
+	int t[4] = {ur->out_dtype >= 0 ? ur->out_dtype : out};
+	uint64_t w = 0;
+
+	if (m->e->nin > 3)
+		return -ENOTSUP;
+	for (unsigned k = 0; k < m->e->nin; k++)
+		t[k + 1] = ur->in_dtype[k] >= 0 ? ur->in_dtype[k] : m->dtype;
+	for (unsigned k = 0; k <= m->e->nin; k++) {
+		if (t[k] < 0 || t[k] > 31 || !(GPUOS_CAT_CAST_TYPES & GPUOS_DT_BIT(t[k])))
+			return -ENOTSUP;
+		w |= (uint64_t)t[k] << (32 + 8 * k);
+	}
+	*a4 |= w;
+	return 0;
+}
+
 int gpuos_cat_reduce_params(const struct gpuos_cat_match *m, const struct gpuos_reduce_args *a,
 			    struct gpuos_cat_reduce *p)
 {

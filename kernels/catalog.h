@@ -163,6 +163,15 @@ struct gpuos_reduce_args;
 int gpuos_cat_reduce_params(const struct gpuos_cat_match *m, const struct gpuos_reduce_args *a,
 			    struct gpuos_cat_reduce *p);
 
+/*
+ * The cast layout's dtypes from a decoded launch, a byte each above N in *a4: the output's,
+ * then each input's, as stored (c10::ScalarType, which enum gpuos_cat_dtype follows); the
+ * element type's where that side does not cast. -ENOTSUP for a type the operator does not
+ * convert (GPUOS_CAT_CAST_TYPES).
+ */
+int gpuos_cat_cast_word(const struct gpuos_cat_match *m, const struct gpuos_ur_args *ur,
+			uint64_t *a4);
+
 /* A short key naming the operator ("add.float32.contig"), shared by every kernel it serves. */
 void gpuos_cat_key(const struct gpuos_cat_match *m, char *buf, size_t len);
 

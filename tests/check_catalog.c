@@ -222,6 +222,49 @@ START_TEST(test_recorded_scalars)
 }
 END_TEST
 
+/*
+ * The cast layout's a4 from the recorded mixed launch (float + half, unrolled with casts): the
+ * half refuses it; with a bool in its place, float, float, bool above N; an array that does
+ * not cast takes the element type.
+ */
+START_TEST(test_cast_word)
+{
+	unsigned checked = 0;
+
+	for (size_t i = 0; i < NRECS; i++) {
+		struct gpuos_sig s;
+		struct gpuos_cat_match m;
+		struct gpuos_kparam kp[16];
+		struct gpuos_ur_args ur;
+		static uint8_t store[8192];
+		void *args[16];
+		uint64_t a4 = 1000;
+
+		if (!rec_of(i, GPUOS_SIG_UNROLLED, &s) || strcmp(recs[i].op, "mixed_add"))
+			continue;
+		ck_assert_int_eq(gpuos_cat_match(&s, &m), 0);
+		ck_assert_int_eq(m.layout, GPUOS_CAT_CAST);
+		unsigned n = layout(recs[i].params, kp, args, store);
+		ck_assert_int_eq(gpuos_sig_decode_unrolled(&s, kp, n, args, &ur), 0);
+		ck_assert_int_eq(ur.in_dtype[1], GPUOS_DT_F16);
+		ck_assert_int_eq(gpuos_cat_cast_word(&m, &ur, &a4), -ENOTSUP);
+		ck_assert_uint_eq(a4, 1000);
+		ur.in_dtype[1] = GPUOS_DT_BOOL;
+		ck_assert_int_eq(gpuos_cat_cast_word(&m, &ur, &a4), 0);
+		ck_assert_uint_eq(a4, 1000 | (uint64_t)GPUOS_DT_F32 << 32 | (uint64_t)GPUOS_DT_F32 << 40 |
+					  (uint64_t)GPUOS_DT_BOOL << 48);
+		ur.out_dtype = -1;
+		ur.in_dtype[0] = GPUOS_DT_I64;
+		a4 = 0;
+		ck_assert_int_eq(gpuos_cat_cast_word(&m, &ur, &a4), 0);
+		ck_assert_uint_eq(a4, (uint64_t)GPUOS_DT_F32 << 32 | (uint64_t)GPUOS_DT_I64 << 40 |
+					  (uint64_t)GPUOS_DT_BOOL << 48);
+		checked++;
+	}
+	ck_assert_uint_eq(checked, 1);
+}
+END_TEST
+
 /* Functor sizes the entries imply, for the types the recorded kernels do not cover. */
 START_TEST(test_functor_sizes)
 {
@@ -592,6 +635,7 @@ int main(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, test_recorded_match);
 	tcase_add_test(tc, test_recorded_scalars);
+	tcase_add_test(tc, test_cast_word);
 	tcase_add_test(tc, test_functor_sizes);
 	tcase_add_test(tc, test_dyncast_refused);
 	tcase_add_test(tc, test_lambda_index);
