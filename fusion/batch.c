@@ -246,8 +246,8 @@ slow:
 	}
 	if (t->op >= GPUOS_BUILTIN_OPS) {
 		/* under the lock: an alias switch (kernels/table.h) snapshots the tails under it
-		 * and every slot lock (gpuos_batch_freeze), so a task reserved after the
-		 * snapshot names the new slot */
+		 * with the fast path fenced off (gpuos_batch_freeze), so a task reserved after
+		 * the snapshot names the new slot */
 		rc = b->ops->resolve(b->ctx, t->op, s->dev);
 		if (rc < 0)
 			goto out;

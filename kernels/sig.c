@@ -441,7 +441,6 @@ static int functor_shape(const struct gpuos_sig *s, struct gpuos_sig_functor *l)
 	return ts || l->size == 1 ? 0 : -ENOTSUP;
 }
 
-/* The functor's scalars from its @fsize bytes at @f: no string work when parse cached it. */
 /* functor_shape, and each scalar's C type: opmath float where it is 4 bytes of a wider or
  * narrower element, else the element type */
 static int functor_layout(const struct gpuos_sig *s, struct gpuos_sig_functor *l)
@@ -455,6 +454,7 @@ static int functor_layout(const struct gpuos_sig *s, struct gpuos_sig_functor *l
 	return rc;
 }
 
+/* The functor's scalars from its @fsize bytes at @f: no string work when parse cached it. */
 static int functor_scalars(const struct gpuos_sig *s, const uint8_t *f, unsigned fsize,
 			   struct gpuos_ew_args *out)
 {
