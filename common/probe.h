@@ -22,7 +22,9 @@
 	X(BATCH, "    batch submit")                                                               \
 	X(PUBLISH, "    wait room + publish + start + ready")                                      \
 	X(FALL, "launch hook, fell through (whole)")                                               \
-	X(CUPTI, "CUPTI callback, ours (calls it acts on)")
+	X(CUPTI, "CUPTI callback, ours (calls it acts on)")                                        \
+	X(GO, "batch open: go write")                                                              \
+	X(WAIT, "batch close: done wait (closes whose tasks had run put none)")
 
 enum {
 #define X(id, text) GPUOS_PROBE_##id,

@@ -87,14 +87,18 @@ static int memop(int dev, uintptr_t stream, unsigned slot, uint32_t v, bool go)
 			r = CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 			goto out;
 		}
+		GPUOS_PROBE_BEGIN(m);
 		/* default flags: a barrier before the write, so the stream's earlier work is
 		 * visible to the worker once it sees the value (worker.cu gate) */
 		r = cu->cuStreamWriteValue32(cu_stream(stream), e->go + slot * 4, v,
 					     CU_STREAM_WRITE_VALUE_DEFAULT);
+		GPUOS_PROBE_END(GO, m);
 	} else {
+		GPUOS_PROBE_BEGIN(m);
 		/* signed compare: wraps safely; pairs with the worker's release of done */
 		r = cu->cuStreamWaitValue32(cu_stream(stream), e->done + slot * 4, v,
 					    CU_STREAM_WAIT_VALUE_GEQ);
+		GPUOS_PROBE_END(WAIT, m);
 	}
 out:
 	gpuos_where(NULL, 0);
@@ -431,6 +435,7 @@ GPUOS_EXPORT void gpuos_get_stats(struct gpuos_stats *st)
 	pthread_mutex_lock(&g->batches.lock);
 	st->batches_opened = g->batches.nopened;
 	st->batches_closed = g->batches.nclosed;
+	st->closes_elided = g->batches.nelided;
 	pthread_mutex_unlock(&g->batches.lock);
 	for (int d = 0; d < GPUOS_MAX_DEVICES; d++) {
 		struct gpuos_engine *e = engine_of(d);

@@ -8,8 +8,9 @@
  * A stream slot has an open batch from its first task until anything else touches the stream.
  * At open, one "go" write goes on the stream (go[slot] = batch number, after the stream's
  * earlier work); the batch's first task is gated on it. At close, one "done" wait goes on the
- * stream (done[slot] >= last task), so later work waits for the batch. Two stream operations
- * per batch, never per task.
+ * stream (done[slot] >= last task), so later work waits for the batch; unless the batch's
+ * tasks have all run by then (the ring's done count passed its last task), the usual case
+ * when the host is the bottleneck. At most two stream operations per batch, never per task.
  *
  * Rules (DESIGN.md invariant 3):
  *   - any stream-ordered operation on S closes S's batch;
@@ -67,6 +68,7 @@ struct gpuos_slot {
 	uint32_t tseq;	 /* last task number handed out */
 	_Atomic uint32_t ready; /* tasks published and their worker started (gpuos_batch_ready) */
 	unsigned ntasks; /* in the open batch */
+	uint32_t pos;	 /* ring position of the last task */
 };
 
 struct gpuos_batches {
@@ -89,7 +91,7 @@ struct gpuos_batches {
 	 * open batch of a device: walking these beats reading all slots (a few cache lines, not
 	 * the 100 KB of every slot, on each legacy-stream submit and stream op) */
 	uint64_t openmask[GPUOS_MAX_SLOTS / 64];
-	uint64_t nopened, nclosed; /* statistics */
+	uint64_t nopened, nclosed, nelided; /* statistics; elided: closes without a wait */
 };
 
 void gpuos_batch_init(struct gpuos_batches *b, const struct gpuos_batch_ops *ops, void *ctx);

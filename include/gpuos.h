@@ -93,6 +93,7 @@ struct gpuos_stats {
 	 * enum gpuos_prof): fetches, tasks fetched, fetch ns, waiting-for-room ns, stretches,
 	 * compute waiting-for-tasks ns, waiting-on-go ns */
 	uint64_t prof[7];
+	uint64_t closes_elided; /* batch closes that needed no wait: their tasks had run */
 };
 void gpuos_get_stats(struct gpuos_stats *st);
 

@@ -158,6 +158,19 @@ static void after_call(const struct gpuos_cupti_action *a, uint64_t corr, CUresu
 		gpuos_fusion_unpark();
 }
 
+#ifdef GPUOS_PROBE
+/* probe builds: how many calls of each driver id reach the callback, at exit */
+static _Atomic uint64_t probe_cbid[CUPTI_DRIVER_TRACE_CBID_SIZE];
+
+__attribute__((destructor)) static void probe_cbid_dump(void)
+{
+	for (unsigned i = 0; i < CUPTI_DRIVER_TRACE_CBID_SIZE; i++)
+		if (load_relaxed(&probe_cbid[i]) > 1000)
+			fprintf(stderr, "gpuos probe: driver cbid %u: %llu callbacks\n", i,
+				(unsigned long long)load_relaxed(&probe_cbid[i]));
+}
+#endif
+
 /* Hot path: every observed driver call in the process, twice. No allocation, no lock, no
  * log. */
 void CUPTIAPI gpuos_cupti_callback(void *userdata, CUpti_CallbackDomain domain,
@@ -170,6 +183,10 @@ void CUPTIAPI gpuos_cupti_callback(void *userdata, CUpti_CallbackDomain domain,
 
 	(void)userdata;
 	GPUOS_PROBE_BEGIN(t0);
+#ifdef GPUOS_PROBE
+	if (domain == CUPTI_CB_DOMAIN_DRIVER_API && cbid < CUPTI_DRIVER_TRACE_CBID_SIZE)
+		store_relaxed(&probe_cbid[cbid], load_relaxed(&probe_cbid[cbid]) + 1);
+#endif
 	if (domain != CUPTI_CB_DOMAIN_DRIVER_API || gpuos_fusion_in_engine || !cb)
 		return;
 	if (gpuos_cupti_classify(cbid, cb->functionParams, &a) == GPUOS_CUPTI_NONE)

@@ -409,10 +409,12 @@ static __device__ void compute_loop(const struct gpuos_worker_params &p, struct 
 			/* release: our reads of the queue entries are done (last barrier);
 			 * pairs with the fetcher's acquire of s_head */
 			cta_u32(*s_head).store(h, cuda::memory_order_release);
-			/* relaxed: the host reads sh_done only to know that the tasks' code has
-			 * run (operator retirement, restarts), not their data, which streams
-			 * get through done[] */
-			st_relaxed_sys(&p.sh->sh_done, base + h);
+			/* release at system scope: the tasks' writes (last barrier) before
+			 * sh_done; pairs with the host's acquire in gpuos_ring_done. A batch
+			 * close that finds its tasks done this way puts no wait on the stream
+			 * (fusion/batch.c), so later work, and the host, rely on it. One
+			 * system fence per stretch, never per task. */
+			st_release_sys(&p.sh->sh_done, base + h);
 			busy_until = now_ns();
 		}
 	}

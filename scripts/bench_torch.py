@@ -203,17 +203,20 @@ def shim_api():
         return None
 
 
-STAT_FIELDS = ("tasks", "batches", "batches_closed", "worker_launches", "parks")
+# fields of struct gpuos_stats (gpuos.h) by their index there
+STATS = (("tasks", 0), ("batches", 1), ("batches_closed", 2), ("worker_launches", 3),
+         ("parks", 4), ("closes_elided", 17))
+STAT_FIELDS = tuple(name for name, _ in STATS)
 
 
 def engine_stats(lib):
-    """The engine's counters so far (the first fields of struct gpuos_stats, gpuos.h)."""
+    """The engine's counters so far (struct gpuos_stats, gpuos.h)."""
     if not lib:
         return [0] * len(STAT_FIELDS)
     import ctypes
     buf = (ctypes.c_uint64 * 64)()
     lib.gpuos_get_stats(buf)
-    return list(buf[:len(STAT_FIELDS)])
+    return [buf[i] for _, i in STATS]
 
 
 def timed_report(lib, tag):

@@ -776,6 +776,43 @@ START_TEST(batch_close_waits_ready)
 }
 END_TEST
 
+/* Run the first @n published tasks of the ring as the worker would (sh_done moves). */
+static void consume(unsigned n)
+{
+	struct gpuos_task out[8];
+
+	ck_assert_uint_le(n, 8);
+	ck_assert_uint_eq(gpuos_ring_fetch(&br.ring, out, n), n);
+	gpuos_ring_consumed(&br.ring, n);
+}
+
+/* A close whose tasks have all run puts no wait on the stream; one task short, it does.
+ * Streams sharing the ring are told apart by their own last position. */
+START_TEST(batch_close_elides_wait_when_done)
+{
+	struct gpuos_task t;
+
+	batches_setup();
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(sub(0x1000, false, &t), 0);
+	consume(2);
+	gpuos_batch_stream_op(&B, 0x1000, false, 0);
+	ck_assert_str_eq(log_, "go(b0,1) wait(b0,3) ");
+	ck_assert_uint_eq(B.nelided, 0);
+
+	log_[0] = 0;
+	ck_assert_int_eq(sub(0x1000, false, &t), 0);
+	ck_assert_int_eq(sub(0x1008, false, &t), 0); /* another stream, same ring */
+	consume(2);				     /* the earlier batch's last, and b0's task */
+	gpuos_batch_stream_op(&B, 0x1000, false, 0);
+	gpuos_batch_stream_op(&B, 0x1008, false, 0);
+	ck_assert_str_eq(log_, "go(b0,2) go(b8,1) wait(b8,1) ");
+	ck_assert_uint_eq(B.nelided, 1);
+	ck_assert_uint_eq(B.nclosed, 3);
+	ck_assert(!gpuos_batch_any_open(&B));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("fusion");
@@ -791,6 +828,7 @@ int main(void)
 	tcase_add_test(ring, ring_full_dead_consumer);
 	tcase_add_test(ring, ring_many_producers);
 	tcase_add_test(batch, batch_one_go_one_wait);
+	tcase_add_test(batch, batch_close_elides_wait_when_done);
 	tcase_add_test(batch, batch_first_task_gated);
 	tcase_add_test(batch, batch_legacy_rules);
 	tcase_add_test(batch, batch_task_rules);

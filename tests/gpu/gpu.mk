@@ -55,3 +55,11 @@ $(GPU_BUILD)/libnolaunch.so: tests/gpu/nolaunch.c
 	$(Q)$(CC) -O2 -shared -fPIC -fvisibility=hidden -o $@ $<
 
 gpu-deps: $(GPU_BUILD)/libnolaunch.so
+
+# What a batch's stream operations cost next to a launch (fusion/batch.c's choices).
+$(GPU_BUILD)/bench_memops: tests/gpu/bench_memops.cu
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  NVCC    $@")
+	$(Q)$(NVCC) -O2 -cudart shared -gencode arch=compute_90,code=[sm_90,compute_90] -o $@ $< -lcuda
+
+gpu-deps: $(GPU_BUILD)/bench_memops
