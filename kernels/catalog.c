@@ -116,6 +116,9 @@ const struct gpuos_cat_entry gpuos_cat_entries[] = {
 	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, true, "(float)(1.0 / (double)I0_LD(OUT_ST(a * a)))"},
 	{"pow_scalar",   "pow_tensor_scalar_kernel_impl", 4,
 	                                                     1, F, -1, -1, 1, GPUOS_SC_ELEM, false, true, "powf(a, s0)"},
+	/* Tensor.copy_ and .to(dtype) that are no memcpy: its identity lambda (lambda()#3's,
+	 * one a dtype), cast on load and store where the types differ */
+	{"copy",         "direct_copy_kernel_cuda",    3, 1, F | I | B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, RAW "ra"},
 	{"to_half",      "float16_copy_kernel_cuda",   0, 1, GPUOS_DT_BIT(GPUOS_DT_F32), -1, GPUOS_DT_F16, 0, GPUOS_SC_OPMATH, false, false, "a"},
 	{"to_bfloat16",  "bfloat16_copy_kernel_cuda",  0, 1, GPUOS_DT_BIT(GPUOS_DT_F32), -1, GPUOS_DT_BF16, 0, GPUOS_SC_OPMATH, false, false, "a"},
 };

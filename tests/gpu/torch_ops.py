@@ -158,6 +158,12 @@ MIX_OPS = {
     # bool > 0 compares in int64: compare_scalar's four-way op (once a jump table: a hang)
     "gt_bool_scalar": (lambda a, b: a > 0, torch.bool, torch.bool),
     "add_float_half": (lambda a, b: a + b, torch.float32, torch.float16),  # a half: no
+    # .to(dtype): direct_copy's identity lambda with casts on load and store
+    "to_long_from_int": (lambda a, b: a.long(), torch.int32, torch.int32),
+    "to_long_from_bool": (lambda a, b: a.long(), torch.bool, torch.bool),
+    "to_bool_from_float": (lambda a, b: a.bool(), torch.float32, torch.float32),
+    "to_float_from_long": (lambda a, b: a.float(), torch.int64, torch.int64),
+    "to_int_from_float": (lambda a, b: a.int(), torch.float32, torch.float32),
 }
 
 # reductions: name -> (function of (x, dim), dtypes); dim None reduces everything
@@ -278,7 +284,7 @@ def cases():
                 # their other operand first
                 want = (None if lay == "strided" else
                         False if op == "add_float_half" else
-                        n <= LIMIT if ta != torch.float32 else None)
+                        n <= LIMIT if ta != torch.float32 or op.startswith("to_") else None)
                 yield f"mix.{op}.{lay}.{sz}", mrun, want
 
     # reductions: whole tensors in every layout and size, and along a dim; floating-point
@@ -306,6 +312,14 @@ def cases():
                     # vectors of outputs: not the operator's form (one pair a thread)
                     want = None if op.startswith("arg") and dim != len(view) - 1 else True
                     yield f"{tag}.{shape}", drun, want
+
+    # a strided tensor made contiguous: direct_copy in elementwise_kernel, same type
+    for dt in FLOATS + INT_TYPES + (torch.bool,):
+        for sz in ("n1000", "n1024", "above"):
+            n = SIZES[sz]
+            def crun(dt=dt, n=n):
+                return strided(n, dt, 6).contiguous()
+            yield f"copy.{str(dt)[6:]}.strided.{sz}", crun, n <= LIMIT
 
     for dt in FLOATS:
         def inplace(dt=dt):
