@@ -131,11 +131,11 @@ static void close_slot(struct gpuos_batches *b, struct gpuos_slot *s)
 	for (unsigned spins = 0; (int32_t)(tseq - load_acquire(&s->ready)) > 0; spins++)
 		if (spins > 64)
 			sched_yield();
-	/* Every task of the batch has run (the worker counts its ring done after their writes,
-	 * with a system-scope release): later work needs no wait. In a host-bound program this
+	/* Every task of the batch has run (sh_done_sys, released by the worker after their
+	 * writes when it ran out of tasks): later work needs no wait. In a host-bound program this
 	 * is the common case (most closes come microseconds after the last submit), and it saves
 	 * the wait's stream operation, about half a launch. */
-	if (gpuos_ring_passed(gpuos_ring_done(ring_of(b, s)), pos + 1)) {
+	if (gpuos_ring_passed(gpuos_ring_done_sys(ring_of(b, s)), pos + 1)) {
 		b->nelided++;
 		goto closed;
 	}

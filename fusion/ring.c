@@ -66,6 +66,12 @@ uint32_t gpuos_ring_done(const struct gpuos_ring *r)
 	return load_acquire((_Atomic uint32_t *)&r->sh->sh_done);
 }
 
+uint32_t gpuos_ring_done_sys(const struct gpuos_ring *r)
+{
+	/* acquire: pairs with the consumer's system-scope release of sh_done_sys */
+	return load_acquire((_Atomic uint32_t *)&r->sh->sh_done_sys);
+}
+
 unsigned gpuos_ring_fetch(struct gpuos_ring *r, struct gpuos_task *out, unsigned max)
 {
 	uint32_t head = load_relaxed(SH(sh_head)); /* we are its only writer */
@@ -87,6 +93,11 @@ unsigned gpuos_ring_fetch(struct gpuos_ring *r, struct gpuos_task *out, unsigned
 
 void gpuos_ring_consumed(struct gpuos_ring *r, unsigned n)
 {
+	uint32_t done = load_relaxed(SH(sh_done)) + n; /* we are its only writer */
+
 	/* release: the tasks' effects before sh_done; pairs with gpuos_ring_done */
-	store_release(SH(sh_done), load_relaxed(SH(sh_done)) + n);
+	store_release(SH(sh_done), done);
+	/* the test consumer runs dry after every call: as the worker then does; pairs with
+	 * gpuos_ring_done_sys */
+	store_release(SH(sh_done_sys), done);
 }

@@ -59,6 +59,10 @@ bool gpuos_ring_publish(struct gpuos_ring *r, uint32_t pos, const struct gpuos_t
 /* Positions whose tasks have finished (sh_done), acquire. */
 uint32_t gpuos_ring_done(const struct gpuos_ring *r);
 
+/* Positions whose tasks have finished and whose writes the caller sees (sh_done_sys, which
+ * the consumer stores with a system-scope release when it runs dry; may lag sh_done). */
+uint32_t gpuos_ring_done_sys(const struct gpuos_ring *r);
+
 /* True once every task at a position before @pos has finished (wrap-safe). */
 static inline bool gpuos_ring_passed(uint32_t done, uint32_t pos)
 {

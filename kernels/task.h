@@ -9,6 +9,7 @@
  * Ownership of every shared field (one writer each):
  *   ring tasks[]          host producers (the body, then seq with a release store)
  *   sh_head, sh_done,     the worker: tasks copied out / tasks finished; host reads them
+ *   sh_done_sys           the worker: tasks finished, released at system scope
  *   sh_state              the worker, except GPUOS_WORKER_STARTING written by the host under
  *                         its launch lock while no worker of that ring can be running
  *   sh_stop               the host (park); the worker reads it when its ring is empty
@@ -64,7 +65,12 @@ struct gpuos_ring_sh {
 	uint32_t sh_state; /* see above; changes only when a worker starts or leaves */
 	uint32_t pad1[31];
 	uint32_t sh_done; /* worker: descriptors whose tasks finished */
-	uint32_t pad2[31];
+	/* worker: the same count, stored with a system-scope release whenever the worker has
+	 * run out of queued tasks (never once per stretch: the fence costs ~0.6 us). Whoever
+	 * acquires it sees the tasks' writes: a batch close that finds its tasks counted here
+	 * puts no wait on the stream (fusion/batch.c). */
+	uint32_t sh_done_sys;
+	uint32_t pad2[30];
 	uint32_t sh_stop; /* host: exit once the ring is empty */
 	uint32_t pad3[31];
 	/* worker: where its time went, added at each exit (gpuos_get_stats; benchmarks) */

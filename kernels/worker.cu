@@ -409,12 +409,17 @@ static __device__ void compute_loop(const struct gpuos_worker_params &p, struct 
 			/* release: our reads of the queue entries are done (last barrier);
 			 * pairs with the fetcher's acquire of s_head */
 			cta_u32(*s_head).store(h, cuda::memory_order_release);
-			/* release at system scope: the tasks' writes (last barrier) before
-			 * sh_done; pairs with the host's acquire in gpuos_ring_done. A batch
-			 * close that finds its tasks done this way puts no wait on the stream
-			 * (fusion/batch.c), so later work, and the host, rely on it. One
-			 * system fence per stretch, never per task. */
-			st_release_sys(&p.sh->sh_done, base + h);
+			/* relaxed: the host reads sh_done to know that the tasks' code has run
+			 * (operator retirement, restarts, arena reuse), not their data */
+			st_relaxed_sys(&p.sh->sh_done, base + h);
+			/* Nothing more queued: the worker is about to wait, the host is ahead
+			 * of it, and a batch close may come before the next task. Release at
+			 * system scope: the tasks' writes (last barrier) before sh_done_sys;
+			 * pairs with the host's acquire in gpuos_ring_done_sys. Skipped while
+			 * tasks keep coming, where a close would find its tasks unfinished
+			 * anyway and the fence would cost every stretch. */
+			if (cta_u32(*s_tail).load(cuda::memory_order_relaxed) == h)
+				st_release_sys(&p.sh->sh_done_sys, base + h);
 			busy_until = now_ns();
 		}
 	}
