@@ -99,7 +99,7 @@ static void mark_open(struct gpuos_batches *b, unsigned i, bool open)
 		b->openmask[i / 64] &= ~(1ull << (i % 64));
 }
 
-/* The ring slot @s's tasks go to (its device has rings: it had tasks). */
+/* The ring slot @s's tasks go to (its device has rings: it has or had tasks). */
 static struct gpuos_ring *ring_of(struct gpuos_batches *b, const struct gpuos_slot *s)
 {
 	unsigned i = (unsigned)(s - b->slot);
@@ -201,7 +201,6 @@ int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int
 		       struct gpuos_task *t, struct gpuos_ring **ring, uint32_t *pos)
 {
 	uintptr_t key = key_of(stream, ptsz, *dev);
-	unsigned nrings;
 	struct gpuos_slot *s;
 	int rc = 0;
 
@@ -218,7 +217,6 @@ int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int
 		}
 		if (s->open && load_relaxed(&s->key) == key) {
 			*dev = s->dev;
-			nrings = load_acquire(&b->nrings[s->dev]);
 			if (t->op >= GPUOS_BUILTIN_OPS) {
 				/* an alias switch under way: the slow path waits for it. Else,
 				 * under the slot lock, the slot resolved is the one in force
@@ -235,7 +233,7 @@ int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int
 			t->slot = (uint16_t)(s - b->slot);
 			t->tseq = ++s->tseq;
 			s->ntasks++;
-			*ring = &b->rings[s->dev][t->slot % nrings];
+			*ring = ring_of(b, s);
 			/* under the slot lock: the stream's tasks take positions in tseq order */
 			*pos = s->pos = gpuos_ring_reserve(*ring);
 			pthread_mutex_unlock(&s->lock);
@@ -259,8 +257,8 @@ slow:
 		goto out;
 	}
 	*dev = s->dev;
-	/* acquire: pairs with the release in the engine's start; rings[] is set */
-	if (s->dev < 0 || s->dev >= 16 || !(nrings = load_acquire(&b->nrings[s->dev]))) {
+	/* relaxed: a check; ring_of's acquire below reads rings[] */
+	if (s->dev < 0 || s->dev >= 16 || !load_relaxed(&b->nrings[s->dev])) {
 		rc = -ENODEV;
 		goto out;
 	}
@@ -296,7 +294,7 @@ slow:
 	t->slot = (uint16_t)(s - b->slot);
 	t->tseq = ++s->tseq;
 	s->ntasks++;
-	*ring = &b->rings[s->dev][t->slot % nrings];
+	*ring = ring_of(b, s);
 	/* reserved under the lock: a stream's tasks take ring positions in tseq order */
 	*pos = s->pos = gpuos_ring_reserve(*ring);
 	pthread_mutex_unlock(&s->lock);
