@@ -421,8 +421,6 @@ void gpuos_batch_capture_end(struct gpuos_batches *b)
 void gpuos_batch_drop_device(struct gpuos_batches *b, int dev)
 {
 	pthread_mutex_lock(&b->lock);
-	if (dev >= 0 && dev < 16)
-		store_release(&b->nrings[dev], 0);
 	for (unsigned i = 0; i < GPUOS_MAX_SLOTS; i++) {
 		struct gpuos_slot *s = &b->slot[i];
 		if (!load_relaxed(&s->key) || s->dev != dev)
@@ -439,5 +437,10 @@ void gpuos_batch_drop_device(struct gpuos_batches *b, int dev)
 			if (load_relaxed(&b->index[k]) == (uint16_t)(i + 1))
 				store_relaxed(&b->index[k], 0xffff);
 	}
+	/* After the slots: a fast-path submit that found its batch open before we took its
+	 * lock still reads the rings (ring_of divides by their count); later ones find it
+	 * closed and take the slow path, which sees no rings (-ENODEV). */
+	if (dev >= 0 && dev < 16)
+		store_release(&b->nrings[dev], 0);
 	pthread_mutex_unlock(&b->lock);
 }
