@@ -116,6 +116,10 @@ const struct gpuos_cat_entry gpuos_cat_entries[] = {
 	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, true, "(float)(1.0 / (double)I0_LD(OUT_ST(a * a)))"},
 	{"pow_scalar",   "pow_tensor_scalar_kernel_impl", 4,
 	                                                     1, F, -1, -1, 1, GPUOS_SC_ELEM, false, true, "powf(a, s0)"},
+	/* mse_loss: c10's T arithmetic, rounded to T after each step (Half, BFloat16);
+	 * the backward's lambda captures alpha (2/numel for a mean), a T */
+	{"mse",          "mse_kernel_cuda",            0, 2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "I0_LD(OUT_ST(a - b)) * I0_LD(OUT_ST(a - b))"},
+	{"mse_bwd",      "mse_backward_cuda_kernel",   0, 3, F, -1, -1, 1, GPUOS_SC_ELEM,   false, true,  "I0_LD(OUT_ST(s0 * I0_LD(OUT_ST(a - b)))) * c"},
 	/* Tensor.copy_ and .to(dtype) that are no memcpy: its identity lambda (lambda()#3's,
 	 * one a dtype), cast on load and store where the types differ */
 	{"copy",         "direct_copy_kernel_cuda",    3, 1, F | I | B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, RAW "ra"},
