@@ -13,6 +13,13 @@ hidden --child WORKLOAD MODE); the child prints one JSON line, its last line on 
 In shim mode the shim writes its report (GPUOS_REPORT=....json) at exit and the parent
 reads how many launches were diverted from it.
 
+--interleave N runs eager and the shims differently: one long-lived child each (hidden
+--serve WORKLOAD MODE), timing N segments in turn, the order rotated every round; a shim's
+workers are parked between its segments, so only one child uses the GPU at a time. The host's
+speed drifts by several per cent between child processes, which is the size of what a shim
+saves in the model workloads; paired segments cancel it, and their per-round differences
+give the time saved per diverted launch with quartiles.
+
 Exit status: 0 all well, 1 a child failed or shim results differ from eager,
 2 bad arguments, 77 no GPU (or no torch).
 """
@@ -269,14 +276,15 @@ def fell_through_delta(a, b, most=12):
     return rows[:most]
 
 
-def run_child(wl, mode, repeat):
-    """Measure one workload in one mode; print the result as the last stdout line."""
+def setup_child(wl, mode):
+    """torch, the workload's spec, step, check, the shim's API (or None) and the
+    iterations run so far, once the workload is built and warm; None without a GPU."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network on the GPU machine
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import torch
     if not torch.cuda.is_available():
         print("no GPU: bench_torch needs a CUDA device", file=sys.stderr)
-        return 77
+        return None
     # Shim mode: the report counts the whole process, so input/model setup and the
     # check below count too. Setup launches are few next to warmup + timed iterations,
     # so dividing the diverted total by `iters_total` is a close approximation.
@@ -295,20 +303,19 @@ def run_child(wl, mode, repeat):
     for _ in range(warmup):
         step()
     torch.cuda.synchronize()
-    before = engine_stats(lib)
-    rep_before = timed_report(lib, "before")
-    times = []
-    for _ in range(repeat):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(spec["iters"]):
-            step()
-        torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) / spec["iters"] * 1e6)
-    per_iter = [(b - a) / (spec["iters"] * repeat * spec["per_iter"])
+    return {"torch": torch, "spec": spec, "step": step, "check": check, "lib": lib,
+            "ran": ran + warmup * 2, "check_ran": check_ran}
+
+
+def finish_child(c, wl, mode, times, before, rep_before, since):
+    """The child's result line: times (us per timed iteration) and, under the shim, what
+    its counters and report saw over the @since iterations run since @before (the timed
+    ones, and --interleave's untimed one a turn)."""
+    torch, spec, lib = c["torch"], c["spec"], c["lib"]
+    per_iter = [(b - a) / (since * spec["per_iter"])
                 for a, b in zip(before, engine_stats(lib))]
-    chk = check()
-    ran += warmup * 2 + spec["iters"] * repeat + check_ran
+    chk = c["check"]()
+    ran = c["ran"] + c["check_ran"]
     torch.cuda.synchronize()
     per = spec["per_iter"]  # gpt2: tokens per generate(); we report per token
     res = {"workload": wl, "mode": mode, "us": min(times) / per,
@@ -325,6 +332,64 @@ def run_child(wl, mode, repeat):
         res["last_loss"] = spec["last_loss"]
     print(json.dumps(res), flush=True)
     return 0
+
+
+def timed_segment(c):
+    """One timing: spec['iters'] iterations, us per iteration."""
+    torch, spec, step = c["torch"], c["spec"], c["step"]
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(spec["iters"]):
+        step()
+    torch.cuda.synchronize()
+    c["ran"] += spec["iters"]
+    return (time.perf_counter() - t0) / spec["iters"] * 1e6
+
+
+def run_child(wl, mode, repeat):
+    """Measure one workload in one mode; print the result as the last stdout line."""
+    c = setup_child(wl, mode)
+    if c is None:
+        return 77
+    before = engine_stats(c["lib"])
+    rep_before = timed_report(c["lib"], "before")
+    times = [timed_segment(c) for _ in range(repeat)]
+    return finish_child(c, wl, mode, times, before, rep_before, c["spec"]["iters"] * repeat)
+
+
+def run_serve(wl, mode):
+    """--interleave's child: builds and warms the workload, says "ready", then for each
+    "run" line on stdin runs one iteration untimed and times one segment, answering its us
+    per unit; "done" ends it with
+    the result line. Under a shim the workers are parked between segments, so no worker
+    kernel sits on the GPU while another child's segment runs."""
+    c = setup_child(wl, mode)
+    if c is None:
+        return 77
+    lib, per = c["lib"], c["spec"]["per_iter"]
+    if lib:
+        lib.gpuos_park()
+    before = engine_stats(lib)
+    rep_before = timed_report(lib, "before")
+    print("ready", flush=True)
+    times = []
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        if lib:
+            lib.gpuos_unpark()
+        c["step"]()  # untimed: after another child's turn, caches and worker warm again
+        c["ran"] += 1
+        times.append(timed_segment(c))
+        if lib:
+            lib.gpuos_park()
+        print(json.dumps({"us": times[-1] / per}), flush=True)
+    if lib:
+        lib.gpuos_unpark()
+    if not times:
+        return 2
+    return finish_child(c, wl, mode, times, before, rep_before,
+                        (c["spec"]["iters"] + 1) * len(times))
 
 
 # --------------------------------------------------------------------------- parent side
@@ -395,6 +460,8 @@ def child_env(mode, args, tmpdir):
         # the shim's pass-through cost alone
         env.setdefault("GPUOS_CATALOG", "on")
         env["GPUOS_REPORT"] = os.path.join(tmpdir, "report-%p.json")  # %p: the pid
+        if mode == "base":
+            env.update(kv.split("=", 1) for kv in args.base_env.split(",") if "=" in kv)
     return env
 
 
@@ -413,38 +480,149 @@ def run_one(wl, mode, args):
             out, err = p.communicate()
             err += f"\n(timed out after {args.timeout} s)"
             p.returncode = -1
+        return collect(wl, mode, p, out, err, tmpdir)
+
+
+def collect(wl, mode, p, out, err, tmpdir):
+    """A finished child's result dict (its last JSON line, and under a shim what its report
+    says), or None if it failed (its stderr's tail printed)."""
+    res = None
+    # the child's result is its last JSON line (the shim may print after it at exit)
+    for line in reversed(out.splitlines() if p.returncode == 0 else []):
+        try:
+            res = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(res, dict) and "workload" in res:
+            break
         res = None
-        # the child's result is its last JSON line (the shim may print after it at exit)
-        for line in reversed(out.splitlines() if p.returncode == 0 else []):
-            try:
-                res = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(res, dict) and "workload" in res:
+    if res is None:
+        print(f"FAILED {wl}/{mode} (exit {p.returncode}); stderr tail:", file=sys.stderr)
+        for l in (err.splitlines() or ["(empty)"])[-25:]:
+            print("    " + l, file=sys.stderr)
+        return None
+    # a probe build of the shim (scripts/probe_build.sh) prints its host-time spans
+    for l in err.splitlines():
+        if l.startswith("gpuos probe:"):
+            print(f"  {wl}/{mode} {l}", file=sys.stderr)
+    if mode in SHIMS:
+        rep = read_report(tmpdir, p.pid)
+        if rep is None:
+            print(f"{wl}/{mode}: the shim wrote no report (is it really preloaded?)",
+                  file=sys.stderr)
+        else:
+            res["launches"] = rep.get("launches")
+            res["diverted"] = diverted_from_report(rep)
+            if res.get("tasks_per_iter") is not None:  # counted over the timed loop
+                res["diverted_per_iter"] = res["tasks_per_iter"]
+            elif res["diverted"] is not None and res.get("iters_total"):
+                res["diverted_per_iter"] = res["diverted"] / res["iters_total"]
+    return res
+
+
+def read_line(p, timeout):
+    """The child's next stdout line ('' at its end or after timeout seconds)."""
+    import select
+    if not select.select([p.stdout], [], [], timeout)[0]:
+        return ""
+    return p.stdout.readline()
+
+
+def run_interleaved(wl, modes, args):
+    """--interleave: one long-lived child per mode, each timing one segment in turn, the
+    order rotated every round, so that the host's drift, which moves a whole
+    child's figure by several per cent, hits every mode alike. Returns {mode: result},
+    with us = the median segment and us_rounds = the segments."""
+    kids, rows = {}, {}
+    tmp = tempfile.TemporaryDirectory(prefix="bench_torch.")
+    for mode in modes:
+        d = os.path.join(tmp.name, mode)
+        os.mkdir(d)
+        err = open(os.path.join(d, "stderr"), "w+")
+        print(f"  {wl}/{mode} (interleaved) ...", file=sys.stderr, flush=True)
+        p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", wl, mode],
+                             env=child_env(mode, args, d), cwd=REPO, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=err, text=True)
+        kids[mode] = (p, err, d)
+    segs = {m: [] for m in modes}
+    alive = dict(kids)
+    for mode, (p, _, _) in kids.items():
+        while True:
+            line = read_line(p, args.timeout)
+            if not line or line.strip() == "ready":
                 break
-            res = None
-        if res is None:
-            print(f"FAILED {wl}/{mode} (exit {p.returncode}); stderr tail:", file=sys.stderr)
-            for l in (err.splitlines() or ["(empty)"])[-25:]:
-                print("    " + l, file=sys.stderr)
-            return None
-        # a probe build of the shim (scripts/probe_build.sh) prints its host-time spans
-        for l in err.splitlines():
-            if l.startswith("gpuos probe:"):
-                print(f"  {wl}/{mode} {l}", file=sys.stderr)
-        if mode in SHIMS:
-            rep = read_report(tmpdir, p.pid)
-            if rep is None:
-                print(f"{wl}/{mode}: the shim wrote no report (is it really preloaded?)",
-                      file=sys.stderr)
-            else:
-                res["launches"] = rep.get("launches")
-                res["diverted"] = diverted_from_report(rep)
-                if res.get("tasks_per_iter") is not None:  # counted over the timed loop
-                    res["diverted_per_iter"] = res["tasks_per_iter"]
-                elif res["diverted"] is not None and res.get("iters_total"):
-                    res["diverted_per_iter"] = res["diverted"] / res["iters_total"]
-        return res
+        if not line:
+            alive.pop(mode)
+    names = list(alive)
+    for rnd in range(args.interleave):
+        # rotated each round: every mode takes every place alike, and none follows itself
+        # (with ABBA the middle one of three never did, while the two others did in turn;
+        # a segment right after its own child's ran faster)
+        order = [m for m in names[rnd % len(names):] + names[:rnd % len(names)] if m in alive]
+        for mode in order:
+            p = alive[mode][0]
+            try:
+                p.stdin.write("run\n")
+                p.stdin.flush()
+                segs[mode].append(json.loads(read_line(p, args.timeout))["us"])
+            except (OSError, ValueError, KeyError):
+                alive.pop(mode)
+        if len(alive) < len(kids):
+            break  # a child died: the rounds would no longer pair
+    for mode, (p, err, d) in kids.items():
+        try:
+            out, _ = p.communicate("done\n", timeout=args.timeout)
+        except (OSError, ValueError):  # it had died: its stdin is gone
+            p.wait()
+            out = ""
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, _ = p.communicate()
+            p.returncode = -1
+        err.seek(0)
+        res = collect(wl, mode, p, out, err.read(), d)
+        err.close()
+        if res is None or len(segs[mode]) != args.interleave:
+            rows[mode] = None
+            continue
+        res["us"] = statistics.median(segs[mode])
+        res["us_rounds"] = segs[mode]
+        rows[mode] = res
+    tmp.cleanup()
+    return rows
+
+
+def paired_summary(wl, rows):
+    """Per-round pairs of --interleave: ratio eager/mode and, where launches were diverted,
+    (eager - mode) per diverted launch; medians and quartiles."""
+    eager = rows.get("eager")
+    if not eager:
+        return
+    for mode, r in rows.items():
+        if mode == "eager" or not r:
+            continue
+        ratios = [e / m for e, m in zip(eager["us_rounds"], r["us_rounds"]) if m]
+        diffs = sorted(e - m for e, m in zip(eager["us_rounds"], r["us_rounds"]))
+        q = statistics.quantiles(diffs, n=4) if len(diffs) > 1 else diffs * 3
+        r["ratio"] = statistics.median(ratios)
+        r["ratio_rounds"] = ratios
+        r["saved_median"] = statistics.median(diffs)
+        line = (f"  {mode} vs eager, {len(ratios)} interleaved pairs: ratio median "
+                f"{r['ratio']:.3f}x (quartiles {statistics.quantiles(ratios, n=4)[0]:.3f}x"
+                f" to {statistics.quantiles(ratios, n=4)[2]:.3f}x); saved "
+                f"{r['saved_median']:.2f} us per {UNIT[wl]} (quartiles {q[0]:.2f} to {q[2]:.2f})"
+                if len(ratios) > 1 else f"  {mode} vs eager: {ratios}")
+        dpi = r.get("diverted_per_iter")
+        if dpi:
+            line += (f"; per diverted launch {r['saved_median'] / dpi:.2f} us "
+                     f"(quartiles {q[0] / dpi:.2f} to {q[2] / dpi:.2f})")
+        print(line)
+    shim, base = rows.get("shim"), rows.get("base")
+    if shim and base and len(shim["us_rounds"]) > 1:
+        ab = [b / s for s, b in zip(shim["us_rounds"], base["us_rounds"]) if s]
+        q = statistics.quantiles(ab, n=4)
+        print(f"  base / shim time, {len(ab)} pairs: median {statistics.median(ab):.3f} "
+              f"(quartiles {q[0]:.3f} to {q[2]:.3f}); above 1: the shim is faster")
 
 
 def fmt(v, f="{:.2f}", none="-"):
@@ -467,7 +645,7 @@ def print_table(wl, rows):
         dpi = r.get("diverted_per_iter")
         saved = None
         if eager and dpi:  # (eager - shim) / diverted launches per iteration
-            saved = (eager["us"] - r["us"]) / dpi
+            saved = r.get("saved_median", eager["us"] - r["us"]) / dpi
         tok = 1e6 / r["us"] if wl == "gpt2" else None
         same = "-" if not eager or mode == "eager" else "not run (no launches)" \
             if mode == "ceiling" else \
@@ -537,6 +715,9 @@ def main():
                     help="the shim to preload (default: build/libgpuos_shim.so)")
     ap.add_argument("--base-shim", metavar="PATH",
                     help="a second shim, mode 'base' (say, the build before a change)")
+    ap.add_argument("--base-env", metavar="K=V,...", default="",
+                    help="environment for mode 'base' only (a setting to A/B: pass the same "
+                         "shim as --base-shim)")
     ap.add_argument("--nolaunch", default=os.path.join(REPO, "build", "gpu", "libnolaunch.so"),
                     help="mode 'ceiling''s preload (default: build/gpu/libnolaunch.so)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS),
@@ -547,15 +728,22 @@ def main():
     ap.add_argument("--rounds", type=int, default=2,
                     help="children per mode, run in turn (eager, shim, eager, shim...) so that "
                          "the host's drift hits both; best kept, and each round's ratio shown")
+    ap.add_argument("--interleave", type=int, metavar="N",
+                    help="eager and the shims in long-lived children that time N segments "
+                         "each, in turn (rotated); figures are medians of the segments and of "
+                         "the per-round pairs. The other modes run as without it")
     ap.add_argument("--timeout", type=int, default=1200, help="seconds per child")
     ap.add_argument("--plot", metavar="FILE.png", help="bar chart of ratios vs eager")
     ap.add_argument("--json", metavar="FILE", help="write all results as JSON")
     ap.add_argument("--child", nargs=2, metavar=("WORKLOAD", "MODE"), help=argparse.SUPPRESS)
+    ap.add_argument("--serve", nargs=2, metavar=("WORKLOAD", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.repeat < 1 or args.rounds < 1:
-        ap.error("--repeat and --rounds must be at least 1")
+    if args.repeat < 1 or args.rounds < 1 or (args.interleave is not None and args.interleave < 2):
+        ap.error("--repeat and --rounds must be at least 1, --interleave at least 2")
     if args.child:
         return run_child(args.child[0], args.child[1], args.repeat)
+    if args.serve:
+        return run_serve(args.serve[0], args.serve[1])
 
     wls = [w for w in args.workloads.split(",") if w]
     modes = [m for m in args.modes.split(",") if m]
@@ -588,14 +776,23 @@ def main():
     device = torch.cuda.get_device_name()
     print(f"device: {device}  (torch {torch.__version__}, CUDA {torch.version.cuda})")
     print(f"shim: {args.shim}" + (f"  base: {args.base_shim}" if args.base_shim else "") +
+          (f" with {args.base_env}" if args.base_shim and args.base_env else "") +
           f"  repeat: {args.repeat}  rounds: {args.rounds}", flush=True)
 
     results, failed, differ = {}, [], []
     for wl in wls:
         rows, per_round = {}, {}
+        paired = [m for m in modes if m in ("eager",) + SHIMS and m in WORKLOADS[wl]] \
+            if args.interleave else []
+        if paired:
+            for mode, r in run_interleaved(wl, paired, args).items():
+                if r is None:
+                    failed.append(f"{wl}/{mode}")
+                else:
+                    rows[mode] = r
         for rnd in range(args.rounds):
             for mode in modes:
-                if mode not in WORKLOADS[wl] or f"{wl}/{mode}" in failed:
+                if mode not in WORKLOADS[wl] or f"{wl}/{mode}" in failed or mode in paired:
                     continue
                 r = run_one(wl, mode, args)
                 if r is None:
@@ -606,17 +803,20 @@ def main():
                 if mode not in rows or r["us"] < rows[mode]["us"]:
                     rows[mode] = r
         for mode, r in rows.items():
-            r["us_rounds"] = per_round.get(mode, [])
+            if mode not in paired:
+                r["us_rounds"] = per_round.get(mode, [])
         eager = rows.get("eager")
         for mode, r in rows.items():
             if r and eager:
                 r["ratio"] = eager["us"] / r["us"] if r["us"] > 0 else None
+        if paired:
+            paired_summary(wl, {m: r for m, r in rows.items() if m in paired})
         for m in SHIMS:
             if eager and rows.get(m) and rows[m]["check"] != eager["check"]:
                 differ.append(f"{wl}/{m}")
         results[wl] = rows
         print_table(wl, rows)
-        if args.rounds > 1 and eager:
+        if args.rounds > 1 and eager and not paired:
             for mode, r in rows.items():
                 pairs = [e / m for e, m in zip(per_round["eager"], per_round.get(mode, [])) if m]
                 if mode != "eager" and pairs:
