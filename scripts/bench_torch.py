@@ -14,11 +14,13 @@ In shim mode the shim writes its report (GPUOS_REPORT=....json) at exit and the 
 reads how many launches were diverted from it.
 
 --interleave N runs eager and the shims differently: one long-lived child each (hidden
---serve WORKLOAD MODE), timing N segments in turn, the order rotated every round; a shim's
+--serve WORKLOAD MODE), timing N segments in turn, the order shuffled every round; a shim's
 workers are parked between its segments, so only one child uses the GPU at a time. The host's
 speed drifts by several per cent between child processes, which is the size of what a shim
 saves in the model workloads; paired segments cancel it, and their per-round differences
-give the time saved per diverted launch with quartiles.
+give the time saved per diverted launch with quartiles. Pin it to one core (taskset -c 2):
+on two, each child kept to the core it started on and two arms of one build read up to
+4 % apart; on one they read within 1 %.
 
 Exit status: 0 all well, 1 a child failed or shim results differ from eager,
 2 bad arguments, 77 no GPU (or no torch).
@@ -29,6 +31,7 @@ import hashlib
 import importlib
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -530,7 +533,7 @@ def read_line(p, timeout):
 
 def run_interleaved(wl, modes, args):
     """--interleave: one long-lived child per mode, each timing one segment in turn, the
-    order rotated every round, so that the host's drift, which moves a whole
+    order shuffled every round, so that the host's drift, which moves a whole
     child's figure by several per cent, hits every mode alike. Returns {mode: result},
     with us = the median segment and us_rounds = the segments."""
     kids, rows = {}, {}
@@ -553,12 +556,13 @@ def run_interleaved(wl, modes, args):
                 break
         if not line:
             alive.pop(mode)
-    names = list(alive)
+    names, rng = list(alive), random.Random(0)
     for rnd in range(args.interleave):
-        # rotated each round: every mode takes every place alike, and none follows itself
-        # (with ABBA the middle one of three never did, while the two others did in turn;
-        # a segment right after its own child's ran faster)
-        order = [m for m in names[rnd % len(names):] + names[:rnd % len(names)] if m in alive]
+        # a fresh random order each round: no mode keeps a place or a predecessor (ABBA
+        # kept the middle one of three from ever following itself, and it read 4 % slow;
+        # a fixed rotation gave each mode one predecessor, and two arms of one build
+        # read 1.8 % apart)
+        order = [m for m in rng.sample(names, len(names)) if m in alive]
         for mode in order:
             p = alive[mode][0]
             try:
@@ -730,7 +734,7 @@ def main():
                          "the host's drift hits both; best kept, and each round's ratio shown")
     ap.add_argument("--interleave", type=int, metavar="N",
                     help="eager and the shims in long-lived children that time N segments "
-                         "each, in turn (rotated); figures are medians of the segments and of "
+                         "each, in turn (shuffled); figures are medians of the segments and of "
                          "the per-round pairs. The other modes run as without it")
     ap.add_argument("--timeout", type=int, default=1200, help="seconds per child")
     ap.add_argument("--plot", metavar="FILE.png", help="bar chart of ratios vs eager")
@@ -777,7 +781,9 @@ def main():
     print(f"device: {device}  (torch {torch.__version__}, CUDA {torch.version.cuda})")
     print(f"shim: {args.shim}" + (f"  base: {args.base_shim}" if args.base_shim else "") +
           (f" with {args.base_env}" if args.base_shim and args.base_env else "") +
-          f"  repeat: {args.repeat}  rounds: {args.rounds}", flush=True)
+          f"  repeat: {args.repeat}  rounds: {args.rounds}" +
+          (f"  interleave: {args.interleave}" if args.interleave else "") +
+          f"  cpus: {','.join(map(str, sorted(os.sched_getaffinity(0))))}", flush=True)
 
     results, failed, differ = {}, [], []
     for wl in wls:

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Host cost of single PyTorch ops, plain and under shim configurations, each in its own
+child process, the configurations alternating round by round; prints the medians and each
+configuration's difference from plain per op. What it separates: a diverted op alone
+(add), an op the catalog lacks alone (ln, mm, addmm, clone, query, cat: what the shim adds
+to a launch it passes through, the driver-call observer included), and a diverted op next
+to one it lacks (add_ln, add_mm, add3_mm: a batch opened and closed per iteration).
+
+  scripts/bench_ops.py ROUNDS [NAME:SHIM=PATH;KEY=VALUE;...]...
+
+e.g. scripts/bench_ops.py 4 shim:SHIM=build/libgpuos_shim.so \
+       "nocupti:SHIM=build/libgpuos_shim.so;GPUOS_DEBUG_NO_CUPTI=1"
+Children run pinned to CPU 2 and 3 (taskset). A probe build's spans print for its last round.
+Exit status: 0, or 77 without torch or a GPU.
+"""
+import os, subprocess, sys, json, statistics, time
+if len(sys.argv) > 1 and sys.argv[1] == "child":
+    import torch, torch.nn.functional as F
+    d = "cuda"
+    x = torch.randn(1, 128, device=d); y = torch.randn(1, 128, device=d); z = torch.empty_like(x)
+    w = torch.randn(128, device=d); b = torch.randn(128, device=d)
+    W = torch.randn(128, 128, device=d)
+    kv = torch.randn(1, 2, 16, 64, device=d); kv1 = torch.randn(1, 2, 1, 64, device=d)
+    ops = {
+        "add": lambda: torch.add(x, y, out=z),
+        "ln": lambda: F.layer_norm(x, (128,), w, b),
+        "mm": lambda: torch.mm(x, W),
+        "addmm": lambda: torch.addmm(b, x, W),
+        "clone": lambda: x.clone(),
+        "query": lambda: torch.cuda.current_stream().query(),
+        "cat": lambda: torch.cat([kv, kv1], dim=-2),
+        "add_ln": lambda: (torch.add(x, y, out=z), F.layer_norm(z, (128,), w, b)),
+        "add_mm": lambda: (torch.add(x, y, out=z), torch.mm(z, W)),
+        "add3_mm": lambda: (torch.add(x, y, out=z), torch.add(z, y, out=z), torch.add(z, y, out=z), torch.mm(z, W)),
+    }
+    for f in ops.values():
+        for _ in range(200): f()
+    torch.cuda.synchronize()
+    out = {}
+    names = list(ops)
+    for rep in range(5):
+        for n in (names if rep % 2 == 0 else names[::-1]):
+            f = ops[n]; k = 4000
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(k): f()
+            t1 = time.perf_counter()
+            torch.cuda.synchronize()
+            out.setdefault(n, []).append((t1 - t0) / k * 1e6)
+    print(json.dumps({n: min(v) for n, v in out.items()}))
+    sys.exit(0)
+if len(sys.argv) < 2 or not sys.argv[1].isdigit():
+    print(__doc__.split("\n\n")[1], file=sys.stderr)
+    sys.exit(2)
+try:
+    import torch
+    if not torch.cuda.is_available():
+        raise ImportError
+except ImportError:
+    print("bench_ops: needs torch with a GPU", file=sys.stderr)
+    sys.exit(77)
+print(f"device: {torch.cuda.get_device_name()}")
+rounds = int(sys.argv[1])
+cfgs = [("plain", "")] + [tuple(c.split(":", 1)) for c in sys.argv[2:]]  # name:SHIM=path;K=V
+res = {c: [] for c, _ in cfgs}
+for r in range(rounds):
+    for name, shim in cfgs:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GPUOS_") and k != "LD_PRELOAD"}
+        kv = dict(x.split("=", 1) for x in shim.split(";") if x)
+        if "SHIM" in kv:
+            env.update(LD_PRELOAD=os.path.abspath(kv.pop("SHIM")), GPUOS_CONFIG="/dev/null", GPUOS_CATALOG="on")
+        env.update(kv)
+        p = subprocess.run(["taskset", "-c", "2,3", sys.executable, __file__, "child"], env=env,
+                           capture_output=True, text=True, timeout=120)
+        if r == rounds - 1:
+            for l in p.stderr.splitlines():
+                if l.startswith("gpuos probe"):
+                    print(f"  {name} {l}")
+        try:
+            res[name].append(json.loads(p.stdout.strip().splitlines()[-1]))
+        except Exception:
+            print(name, "failed", p.stderr[-800:]); continue
+        print(f"round {r} {name}: " + " ".join(f"{k}={v:.2f}" for k, v in res[name][-1].items()), flush=True)
+if not all(res.values()):
+    print("bench_ops: a configuration had no successful child")
+    sys.exit(1)
+print("median us per op, and the difference from plain")
+keys = list(res["plain"][0])
+for name, _ in cfgs:
+    med = {k: statistics.median(x[k] for x in res[name]) for k in keys}
+    pm = {k: statistics.median(x[k] for x in res["plain"]) for k in keys}
+    print(f"{name:10s} " + " ".join(f"{k}={med[k]:.2f}({med[k]-pm[k]:+.2f})" for k in keys))
