@@ -310,12 +310,18 @@ def setup_child(wl, mode):
             "ran": ran + warmup * 2, "check_ran": check_ran}
 
 
-def finish_child(c, wl, mode, times, before, rep_before, since):
+def start_counting(c):
+    """From here on the shim's counters and report count for the result (finish_child)."""
+    c["before"] = (engine_stats(c["lib"]), timed_report(c["lib"], "before"), c["ran"])
+
+
+def finish_child(c, wl, mode, times):
     """The child's result line: times (us per timed iteration) and, under the shim, what
-    its counters and report saw over the @since iterations run since @before (the timed
+    its counters and report saw over the iterations run since start_counting (the timed
     ones, and --interleave's untimed one a turn)."""
     torch, spec, lib = c["torch"], c["spec"], c["lib"]
-    per_iter = [(b - a) / (since * spec["per_iter"])
+    before, rep_before, ran_before = c["before"]
+    per_iter = [(b - a) / ((c["ran"] - ran_before) * spec["per_iter"])
                 for a, b in zip(before, engine_stats(lib))]
     chk = c["check"]()
     ran = c["ran"] + c["check_ran"]
@@ -354,17 +360,15 @@ def run_child(wl, mode, repeat):
     c = setup_child(wl, mode)
     if c is None:
         return 77
-    before = engine_stats(c["lib"])
-    rep_before = timed_report(c["lib"], "before")
+    start_counting(c)
     times = [timed_segment(c) for _ in range(repeat)]
-    return finish_child(c, wl, mode, times, before, rep_before, c["spec"]["iters"] * repeat)
+    return finish_child(c, wl, mode, times)
 
 
 def run_serve(wl, mode):
     """--interleave's child: builds and warms the workload, says "ready", then for each
     "run" line on stdin runs one iteration untimed and times one segment, answering its us
-    per unit; "done" ends it with
-    the result line. Under a shim the workers are parked between segments, so no worker
+    per unit; "done" ends it with the result line. Under a shim the workers are parked between segments, so no worker
     kernel sits on the GPU while another child's segment runs."""
     c = setup_child(wl, mode)
     if c is None:
@@ -372,8 +376,7 @@ def run_serve(wl, mode):
     lib, per = c["lib"], c["spec"]["per_iter"]
     if lib:
         lib.gpuos_park()
-    before = engine_stats(lib)
-    rep_before = timed_report(lib, "before")
+    start_counting(c)
     print("ready", flush=True)
     times = []
     for line in sys.stdin:
@@ -391,8 +394,7 @@ def run_serve(wl, mode):
         lib.gpuos_unpark()
     if not times:
         return 2
-    return finish_child(c, wl, mode, times, before, rep_before,
-                        (c["spec"]["iters"] + 1) * len(times))
+    return finish_child(c, wl, mode, times)
 
 
 # --------------------------------------------------------------------------- parent side
@@ -598,32 +600,31 @@ def run_interleaved(wl, modes, args):
 
 def paired_summary(wl, rows):
     """Per-round pairs of --interleave: ratio eager/mode and, where launches were diverted,
-    (eager - mode) per diverted launch; medians and quartiles."""
+    (eager - mode) per diverted launch; medians and quartiles. Every row run_interleaved
+    keeps has all N >= 2 segments."""
     eager = rows.get("eager")
     if not eager:
         return
     for mode, r in rows.items():
         if mode == "eager" or not r:
             continue
-        ratios = [e / m for e, m in zip(eager["us_rounds"], r["us_rounds"]) if m]
-        diffs = sorted(e - m for e, m in zip(eager["us_rounds"], r["us_rounds"]))
-        q = statistics.quantiles(diffs, n=4) if len(diffs) > 1 else diffs * 3
+        ratios = [e / m for e, m in zip(eager["us_rounds"], r["us_rounds"])]
+        diffs = [e - m for e, m in zip(eager["us_rounds"], r["us_rounds"])]
+        qr, q = statistics.quantiles(ratios, n=4), statistics.quantiles(diffs, n=4)
         r["ratio"] = statistics.median(ratios)
         r["ratio_rounds"] = ratios
         r["saved_median"] = statistics.median(diffs)
         line = (f"  {mode} vs eager, {len(ratios)} interleaved pairs: ratio median "
-                f"{r['ratio']:.3f}x (quartiles {statistics.quantiles(ratios, n=4)[0]:.3f}x"
-                f" to {statistics.quantiles(ratios, n=4)[2]:.3f}x); saved "
-                f"{r['saved_median']:.2f} us per {UNIT[wl]} (quartiles {q[0]:.2f} to {q[2]:.2f})"
-                if len(ratios) > 1 else f"  {mode} vs eager: {ratios}")
+                f"{r['ratio']:.3f}x (quartiles {qr[0]:.3f}x to {qr[2]:.3f}x); saved "
+                f"{r['saved_median']:.2f} us per {UNIT[wl]} (quartiles {q[0]:.2f} to {q[2]:.2f})")
         dpi = r.get("diverted_per_iter")
         if dpi:
             line += (f"; per diverted launch {r['saved_median'] / dpi:.2f} us "
                      f"(quartiles {q[0] / dpi:.2f} to {q[2] / dpi:.2f})")
         print(line)
     shim, base = rows.get("shim"), rows.get("base")
-    if shim and base and len(shim["us_rounds"]) > 1:
-        ab = [b / s for s, b in zip(shim["us_rounds"], base["us_rounds"]) if s]
+    if shim and base:
+        ab = [b / s for s, b in zip(shim["us_rounds"], base["us_rounds"])]
         q = statistics.quantiles(ab, n=4)
         print(f"  base / shim time, {len(ab)} pairs: median {statistics.median(ab):.3f} "
               f"(quartiles {q[0]:.3f} to {q[2]:.3f}); above 1: the shim is faster")

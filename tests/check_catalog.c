@@ -370,11 +370,10 @@ END_TEST
 
 static char cachedir[] = "/tmp/check_catalog.XXXXXX";
 
-/* The source of @m builds for sm_80 and sm_90: the builds made. */
 /*
  * Build @m's operator for sm_80 and sm_90 under the worker's register cap, as the engine does;
  * the worker can call it only if it uses no constant bank of its own (a jump table, say: it
- * would read the worker's, kernels/ops.c).
+ * would read the worker's, kernels/ops.c). Returns the builds made.
  */
 static unsigned build_both(const struct gpuos_cat_match *m)
 {

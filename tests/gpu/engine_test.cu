@@ -306,7 +306,8 @@ static int mode_order(unsigned seed)
 	       "elided=%llu launches=%llu parks=%llu\n",
 	       seed, use_gpuos, (unsigned long long)h, hostfn, (unsigned long long)st.submitted,
 	       (unsigned long long)st.batches_opened, (unsigned long long)st.batches_closed,
-	       (unsigned long long)st.closes_elided, (unsigned long long)st.worker_launches, (unsigned long long)st.parks);
+	       (unsigned long long)st.closes_elided, (unsigned long long)st.worker_launches,
+	       (unsigned long long)st.parks);
 	if (use_gpuos && st.submitted == 0)
 		FAIL("nothing was submitted");
 	return 0;
