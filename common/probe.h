@@ -22,6 +22,9 @@
 	X(BATCH, "    batch submit")                                                               \
 	X(PUBLISH, "    wait room + publish + start + ready")                                      \
 	X(FALL, "launch hook, fell through (whole)")                                               \
+	X(COPY, "copy hook, diverted (whole)")                                                     \
+	X(OWNS, "  copy: pointer queries")                                                         \
+	X(COPY_FALL, "copy hook, fell through (whole)")                                            \
 	X(CUPTI, "CUPTI callback, ours (calls it acts on)")                                        \
 	X(GO, "batch open: go write")                                                              \
 	X(WAIT, "batch close: done wait (closes whose tasks had run put none)")

@@ -386,6 +386,20 @@ int gpuos_fusion_submit_params(void *stream, unsigned op, const uint64_t *a, uns
 	return submit(stream, &t, flags, params, n, dev);
 }
 
+int gpuos_fusion_owns(int dev, const void *p, size_t n)
+{
+	struct gpuos_engine *e = engine_of(dev);
+
+	return e ? gpuos_engine_owns(e, (uint64_t)(uintptr_t)p, n) : -ENODEV;
+}
+
+void gpuos_fusion_forget(void)
+{
+	/* seq_cst: the bump is visible before the driver call that takes the memory away (ours
+	 * comes first in the callback); pairs with the acquire in gpuos_engine_owns */
+	atomic_fetch_add(&gpuos_engines.epoch, 1);
+}
+
 GPUOS_EXPORT int gpuos_flush(void *stream, unsigned flags)
 {
 	if (!gpuos_fusion_active())
@@ -536,6 +550,8 @@ void gpuos_fusion_park(void)
 {
 	if (!gpuos_fusion_active())
 		return;
+	/* frees park: the ranges copies may use lapse */
+	gpuos_fusion_forget();
 	/* no submit takes a ring position from here on: the drains see every task */
 	gpuos_batch_park_begin(&gpuos_engines.batches);
 	each_engine(gpuos_engine_park);

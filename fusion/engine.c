@@ -76,6 +76,60 @@ int gpuos_engine_current_dev(void)
 	return (int)d;
 }
 
+/* The range of @e's memory around @p, from the driver: 0 with [*start, *end), or -EFAULT. */
+static int owns_query(struct gpuos_engine *e, uint64_t p, uint64_t *start, uint64_t *end)
+{
+	const struct gpuos_cu *cu = gpuos_cu_get();
+	CUpointer_attribute at[] = {CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
+				    CU_POINTER_ATTRIBUTE_CONTEXT,
+				    CU_POINTER_ATTRIBUTE_IS_MANAGED,
+				    CU_POINTER_ATTRIBUTE_RANGE_START_ADDR,
+				    CU_POINTER_ATTRIBUTE_RANGE_SIZE};
+	/* each attribute's value, zeroed: IS_MANAGED writes fewer bytes than 8 */
+	uint64_t type = 0, managed = 0, size = 0;
+	CUcontext ctx = NULL;
+	void *data[] = {&type, &ctx, &managed, start, &size};
+	CUresult r;
+
+	*start = 0;
+	ENGINE_ENTER();
+	r = cu->cuPointerGetAttributes(5, at, data, (CUdeviceptr)p);
+	ENGINE_LEAVE();
+	if (r != CUDA_SUCCESS || (unsigned)type != CU_MEMORYTYPE_DEVICE || managed ||
+	    ctx != e->ctx || *start + size < *start)
+		return -EFAULT;
+	*end = *start + size;
+	return 0;
+}
+
+int gpuos_engine_owns(struct gpuos_engine *e, uint64_t p, uint64_t n)
+{
+	/* acquire: pairs with the release of each bump (gpuos_fusion_forget, park): a range
+	 * remembered before a bump is not used after it */
+	uint64_t epoch = load_acquire(&gpuos_engines.epoch), start, end;
+	unsigned i;
+
+	if (!gpuos_cu_get() || !p || !n || p + n < p)
+		return -EFAULT;
+	pthread_mutex_lock(&e->olock);
+	for (i = 0; i < GPUOS_OWNED; i++)
+		if (e->owned[i].epoch == epoch && e->owned[i].start <= p && p + n <= e->owned[i].end)
+			break;
+	pthread_mutex_unlock(&e->olock);
+	if (i < GPUOS_OWNED)
+		return 0;
+	if (owns_query(e, p, &start, &end) || p < start || p + n > end)
+		return -EFAULT;
+	/* remembered under the epoch read before the query: a bump meanwhile voids it */
+	pthread_mutex_lock(&e->olock);
+	i = e->onext++ % GPUOS_OWNED;
+	e->owned[i].start = start;
+	e->owned[i].end = end;
+	e->owned[i].epoch = epoch;
+	pthread_mutex_unlock(&e->olock);
+	return 0;
+}
+
 static struct gpuos_ring_sh *ring_sh(struct gpuos_engine *e, unsigned r)
 {
 	return (struct gpuos_ring_sh *)((char *)e->pinned + r * RING_BYTES +
@@ -305,6 +359,7 @@ static int create(int dev, struct gpuos_engine **out)
 	 * producer writes; GPUOS_POLL_NS tunes it for measurements */
 	e->poll_ns = getenv("GPUOS_POLL_NS") ? (unsigned)atoi(getenv("GPUOS_POLL_NS")) : 200;
 	pthread_mutex_init(&e->wlock, NULL);
+	pthread_mutex_init(&e->olock, NULL);
 
 	ENGINE_ENTER();
 	GPUOS_CU_GOTO(cu->cuInit(0), err, fail);

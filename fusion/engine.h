@@ -19,6 +19,7 @@
 #include "kernels/table.h"
 
 #define GPUOS_MAX_DEVICES 16
+#define GPUOS_OWNED	  16 /* device ranges an engine remembers for copies */
 
 struct gpuos_op {
 	char name[64];
@@ -47,6 +48,13 @@ struct gpuos_engine {
 	int sm;
 	int regs; /* the worker's registers a thread: injected operators may use no more */
 
+	/* ranges gpuos_engine_owns confirmed, each valid while its epoch is the engines' */
+	pthread_mutex_t olock;
+	unsigned onext; /* the entry to replace next */
+	struct {
+		uint64_t start, end, epoch;
+	} owned[GPUOS_OWNED];
+
 	pthread_mutex_t wlock; /* worker launches and parking */
 	int park_depth;
 	_Atomic bool dead; /* its context was reset or failed: nothing may touch its memory */
@@ -64,6 +72,7 @@ struct gpuos_engines {
 	char cache_dir[4096];
 	_Atomic bool started;
 	_Atomic bool exiting; /* the process exits: no engine starts again */
+	_Atomic uint64_t epoch; /* +1 whenever memory may go away: remembered ranges lapse */
 	_Atomic uint64_t swaps, retired;
 };
 extern struct gpuos_engines gpuos_engines;
@@ -81,6 +90,10 @@ void gpuos_engine_restore(CUstreamCaptureMode m);
 int gpuos_engine_get(int dev, struct gpuos_engine **out);
 /* The device of the calling thread's current context; 0 if none. */
 int gpuos_engine_current_dev(void);
+/* 0 if [p, p + n) lies in one allocation of device memory (not managed) that @e's context
+ * owns, so @e's workers may read and write it; -EFAULT if not, or if the driver cannot say.
+ * Asks the driver only for ranges not confirmed since the last gpuos_engines.epoch bump. */
+int gpuos_engine_owns(struct gpuos_engine *e, uint64_t p, uint64_t n);
 /* Make sure ring @r has a worker (after a publication found it EXITED). Never blocks on a
  * park: a worker started while parked drains the ring and leaves. */
 void gpuos_engine_start_worker(struct gpuos_engine *e, unsigned r);

@@ -75,4 +75,16 @@ int gpuos_fusion_define(const char *name, const char *src, const char *ptx, size
 int gpuos_fusion_submit_params(void *stream, unsigned op, const uint64_t *a, unsigned flags,
 			       const void *params, size_t n, int dev);
 
+/*
+ * 0 if [@p, @p + @n) lies in one allocation of device @dev's memory that its engine's
+ * workers may use (plain device memory of the engine's context, not managed): a copy of
+ * it can run as a task. -EFAULT if not, -ENODEV without an engine on @dev. The ranges the
+ * driver confirmed are remembered until memory may be taken away: every park (frees wait
+ * for the device) and gpuos_fusion_forget.
+ */
+int gpuos_fusion_owns(int dev, const void *p, size_t n);
+
+/* Memory may be unmapped, released or freed without a wait: forget the ranges owns knew. */
+void gpuos_fusion_forget(void);
+
 #endif

@@ -42,12 +42,16 @@ static struct {
 	} ops[GPUOS_MAX_OPS];
 } defined = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+/* The operator of @m, or with @m NULL the copy operator (interpose/copies.c). */
 static int operator_of(const struct gpuos_cat_match *m, int *devp)
 {
 	char key[64], src[16384];
 	int op = -ENOSPC, dev = 0;
 
-	gpuos_cat_key(m, key, sizeof(key));
+	if (m)
+		gpuos_cat_key(m, key, sizeof(key));
+	else
+		snprintf(key, sizeof(key), "%s", GPUOS_CAT_COPY_KEY);
 	pthread_mutex_lock(&defined.lock);
 	for (unsigned i = 0; i < defined.n; i++)
 		if (!strcmp(defined.ops[i].key, key)) {
@@ -55,7 +59,8 @@ static int operator_of(const struct gpuos_cat_match *m, int *devp)
 			op = defined.ops[i].op;
 			goto out;
 		}
-	if (defined.n == GPUOS_MAX_OPS || gpuos_cat_source(m, src, sizeof(src)) < 0)
+	if (defined.n == GPUOS_MAX_OPS ||
+	    (m ? gpuos_cat_source(m, src, sizeof(src)) : gpuos_cat_copy_source(src, sizeof(src))) < 0)
 		goto out;
 	op = gpuos_fusion_define(key, src, NULL, 0, &dev);
 	if (op >= 0) {
@@ -68,6 +73,11 @@ static int operator_of(const struct gpuos_cat_match *m, int *devp)
 out:
 	pthread_mutex_unlock(&defined.lock);
 	return op;
+}
+
+int gpuos_catalog_copy_op(int *dev)
+{
+	return operator_of(NULL, dev);
 }
 
 int gpuos_catalog_key(const char *demangled, char *key, size_t len)

@@ -71,6 +71,7 @@ int gpuos_cupti_classify(CUpti_CallbackId cbid, const void *params, struct gpuos
 		out->stream = cfg ? cfg->hStream : NULL;
 		break;
 	}
+	out->ordered = e->kind == GPUOS_CUPTI_UNMAP && e->src != SRC_NONE;
 	if (params && (e->kind == GPUOS_CUPTI_LAUNCH || e->kind == GPUOS_CUPTI_FIRST_USE))
 		memcpy(&out->func, (const char *)params + e->func_off, sizeof(void *));
 	return out->kind;
@@ -125,6 +126,11 @@ static uint64_t before_call(const struct gpuos_cupti_action *a)
 		gpuos_fusion_park();
 		corr |= CORR_PARKED;
 		break;
+	case GPUOS_CUPTI_UNMAP:
+		if (a->ordered)
+			gpuos_fusion_stream_op(a->stream, a->ptsz);
+		gpuos_fusion_forget();
+		break;
 	}
 	return corr;
 }
@@ -145,6 +151,10 @@ static void after_call(const struct gpuos_cupti_action *a, uint64_t corr, CUresu
 	case GPUOS_CUPTI_CAPTURE_END:
 		if (capture_ended(r))
 			gpuos_fusion_capture_end();
+		break;
+	case GPUOS_CUPTI_UNMAP:
+		/* and after: a copy that looked at the range during the call saw it mapped */
+		gpuos_fusion_forget();
 		break;
 	case GPUOS_CUPTI_RESET:
 		/* the engine's memory is gone with the context's: drop it, never unpark it */

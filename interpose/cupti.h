@@ -27,6 +27,8 @@ enum gpuos_cupti_kind {
 	GPUOS_CUPTI_CAPTURE_BEGIN,  /* stream_op, capture_begin; capture_end if it fails */
 	GPUOS_CUPTI_CAPTURE_END,    /* capture_end after it returns (unless it never ended one) */
 	GPUOS_CUPTI_RESET, /* destroys the context's allocations: park, then device_reset */
+	GPUOS_CUPTI_UNMAP, /* takes memory away unwaited: gpuos_fusion_forget (stream_op too if
+			    * it has a stream: .ordered) */
 	GPUOS_CUPTI_KIND_COUNT
 };
 
@@ -35,6 +37,7 @@ struct gpuos_cupti_action {
 	CUstream stream;  /* STREAM_OP, STREAM_DESTROY, LAUNCH, CAPTURE_*; CU_STREAM_LEGACY for
 			   * the synchronous copies and memsets that take none */
 	bool ptsz;	  /* a _ptsz/_ptds variant: a NULL stream is the thread's default stream */
+	bool ordered;	  /* UNMAP: it is stream-ordered, on .stream */
 	const void *func; /* LAUNCH, FIRST_USE: the CUfunction or CUkernel */
 };
 

@@ -15,7 +15,7 @@
  */
 /* clang-format off */
 /*
- * 240 ids. Left out although they hold a stream (queries, nothing is ordered on it):
+ * 246 ids. Left out although they hold a stream (queries, nothing is ordered on it):
  * cuStreamGetPriority, cuStreamGetFlags, cuStreamGetPriority_ptsz, cuStreamGetFlags_ptsz,
  * cuStreamGetCtx, cuStreamGetCtx_ptsz, cuStreamIsCapturing, cuStreamIsCapturing_ptsz,
  * cuStreamGetCaptureInfo, cuStreamGetCaptureInfo_ptsz, cuStreamCopyAttributes,
@@ -118,6 +118,7 @@ GPUOS_CUPTI_ID(cuMemcpy3DPeer, STREAM_OP, LEGACY, 0, 0, 0)
 GPUOS_CUPTI_ID(cuMemcpy3DPeerAsync, STREAM_OP, FIELD, 0, offsetof(cuMemcpy3DPeerAsync_params, hStream), 0)
 GPUOS_CUPTI_ID(cuCtxDestroy_v2, PARK, NONE, 0, 0, 0)
 GPUOS_CUPTI_ID(cuStreamDestroy_v2, STREAM_DESTROY, FIELD, 0, offsetof(cuStreamDestroy_v2_params, hStream), 0)
+GPUOS_CUPTI_ID(cuIpcCloseMemHandle, UNMAP, NONE, 0, 0, 0)
 GPUOS_CUPTI_ID(cuFuncSetSharedMemConfig, FIRST_USE, NONE, 0, 0, offsetof(cuFuncSetSharedMemConfig_params, hfunc))
 GPUOS_CUPTI_ID(cuStreamAddCallback, STREAM_OP, FIELD, 0, offsetof(cuStreamAddCallback_params, hStream), 0)
 GPUOS_CUPTI_ID(cuMipmappedArrayDestroy, PARK, NONE, 0, 0, 0)
@@ -208,6 +209,9 @@ GPUOS_CUPTI_ID(cuOccupancyAvailableDynamicSMemPerBlock, FIRST_USE, NONE, 0, 0, o
 GPUOS_CUPTI_ID(cuDevicePrimaryCtxRelease_v2, PARK, NONE, 0, 0, 0)
 GPUOS_CUPTI_ID(cuDevicePrimaryCtxReset_v2, RESET, NONE, 0, 0, 0)
 GPUOS_CUPTI_ID(cuDevicePrimaryCtxSetFlags_v2, PARK, NONE, 0, 0, 0)
+GPUOS_CUPTI_ID(cuMemAddressFree, UNMAP, NONE, 0, 0, 0)
+GPUOS_CUPTI_ID(cuMemRelease, UNMAP, NONE, 0, 0, 0)
+GPUOS_CUPTI_ID(cuMemUnmap, UNMAP, NONE, 0, 0, 0)
 GPUOS_CUPTI_ID(cuGraphUpload, STREAM_OP, FIELD, 0, offsetof(cuGraphUpload_params, hStream), 0)
 GPUOS_CUPTI_ID(cuGraphUpload_ptsz, STREAM_OP, FIELD, 1, offsetof(cuGraphUpload_ptsz_params, hStream), 0)
 GPUOS_CUPTI_ID(cuMemMapArrayAsync, STREAM_OP, FIELD, 0, offsetof(cuMemMapArrayAsync_params, hStream), 0)
@@ -216,8 +220,10 @@ GPUOS_CUPTI_ID(cuEventRecordWithFlags, STREAM_OP, FIELD, 0, offsetof(cuEventReco
 GPUOS_CUPTI_ID(cuEventRecordWithFlags_ptsz, STREAM_OP, FIELD, 1, offsetof(cuEventRecordWithFlags_ptsz_params, hStream), 0)
 GPUOS_CUPTI_ID(cuMemAllocAsync, STREAM_OP, FIELD, 0, offsetof(cuMemAllocAsync_params, hStream), 0)
 GPUOS_CUPTI_ID(cuMemAllocAsync_ptsz, STREAM_OP, FIELD, 1, offsetof(cuMemAllocAsync_ptsz_params, hStream), 0)
-GPUOS_CUPTI_ID(cuMemFreeAsync, STREAM_OP, FIELD, 0, offsetof(cuMemFreeAsync_params, hStream), 0)
-GPUOS_CUPTI_ID(cuMemFreeAsync_ptsz, STREAM_OP, FIELD, 1, offsetof(cuMemFreeAsync_ptsz_params, hStream), 0)
+GPUOS_CUPTI_ID(cuMemFreeAsync, UNMAP, FIELD, 0, offsetof(cuMemFreeAsync_params, hStream), 0)
+GPUOS_CUPTI_ID(cuMemFreeAsync_ptsz, UNMAP, FIELD, 1, offsetof(cuMemFreeAsync_ptsz_params, hStream), 0)
+GPUOS_CUPTI_ID(cuMemPoolTrimTo, UNMAP, NONE, 0, 0, 0)
+GPUOS_CUPTI_ID(cuMemPoolDestroy, UNMAP, NONE, 0, 0, 0)
 GPUOS_CUPTI_ID(cuMemAllocFromPoolAsync, STREAM_OP, FIELD, 0, offsetof(cuMemAllocFromPoolAsync_params, hStream), 0)
 GPUOS_CUPTI_ID(cuMemAllocFromPoolAsync_ptsz, STREAM_OP, FIELD, 1, offsetof(cuMemAllocFromPoolAsync_ptsz_params, hStream), 0)
 GPUOS_CUPTI_ID(cuLaunchKernelEx, LAUNCH, CONFIG, 0, offsetof(cuLaunchKernelEx_params, config), offsetof(cuLaunchKernelEx_params, f))

@@ -125,6 +125,9 @@ void gpuos_reg_read_info(struct gpuos_live *l);
 /* Every live record, newest first (acquire; pairs with the release in first_launch). */
 struct gpuos_live *gpuos_reg_live_list(void);
 
+/* Put @l, a record of the shim's own (interpose/copies.c), on the live list: reported. */
+void gpuos_reg_publish(struct gpuos_live *l);
+
 /* The record that counts launches of handles nobody registered. */
 struct gpuos_live *gpuos_reg_unknown(void);
 
@@ -195,6 +198,10 @@ void gpuos_catalog_prepare(struct gpuos_live *l);
 /* A launch of a catalog kernel: GPUOS_WHY_DIVERTED if it became a task, else why not. */
 enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
 				    size_t smem, cudaStream_t st, bool ptsz);
+
+/* The copy operator (kernels/catalog.h), defined on the current device (*dev) at the first
+ * call: its id, or a negative errno as gpuos_fusion_define's. */
+int gpuos_catalog_copy_op(int *dev);
 
 /* ---- shim.c ---- */
 struct gpuos_shim {

@@ -292,6 +292,15 @@ out:
 	return l;
 }
 
+void gpuos_reg_publish(struct gpuos_live *l)
+{
+	pthread_mutex_lock(&reg_lock);
+	l->next = load_relaxed(&live_list);
+	/* release: pairs with the acquire in gpuos_reg_live_list */
+	store_release(&live_list, l);
+	pthread_mutex_unlock(&reg_lock);
+}
+
 struct gpuos_live *gpuos_reg_live_list(void)
 {
 	return load_acquire(&live_list);

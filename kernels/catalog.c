@@ -894,3 +894,61 @@ int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 		return -ENOSPC;
 	return n;
 }
+
+/*
+ * The copy operator: a cudaMemcpyAsync from device to device memory (interpose/copies.c),
+ * a0 destination, a1 source, a4 bytes. Bytes are bytes: the result is the copy engine's.
+ * 16-byte words where both ends are 16-byte aligned, 4-byte words where they are 4-byte
+ * aligned, else bytes; each thread loads four words before it stores them, so that a copy
+ * costs about one memory round trip per 4 * threads words.
+ */
+static const char copy_src[] =
+    "#include \"gpuos_task.h\"\n"
+    "template <typename W> static __device__ __forceinline__ void copy_words(W *d, const W *s,\n"
+    "                                                                      unsigned n)\n"
+    "{\n"
+    "  const unsigned me = gpuos_tid(), all = gpuos_nthreads();\n"
+    "  unsigned i = me;\n"
+    "#pragma unroll 1\n"
+    "  for (; i + 3 * all < n; i += 4 * all) {\n"
+    "    W w[4];\n"
+    "#pragma unroll\n"
+    "    for (int j = 0; j < 4; j++)\n"
+    "      w[j] = s[i + j * all];\n"
+    "#pragma unroll\n"
+    "    for (int j = 0; j < 4; j++)\n"
+    "      d[i + j * all] = w[j];\n"
+    "  }\n"
+    "#pragma unroll 1\n"
+    "  for (; i < n; i += all)\n"
+    "    d[i] = s[i];\n"
+    "}\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE(gpuos_cat_op)\n"
+    "{\n"
+    "  (void)smem;\n"
+    "#pragma unroll 1\n"
+    "  for (int k = 0; k < ntasks; k++) {\n"
+    "    const struct gpuos_task *tk = &t[k];\n"
+    "    unsigned char *d = (unsigned char *)tk->a[0];\n"
+    "    const unsigned char *s = (const unsigned char *)tk->a[1];\n"
+    "    const unsigned n = (unsigned)tk->a[4], al = (unsigned)(tk->a[0] | tk->a[1]);\n"
+    "    unsigned done = 0;\n"
+    "    if (k)\n"
+    "      gpuos_sync(); /* the task before may have written what this one reads */\n"
+    "    if (al % 16 == 0)\n"
+    "      copy_words((uint4 *)d, (const uint4 *)s, n / 16), done = n / 16 * 16;\n"
+    "    else if (al % 4 == 0)\n"
+    "      copy_words((unsigned *)d, (const unsigned *)s, n / 4), done = n / 4 * 4;\n"
+    "    copy_words(d + done, s + done, n - done);\n"
+    "  }\n"
+    "}\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = gpuos_cat_op;\n";
+
+int gpuos_cat_copy_source(char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s", copy_src);
+
+	if (n < 0 || (size_t)n >= len)
+		return -ENOSPC;
+	return n;
+}

@@ -172,6 +172,14 @@ int gpuos_cat_reduce_params(const struct gpuos_cat_match *m, const struct gpuos_
 int gpuos_cat_cast_word(const struct gpuos_cat_match *m, const struct gpuos_ur_args *ur,
 			uint64_t *a4);
 
+/*
+ * The copy operator's CUDA source into (buf, len): its length, or -ENOSPC. Its tasks copy
+ * a4 bytes from a1 to a0 (device to device cudaMemcpyAsync, interpose/copies.c); its key is
+ * GPUOS_CAT_COPY_KEY.
+ */
+#define GPUOS_CAT_COPY_KEY "memcpy.bytes"
+int gpuos_cat_copy_source(char *buf, size_t len);
+
 /* A short key naming the operator ("add.float32.contig"), shared by every kernel it serves. */
 void gpuos_cat_key(const struct gpuos_cat_match *m, char *buf, size_t len);
 

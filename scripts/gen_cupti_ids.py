@@ -50,6 +50,14 @@ FIRST_USE = [
 ]
 FIRST_USE_RE = re.compile(r"^cuOccupancy\w+$")
 
+# Calls that take memory away without waiting for the device (unmaps, releases, stream-ordered
+# frees, pool trims): the ranges a diverted copy may use, as the engine remembers them, are
+# forgotten (interpose/copies.c). Those with a stream are stream ops too.
+UNMAP = [
+    "cuMemUnmap", "cuMemRelease", "cuMemAddressFree", "cuMemFreeAsync", "cuMemFreeAsync_ptsz",
+    "cuMemPoolTrimTo", "cuMemPoolDestroy", "cuIpcCloseMemHandle",
+]
+
 CAPTURE_BEGIN_RE = re.compile(r"^cuStreamBeginCapture(_v2|ToGraph)?(_ptsz)?$")
 CAPTURE_END_RE = re.compile(r"^cuStreamEndCapture(_ptsz)?$")
 STREAM_DESTROY = ["cuStreamDestroy", "cuStreamDestroy_v2"]
@@ -129,6 +137,8 @@ def classify(name, members):
     if members is None:
         if name in RESET:
             return ("RESET", "NONE", None, None)
+        if name in UNMAP:
+            return ("UNMAP", "NONE", None, None)
         return ("PARK", "NONE", None, None) if name in PARK else None
     streams, configs = stream_members(members), config_members(members)
     if len(streams) + len(configs) > 1 and not QUERY_RE.match(name):
@@ -146,6 +156,8 @@ def classify(name, members):
         return ("RESET", "NONE", None, None)
     if name in PARK:
         return ("PARK", "NONE", None, None)
+    if name in UNMAP:
+        return ("UNMAP", src or "NONE", smem, None)
     if CAPTURE_BEGIN_RE.match(name):
         return ("CAPTURE_BEGIN", src, smem, None)
     if CAPTURE_END_RE.match(name):
@@ -186,7 +198,7 @@ def main():
         ver = re.search(r"#define CUDA_VERSION (\d+)", f.read())
     ver = int(ver.group(1)) if ver else 0
 
-    for name in PARK + FIRST_USE + STREAM_DESTROY:
+    for name in PARK + FIRST_USE + STREAM_DESTROY + UNMAP:
         if name not in cbids:
             sys.exit("gen_cupti_ids: %s is not a CUPTI driver callback id" % name)
 

@@ -371,18 +371,15 @@ END_TEST
 static char cachedir[] = "/tmp/check_catalog.XXXXXX";
 
 /*
- * Build @m's operator for sm_80 and sm_90 under the worker's register cap, as the engine does;
- * the worker can call it only if it uses no constant bank of its own (a jump table, say: it
- * would read the worker's, kernels/ops.c). Returns the builds made.
+ * Build the operator @src (@n bytes, or a negative errno) named @key for sm_80 and sm_90
+ * under the worker's register cap, as the engine does; the worker can call it only if it uses
+ * no constant bank of its own (a jump table, say: it would read the worker's, kernels/ops.c).
+ * Returns the builds made.
  */
-static unsigned build_both(const struct gpuos_cat_match *m)
+static unsigned build_src(const char *key, const char *src, int n)
 {
-	static char src[16384];
 	const char *opt = "-maxrregcount=64";
-	char key[96];
-	int n = gpuos_cat_source(m, src, sizeof(src));
 
-	gpuos_cat_key(m, key, sizeof(key));
 	ck_assert_msg(n > 0, "%s: %d", key, n);
 	for (unsigned sm = 80; sm <= 90; sm += 10) {
 		struct gpuos_jit_req r = {.src = src,
@@ -403,6 +400,15 @@ static unsigned build_both(const struct gpuos_cat_match *m)
 		gpuos_jit_image_free(&img);
 	}
 	return 2;
+}
+
+static unsigned build_both(const struct gpuos_cat_match *m)
+{
+	static char src[16384];
+	char key[96];
+
+	gpuos_cat_key(m, key, sizeof(key));
+	return build_src(key, src, gpuos_cat_source(m, src, sizeof(src)));
 }
 
 /* The constant banks an image fills are seen: __constant__ data is bank 3, and a kernel's
@@ -457,6 +463,12 @@ START_TEST(test_sources_build)
 		}
 	}
 	ck_assert_uint_ge(built, 4 * gpuos_cat_nentries);
+	/* the copy operator (device-to-device cudaMemcpyAsync) */
+	{
+		static char src[8192];
+
+		build_src(GPUOS_CAT_COPY_KEY, src, gpuos_cat_copy_source(src, sizeof(src)));
+	}
 	/* reductions: each accumulator type, from and to itself; float's from and to the
 	 * 16-bit floats too; vt0 and the input vector width as PyTorch names them */
 	for (unsigned i = 0; i < gpuos_cat_nreds; i++)

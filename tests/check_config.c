@@ -88,6 +88,7 @@ static void assert_defaults(const struct gpuos_cfg *cfg, bool enable)
 	ck_assert_int_eq(cfg->log_level, GPUOS_LOG_WARN);
 	ck_assert_str_eq(cfg->report, "");
 	ck_assert_uint_eq(cfg->max_elements, 16384);
+	ck_assert_uint_eq(cfg->max_copy_bytes, 65536);
 	ck_assert_uint_eq(cfg->max_blocks, 4096);
 	ck_assert_uint_eq(cfg->max_threads, 1024);
 	ck_assert(!cfg->lift);

@@ -88,6 +88,10 @@ void gpuos_fusion_device_reset(void)
 {
 	note('R');
 }
+void gpuos_fusion_forget(void)
+{
+	note('X');
+}
 
 static bool stubs_live(void)
 {
@@ -277,7 +281,13 @@ START_TEST(test_known_entries)
 		{ ID(cuStreamWaitValue32_v2), GPUOS_CUPTI_STREAM_OP },
 		{ ID(cuMemPrefetchAsync_v2), GPUOS_CUPTI_STREAM_OP },
 		{ ID(cuMemAllocAsync), GPUOS_CUPTI_STREAM_OP },
-		{ ID(cuMemFreeAsync), GPUOS_CUPTI_STREAM_OP },
+		{ ID(cuMemFreeAsync), GPUOS_CUPTI_UNMAP },
+		{ ID(cuMemFreeAsync_ptsz), GPUOS_CUPTI_UNMAP },
+		{ ID(cuMemUnmap), GPUOS_CUPTI_UNMAP },
+		{ ID(cuMemRelease), GPUOS_CUPTI_UNMAP },
+		{ ID(cuMemAddressFree), GPUOS_CUPTI_UNMAP },
+		{ ID(cuMemPoolTrimTo), GPUOS_CUPTI_UNMAP },
+		{ ID(cuIpcCloseMemHandle), GPUOS_CUPTI_UNMAP },
 		{ ID(cuStreamAttachMemAsync), GPUOS_CUPTI_STREAM_OP },
 		{ ID(cuEventRecord), GPUOS_CUPTI_STREAM_OP },
 		{ ID(cuEventRecordWithFlags), GPUOS_CUPTI_STREAM_OP },
@@ -372,7 +382,8 @@ static void check_complete(const struct fn *f, int kind, const struct gpuos_cupt
 			      "%s is a query, kind %d", f->name, kind);
 	} else if (f->has_stream) {
 		ck_assert_msg(kind != GPUOS_CUPTI_NONE && kind != GPUOS_CUPTI_PARK &&
-				      kind != GPUOS_CUPTI_FIRST_USE,
+				      kind != GPUOS_CUPTI_FIRST_USE &&
+				      (kind != GPUOS_CUPTI_UNMAP || a->ordered),
 			      "%s holds a stream, kind %d", f->name, kind);
 	} else if (sync_copy) {
 		ck_assert_msg(kind == GPUOS_CUPTI_STREAM_OP, "%s: kind %d", f->name, kind);
@@ -641,6 +652,30 @@ START_TEST(test_cb_park_and_first_use)
 }
 END_TEST
 
+/* Memory taken away without a wait: the ranges copies may use are forgotten before and after
+ * the call; a stream-ordered free is a stream op as well. */
+START_TEST(test_cb_unmap)
+{
+	cuMemFreeAsync_params fa = { .dptr = 0x1000, .hStream = (CUstream)0x50 };
+	cuMemUnmap_params um = { .ptr = 0x2000, .size = 4096 };
+	struct call c;
+
+	if (!stubs_live())
+		return;
+	call_init(&c, &um);
+	enter(&c, ID(cuMemUnmap));
+	leave(&c, ID(cuMemUnmap), CUDA_SUCCESS);
+	ck_assert_str_eq(rec.seq, "XX");
+
+	memset(&rec, 0, sizeof(rec));
+	call_init(&c, &fa);
+	enter(&c, ID(cuMemFreeAsync));
+	leave(&c, ID(cuMemFreeAsync), CUDA_SUCCESS);
+	ck_assert_str_eq(rec.seq, "SXX");
+	ck_assert_ptr_eq(rec.stream, (CUstream)0x50);
+}
+END_TEST
+
 START_TEST(test_cb_stream_destroy)
 {
 	cuStreamDestroy_v2_params p = { .hStream = (CUstream)0x40 };
@@ -804,6 +839,7 @@ static Suite *cupti_suite(void)
 	tcase_add_test(tc, test_cb_launch);
 	tcase_add_test(tc, test_cb_reset);
 	tcase_add_test(tc, test_cb_park_and_first_use);
+	tcase_add_test(tc, test_cb_unmap);
 	tcase_add_test(tc, test_cb_stream_destroy);
 	tcase_add_test(tc, test_cb_capture);
 	tcase_add_test(tc, test_cb_inactive_and_engine);

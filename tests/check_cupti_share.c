@@ -76,6 +76,9 @@ void gpuos_fusion_loaded(const void *f)
 void gpuos_fusion_device_reset(void)
 {
 }
+void gpuos_fusion_forget(void)
+{
+}
 
 /* ---- the guest: counts its calls; writes its correlation data at ENTER, checks at EXIT ---- */
 static struct {

@@ -52,8 +52,10 @@ assert ran, "torch.profiler recorded no kernels (its CUPTI subscription failed?)
 # CUPTI's kernel records: each kernel ran as often as it fell through (the profiled run's
 # diverted launches ran inside the worker, which CUPTI sees as gpuos_worker)
 bad = []
+# the shim's row of device-to-device copies is CUPTI's memcpy records of that kind
+cupti_name = {"cudaMemcpyAsync (device to device)": "Memcpy DtoD (Device -> Device)"}
 for k in p["kernels"]:
-    got = ran.pop(k["name"].replace(" ", ""), 0)
+    got = ran.pop(cupti_name.get(k["name"], k["name"]).replace(" ", ""), 0)
     want = k["launches"] - k["diverted"]
     if got != want:
         bad.append(f"  CUPTI saw {got}, report says {want} fell through: {k['name'][:150]}")
@@ -67,4 +69,45 @@ assert not bad, f"{len(bad)} kernels disagree"
 print(f"CUPTI agrees for all {len(p['kernels'])} kernels: {p['diverted']} diverted launches "
       f"ran as none of their own; {workers} worker kernel runs")
 PY
-echo "$DEVICE: MLP bit-identical with the catalog on"
+
+# Device-to-device copies (clone): CUPTI's memcpy records show that the diverted ones never
+# reached the GPU as copies, and the clones hold their sources' bytes.
+"$G" run --report="$T/copies.json" -- python3 - "$T/copies.txt" >"$T/copies.out" 2>&1 <<'PY' ||
+import ctypes, sys
+import torch
+from torch.profiler import ProfilerActivity, profile
+x = torch.randn(1000, device="cuda")
+big = torch.randn(32768, device="cuda")  # 128 KiB: over max_copy_bytes, a copy of its own
+def work():
+    outs = []
+    for k in range(50):
+        y = (x[k % 3:] if k % 2 else x).clone()  # 16-byte aligned, or 4-byte
+        y.mul_(2.0)
+        outs.append(y)
+    return outs
+work()
+torch.cuda.synchronize()
+ctypes.CDLL(None).gpuos_op_wait_all()
+with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    outs = work()
+    big2 = big.clone()
+    torch.cuda.synchronize()
+assert torch.equal(big2, big)
+for k, y in enumerate(outs):
+    src = (x[k % 3:] if k % 2 else x) * 2.0
+    assert torch.equal(y.view(torch.int32), src.view(torch.int32)), k
+dtod = sum(1 for e in prof.events() if e.name.startswith("Memcpy DtoD"))
+worker = sum(1 for e in prof.events() if "gpuos_worker" in e.name)
+open(sys.argv[1], "w").write(f"{dtod} {worker}\n")
+PY
+	{ cat "$T/copies.out"; fail "copies run failed"; }
+read -r dtod worker <"$T/copies.txt"
+# the one over the limit: CUPTI does see copies of that kind
+[ "$dtod" -eq 1 ] || { cat "$T/copies.out"; fail "CUPTI saw $dtod device-to-device copies, not 1"; }
+python3 -c "
+import json, sys
+k = [k for k in json.load(open(sys.argv[1]))['kernels'] if k['name'].startswith('cudaMemcpyAsync')]
+assert k and k[0]['diverted'] >= 50, k
+print(f'copies: {k[0][\"diverted\"]} of {k[0][\"launches\"]} diverted; CUPTI saw none of the measured 50, and the one too large')
+" "$T/copies.json"
+echo "$DEVICE: MLP bit-identical with the catalog on; diverted copies never reached the GPU"

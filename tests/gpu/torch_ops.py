@@ -18,6 +18,7 @@ import sys
 import torch
 
 LIMIT = 16384  # the shim's max_elements default
+COPY_LIMIT = 65536  # and its max_copy_bytes
 # (op, dtype) the catalog does not run: no expectation either way (threshold's Half and
 # BFloat16 kernels cast their operands, a closure the catalog does not decode yet)
 NOT_YET = {("threshold", "float16"), ("threshold", "bfloat16")}
@@ -118,8 +119,9 @@ OPS = {
     "pow_m2": (lambda a, b, c: a ** -2, 1),
     "pow_2_5": (lambda a, b, c: a ** 2.5, 1),
     "where": (lambda a, b, c: torch.where(c > 0, a, b), 3),
-    "fill": (lambda a, b, c: a.clone().fill_(1.25), 1),
-    "zero": (lambda a, b, c: a.clone().zero_(), 1),
+    # (full_like, not clone().fill_(): a clone is a copy the shim may divert too)
+    "fill": (lambda a, b, c: torch.full_like(a, 1.25), 1),
+    "zero": (lambda a, b, c: torch.zeros_like(a), 1),
     # expand_as: the same broadcast without mse_loss's warning about sizes (stderr must stay empty)
     "mse": (lambda a, b, c: torch.nn.functional.mse_loss(a, b.expand_as(a), reduction="none"), 2),
     "mse_bwd": (lambda a, b, c: torch.ops.aten.mse_loss_backward(c, a, b, 1), 3),
@@ -138,7 +140,7 @@ INT_OPS = {
     "irsub_scalar": (lambda a, b, c: 7 - a, INT_TYPES),
     "imul": (lambda a, b, c: a * b, INT_TYPES),
     "imul_scalar": (lambda a, b, c: a * 3, INT_TYPES),
-    "ifill": (lambda a, b, c: a.clone().fill_(-5), INT_TYPES + (torch.bool,)),
+    "ifill": (lambda a, b, c: torch.full_like(a, -5), INT_TYPES + (torch.bool,)),
     "iwhere": (lambda a, b, c: torch.where(c > 0, a, b), INT_TYPES + (torch.bool,)),
     "iand": (lambda a, b, c: a & b, INT_TYPES + (torch.bool,)),
     "ior": (lambda a, b, c: a | b, INT_TYPES + (torch.bool,)),
@@ -336,6 +338,45 @@ def cases():
             def crun(dt=dt, n=n):
                 return strided(n, dt, 6).contiguous()
             yield f"copy.{str(dt)[6:]}.strided.{sz}", crun, n <= LIMIT
+
+    # a contiguous copy of the same type: a device-to-device cudaMemcpyAsync, diverted up to
+    # COPY_LIMIT bytes; ends 16-byte aligned, 4-byte aligned (float32 misaligned) or neither
+    for dt in (torch.float32, torch.float16, torch.int64, torch.bool):
+        esize = torch.empty(0, dtype=dt).element_size()
+        sizes = dict(SIZES, limit=COPY_LIMIT // esize, over=COPY_LIMIT // esize + 1)
+        for lay in ("contig", "misaligned"):
+            make = LAYOUTS[lay]
+            for sz, n in sizes.items():
+                def clone(dt=dt, make=make, n=n):
+                    return make(n, dt, 7).clone()
+                yield f"memcpy.{str(dt)[6:]}.{lay}.{sz}", clone, n * esize <= COPY_LIMIT
+
+                def into(dt=dt, make=make, n=n):  # both ends where make() puts them
+                    d = make(n, dt, 8)
+                    return d.copy_(make(n, dt, 9))
+                yield f"memcpy_into.{str(dt)[6:]}.{lay}.{sz}", into, n * esize <= COPY_LIMIT
+
+    def copies_in_order():
+        """Copies between diverted ops, a cuBLAS matmul and another stream, in order."""
+        x = values(1024, torch.float32, 1).view(32, 32)
+        w = values(1024, torch.float32, 2).view(32, 32).tanh()
+        y = x.clone()
+        y.mul_(0.5)
+        z = y @ w  # cuBLAS reads the diverted copy's and mul's output
+        z2 = z.clone()
+        z2.add_(1.0)
+        t = torch.empty(1025, device=DEV)[1:].view(32, 32)
+        t.copy_(z2)
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            u = t.clone()
+            u.sub_(y)
+        torch.cuda.current_stream().wait_stream(s)
+        v = u @ w
+        return torch.cat([y.flatten(), z.flatten(), z2.flatten(), t.flatten(), u.flatten(),
+                          v.flatten()])
+    yield "memcpy.ordered", copies_in_order, True
 
     for dt in FLOATS:
         def inplace(dt=dt):

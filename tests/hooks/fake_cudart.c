@@ -215,6 +215,32 @@ API cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind
 	return cudaSuccess;
 }
 
+static cudaError_t copy_async(const char *api, void *d, const void *s, size_t n,
+			      enum cudaMemcpyKind k, cudaStream_t st)
+{
+	const char *path = getenv("FAKE_CUDART_LOG");
+	FILE *f = path ? fopen(path, "a") : NULL;
+
+	if (f) {
+		fprintf(f, "%s bytes=%zu kind=%d stream=%s\n", api, n, (int)k, st ? "s" : "0");
+		fclose(f);
+	}
+	memmove(d, s, n);
+	return cudaSuccess;
+}
+
+API cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind k,
+				cudaStream_t st)
+{
+	return copy_async("cudaMemcpyAsync", d, s, n, k, st);
+}
+
+API cudaError_t cudaMemcpyAsync_ptsz(void *d, const void *s, size_t n, enum cudaMemcpyKind k,
+				     cudaStream_t st)
+{
+	return copy_async("cudaMemcpyAsync_ptsz", d, s, n, k, st);
+}
+
 API cudaError_t cudaMemset(void *d, int v, size_t n)
 {
 	memset(d, v, n);

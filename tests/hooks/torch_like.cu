@@ -99,12 +99,13 @@ int main(int argc, char **argv)
 	int iters = argc > 1 ? atoi(argv[1]) : 10, n = argc > 2 ? atoi(argv[2]) : 1000;
 	int pause_ms = argc > 3 ? atoi(argv[3]) : 0;
 	size_t bytes = (size_t)n * sizeof(float);
-	float *h = (float *)malloc(bytes), *x, *y, *z;
+	float *h = (float *)malloc(bytes), *x, *y, *z, *w;
 	const float special[] = {1e-40f, -0.0f, 3e38f, -1.5f, 0.75f};
 
 	for (int i = 0; i < n; i++)
 		h[i] = i < 5 ? special[i] : (float)((i * 37) % 101) * 0.01f - 0.5f;
-	if (cudaMalloc(&x, bytes) || cudaMalloc(&y, bytes) || cudaMalloc(&z, bytes)) {
+	if (cudaMalloc(&x, bytes) || cudaMalloc(&y, bytes) || cudaMalloc(&z, bytes) ||
+	    cudaMalloc(&w, bytes)) {
 		printf("no memory\n");
 		return 1;
 	}
@@ -112,8 +113,12 @@ int main(int argc, char **argv)
 	launch_fill(y, 0.5f, n);
 	for (int k = 0; k < iters; k++) {
 		launch_add(z, x, y, 2.5f, n); /* z = x + 2.5 y */
-		launch_mul(y, z, x, n);	      /* y = z x */
+		/* device-to-device copies, as PyTorch's copy_ makes them: whole words, then
+		 * all bytes but the first (neither end 4-byte aligned) */
+		cudaMemcpyAsync(w, z, bytes, cudaMemcpyDeviceToDevice, 0);
+		launch_mul(y, w, x, n);	       /* y = z x */
 		launch_add(x, y, z, -1.0f, n); /* x = y - z */
+		cudaMemcpyAsync((char *)y + 1, (char *)x + 1, bytes - 1, cudaMemcpyDeviceToDevice, 0);
 		if (k == 0 && pause_ms) {
 			cudaDeviceSynchronize();
 			usleep(pause_ms * 1000);
