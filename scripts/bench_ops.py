@@ -3,9 +3,10 @@
 """Host cost of single PyTorch ops, plain and under shim configurations, each in its own
 child process, the configurations alternating round by round; prints the medians and each
 configuration's difference from plain per op. What it separates: a diverted op alone
-(add), an op the catalog lacks alone (ln, mm, addmm, clone, query, cat: what the shim adds
-to a launch it passes through, the driver-call observer included), and a diverted op next
-to one it lacks (add_ln, add_mm, add3_mm: a batch opened and closed per iteration).
+(add; clone, a device-to-device copy), an op the catalog lacks alone (ln, mm, addmm, query,
+cat: what the shim adds to a launch it passes through, the driver-call observer included),
+a diverted op next to one it lacks (add_ln, add_mm, add3_mm, clone_mm: a batch opened and
+closed per iteration), and the driver's pointer query a diverted copy makes (ptrq, less ctx).
 
   scripts/bench_ops.py ROUNDS [NAME:SHIM=PATH;KEY=VALUE;...]...
 
@@ -33,7 +34,22 @@ if len(sys.argv) > 1 and sys.argv[1] == "child":
         "add_ln": lambda: (torch.add(x, y, out=z), F.layer_norm(z, (128,), w, b)),
         "add_mm": lambda: (torch.add(x, y, out=z), torch.mm(z, W)),
         "add3_mm": lambda: (torch.add(x, y, out=z), torch.add(z, y, out=z), torch.add(z, y, out=z), torch.mm(z, W)),
+        "add_clone": lambda: (torch.add(x, y, out=z), z.clone()),
+        "clone_mm": lambda: torch.mm(x.clone(), W),
     }
+    # the driver's pointer query the shim makes of a copy's two ends (through ctypes: the
+    # call's own cost is the difference from ctx, a call that only reads a thread local)
+    import ctypes
+    cu = ctypes.CDLL("libcuda.so.1")
+    attrs = (ctypes.c_int * 5)(2, 1, 8, 11, 12)  # type, context, managed, range start, size
+    vals = [ctypes.c_uint64(0) for _ in range(5)]
+    data = (ctypes.c_void_p * 5)(*[ctypes.cast(ctypes.byref(v), ctypes.c_void_p) for v in vals])
+    ctx, xp = ctypes.c_void_p(), ctypes.c_uint64(x.data_ptr())
+    q = cu.cuPointerGetAttributes
+    g = cu.cuCtxGetCurrent
+    ops["ptrq"] = lambda: q(5, attrs, data, xp)
+    ops["ctx"] = lambda: g(ctypes.byref(ctx))
+    assert q(5, attrs, data, xp) == 0 and vals[0].value == 2, [v.value for v in vals]
     for f in ops.values():
         for _ in range(200): f()
     torch.cuda.synchronize()

@@ -20,7 +20,9 @@ speed drifts by several per cent between child processes, which is the size of w
 saves in the model workloads; paired segments cancel it, and their per-round differences
 give the time saved per diverted launch with quartiles. Pin it to one core (taskset -c 2):
 on two, each child kept to the core it started on and two arms of one build read up to
-4 % apart; on one they read within 1 %.
+4 % apart; on one they read within 1 %, but on other hosts still up to 4 % (a process's own
+speed: its layout in memory). --processes K gives each mode K children that take the rounds
+in turn, so that no single process sets a mode's figure.
 
 Exit status: 0 all well, 1 a child failed or shim results differ from eager,
 2 bad arguments, 77 no GPU (or no torch).
@@ -534,48 +536,51 @@ def read_line(p, timeout):
 
 
 def run_interleaved(wl, modes, args):
-    """--interleave: one long-lived child per mode, each timing one segment in turn, the
-    order shuffled every round, so that the host's drift, which moves a whole
-    child's figure by several per cent, hits every mode alike. Returns {mode: result},
-    with us = the median segment and us_rounds = the segments."""
-    kids, rows = {}, {}
+    """--interleave: --processes long-lived children per mode, each round one segment of
+    every mode, in a shuffled order, each mode's K-th child in round K (mod the count), so
+    that the host's drift and each process's own speed hit every mode alike. Returns
+    {mode: result}, with us = the median segment and us_rounds = the segments; the rest of
+    a result (counters, report) is the first child's."""
+    kids, rows, nproc = {}, {}, args.processes
     tmp = tempfile.TemporaryDirectory(prefix="bench_torch.")
     for mode in modes:
-        d = os.path.join(tmp.name, mode)
-        os.mkdir(d)
-        err = open(os.path.join(d, "stderr"), "w+")
-        print(f"  {wl}/{mode} (interleaved) ...", file=sys.stderr, flush=True)
-        p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", wl, mode],
-                             env=child_env(mode, args, d), cwd=REPO, stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=err, text=True)
-        kids[mode] = (p, err, d)
+        for j in range(nproc):
+            d = os.path.join(tmp.name, f"{mode}.{j}")
+            os.mkdir(d)
+            err = open(os.path.join(d, "stderr"), "w+")
+            print(f"  {wl}/{mode} (interleaved, process {j}) ...", file=sys.stderr, flush=True)
+            p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", wl,
+                                  mode], env=child_env(mode, args, d), cwd=REPO,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                 text=True)
+            kids[mode, j] = (p, err, d)
     segs = {m: [] for m in modes}
     alive = dict(kids)
-    for mode, (p, _, _) in kids.items():
+    for key, (p, _, _) in kids.items():
         while True:
             line = read_line(p, args.timeout)
             if not line or line.strip() == "ready":
                 break
         if not line:
-            alive.pop(mode)
-    names, rng = list(alive), random.Random(0)
-    for rnd in range(args.interleave):
+            alive.pop(key)
+    names, rng = list(modes), random.Random(0)
+    for rnd in range(args.interleave if len(alive) == len(kids) else 0):
         # a fresh random order each round: no mode keeps a place or a predecessor (ABBA
         # kept the middle one of three from ever following itself, and it read 4 % slow;
         # a fixed rotation gave each mode one predecessor, and two arms of one build
         # read 1.8 % apart)
-        order = [m for m in rng.sample(names, len(names)) if m in alive]
-        for mode in order:
-            p = alive[mode][0]
+        for mode in rng.sample(names, len(names)):
+            p = alive[mode, rnd % nproc][0]
             try:
                 p.stdin.write("run\n")
                 p.stdin.flush()
                 segs[mode].append(json.loads(read_line(p, args.timeout))["us"])
             except (OSError, ValueError, KeyError):
-                alive.pop(mode)
+                alive.pop((mode, rnd % nproc))
+                break
         if len(alive) < len(kids):
             break  # a child died: the rounds would no longer pair
-    for mode, (p, err, d) in kids.items():
+    for (mode, j), (p, err, d) in kids.items():
         try:
             out, _ = p.communicate("done\n", timeout=args.timeout)
         except (OSError, ValueError):  # it had died: its stdin is gone
@@ -590,6 +595,8 @@ def run_interleaved(wl, modes, args):
         err.close()
         if res is None or len(segs[mode]) != args.interleave:
             rows[mode] = None
+            continue
+        if j:  # the first child's result stands for the mode; the others only time
             continue
         res["us"] = statistics.median(segs[mode])
         res["us_rounds"] = segs[mode]
@@ -737,14 +744,19 @@ def main():
                     help="eager and the shims in long-lived children that time N segments "
                          "each, in turn (shuffled); figures are medians of the segments and of "
                          "the per-round pairs. The other modes run as without it")
+    ap.add_argument("--processes", type=int, default=1, metavar="K",
+                    help="--interleave: K children per mode, taking the rounds in turn, so "
+                         "that no one process's speed sets a mode's figure")
     ap.add_argument("--timeout", type=int, default=1200, help="seconds per child")
     ap.add_argument("--plot", metavar="FILE.png", help="bar chart of ratios vs eager")
     ap.add_argument("--json", metavar="FILE", help="write all results as JSON")
     ap.add_argument("--child", nargs=2, metavar=("WORKLOAD", "MODE"), help=argparse.SUPPRESS)
     ap.add_argument("--serve", nargs=2, metavar=("WORKLOAD", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.repeat < 1 or args.rounds < 1 or (args.interleave is not None and args.interleave < 2):
-        ap.error("--repeat and --rounds must be at least 1, --interleave at least 2")
+    if args.repeat < 1 or args.rounds < 1 or args.processes < 1 or \
+            (args.interleave is not None and args.interleave < 2):
+        ap.error("--repeat, --rounds and --processes must be at least 1, --interleave at "
+                 "least 2")
     if args.child:
         return run_child(args.child[0], args.child[1], args.repeat)
     if args.serve:
@@ -783,7 +795,8 @@ def main():
     print(f"shim: {args.shim}" + (f"  base: {args.base_shim}" if args.base_shim else "") +
           (f" with {args.base_env}" if args.base_shim and args.base_env else "") +
           f"  repeat: {args.repeat}  rounds: {args.rounds}" +
-          (f"  interleave: {args.interleave}" if args.interleave else "") +
+          (f"  interleave: {args.interleave} x {args.processes} processes a mode"
+           if args.interleave else "") +
           f"  cpus: {','.join(map(str, sorted(os.sched_getaffinity(0))))}", flush=True)
 
     results, failed, differ = {}, [], []
