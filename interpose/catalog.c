@@ -186,6 +186,41 @@ static enum gpuos_why reduce_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 	return gpuos_why_submitted(rc);
 }
 
+/*
+ * A layer norm: its eight arguments decoded and validated; one task for all its rows, PyTorch's
+ * threads of a row mapped onto the worker's (its block must fit them). The launch's dynamic
+ * shared memory is the kernel's scratch for the warps' tree; the operator has its own.
+ */
+static enum gpuos_why layer_norm_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
+					cudaStream_t st, bool ptsz)
+{
+	const unsigned grid[3] = {g.x, g.y, g.z}, block[3] = {b.x, b.y, b.z};
+	uint64_t a[GPUOS_TASK_ARGS] = {0};
+	struct gpuos_ln_args la;
+	struct gpuos_cat_ln p;
+	int rc;
+
+	if (gpuos_sig_decode_layer_norm(&c->sig, c->params, c->nparams, args, grid, block, &la))
+		return GPUOS_WHY_BAD_ARGS;
+	if (32 * la.by + 32 > gpuos_fusion_worker_threads())
+		return GPUOS_WHY_LAUNCH_CONFIG; /* more threads a row than the worker computes with */
+	if ((uint64_t)la.rows * (uint64_t)la.n > gpuos_shim.cfg.max_elements)
+		return GPUOS_WHY_TOO_LARGE;
+	memset(&p, 0, sizeof(p));
+	p.x = la.x;
+	p.gamma = la.gamma;
+	p.beta = la.beta;
+	p.mean = la.mean;
+	p.rstd = la.rstd;
+	p.y = la.y;
+	p.n = la.n;
+	p.rows = (int32_t)la.rows;
+	p.by = (int32_t)la.by;
+	p.eps = la.eps;
+	rc = gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, &p, sizeof(p), c->dev);
+	return gpuos_why_submitted(rc);
+}
+
 enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
 				    size_t smem, cudaStream_t st, bool ptsz)
 {
@@ -201,6 +236,8 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 		return rc ? GPUOS_WHY_NO_ENGINE : GPUOS_WHY_BUILDING;
 	if (c->sig.family == GPUOS_SIG_REDUCE)
 		return reduce_launch(c, g, b, args, st, ptsz);
+	if (c->sig.family == GPUOS_SIG_LAYER_NORM)
+		return args ? layer_norm_launch(c, g, b, args, st, ptsz) : GPUOS_WHY_LAUNCH_CONFIG;
 	if (smem || !args)
 		return GPUOS_WHY_LAUNCH_CONFIG;
 	switch (c->sig.family) {

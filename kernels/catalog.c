@@ -309,6 +309,15 @@ int gpuos_cat_match(const struct gpuos_sig *s, struct gpuos_cat_match *m)
 	memset(m, 0, sizeof(*m));
 	if (s->family == GPUOS_SIG_REDUCE)
 		return red_match(s, m);
+	if (s->family == GPUOS_SIG_LAYER_NORM) {
+		/* float32 layer norm (rms_norm's variant computes other statistics) */
+		if (strcmp(s->dtype, "float") || strcmp(s->out_dtype, "float") ||
+		    strcmp(s->functor, "false"))
+			return -ENOENT;
+		m->layout = GPUOS_CAT_LAYER_NORM;
+		m->dtype = m->acc = m->out = GPUOS_DT_F32;
+		return 0;
+	}
 	if (s->family == GPUOS_SIG_VECTORIZED || s->family == GPUOS_SIG_UNROLLED)
 		m->layout = GPUOS_CAT_CONTIG;
 	else if (s->family == GPUOS_SIG_ELEMENTWISE && !s->dyncast)
@@ -357,6 +366,10 @@ int gpuos_cat_functor(const struct gpuos_sig *s, unsigned *size,
 
 void gpuos_cat_key(const struct gpuos_cat_match *m, char *buf, size_t len)
 {
+	if (m->layout == GPUOS_CAT_LAYER_NORM) {
+		snprintf(buf, len, "layer_norm.float32.rows");
+		return;
+	}
 	if (m->r) { /* sum.float16.float32.float16.reduce: input, accumulator, output */
 		int n = snprintf(buf, len, "%s.%s.%s.%s.reduce", m->r->name,
 				 gpuos_cat_dtype_name(m->dtype), gpuos_cat_dtype_name(m->acc),
@@ -839,6 +852,143 @@ static int red_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 	return n;
 }
 
+/*
+ * Layer norm (catalog.h). The worker's compute threads make as many of PyTorch's blocks as
+ * fit, one row each at a time; PyTorch's thread (x, y) of a block is its 32 y + x, so each
+ * warp shuffles with the partners it has there; threads left over only take the barriers. Welford steps as layer_norm_kernel.cu writes them: the reciprocal
+ * of the count times delta (IEEE reciprocal, as without fast math), the combine with its
+ * operands in PyTorch's order (own, then the partner's), the same expressions, so that the
+ * compiler contracts the same multiply-adds.
+ */
+static const char ln_src[] =
+    "#include \"gpuos_task.h\"\n"
+    "struct gpuos_ln { " RED_STR(GPUOS_CAT_LN_FIELDS) " };\n"
+    "struct wf { float mean, m2, count; };\n"
+    "static __device__ __forceinline__ wf wf_step(const float v, const wf &cur)\n"
+    "{\n"
+    "  float delta = v - cur.mean;\n"
+    "  float count = cur.count + 1.f;\n"
+    "  float mean = cur.mean + delta * (1.f / count);\n"
+    "  return {mean, cur.m2 + delta * (v - mean), count};\n"
+    "}\n"
+    "static __device__ __forceinline__ wf wf_join(const wf b, const wf a)\n"
+    "{\n"
+    "  float delta = b.mean - a.mean;\n"
+    "  float count = a.count + b.count;\n"
+    "  float mean, m2;\n"
+    "  if (count > 0.f) {\n"
+    "    float k = 1.f / count;\n"
+    "    float na = a.count * k;\n"
+    "    float nb = b.count * k;\n"
+    "    mean = na * a.mean + nb * b.mean;\n"
+    "    m2 = a.m2 + b.m2 + delta * delta * a.count * nb;\n"
+    "  } else {\n"
+    "    mean = 0.f;\n"
+    "    m2 = 0.f;\n"
+    "  }\n"
+    "  return {mean, m2, count};\n"
+    "}\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE(gpuos_cat_op)\n"
+    "{\n"
+    "  const unsigned me = gpuos_tid(), all = gpuos_nthreads();\n"
+    "#pragma unroll 1\n"
+    "  for (int k = 0; k < ntasks; k++) {\n"
+    "    const struct gpuos_ln p = *(const struct gpuos_ln *)t[k].a[2];\n"
+    "    /* as many rows at once as the worker has PyTorch blocks of threads */\n"
+    "    const int numx = 32 * p.by, nv = p.n / 4, groups = (int)all / numx;\n"
+    "    const int gid = (int)me / numx, lme = (int)me % numx;\n"
+    "    const unsigned lane = (unsigned)lme & 31u, wy = (unsigned)lme >> 5;\n"
+    "    float *buf = (float *)smem + gid * (3 * p.by + 2);\n"
+    "    if (k)\n"
+    "      gpuos_sync(); /* the task before may have written what this one reads */\n"
+    "#pragma unroll 1\n"
+    "    for (int r0 = 0; r0 < p.rows; r0 += groups) {\n"
+    "      const int r = r0 + gid;\n"
+    "      const bool mine = gid < groups && r < p.rows;\n"
+    "      const float4 *x = (const float4 *)(p.x + (uint64_t)r * p.n * 4);\n"
+    "      wf w = {0.f, 0.f, 0.f};\n"
+    "      if (mine) {\n"
+    "#pragma unroll 1\n"
+    "        for (int i = lme; i < nv; i += numx) {\n"
+    "          const float4 v = x[i];\n"
+    "          w = wf_step(v.x, w);\n"
+    "          w = wf_step(v.y, w);\n"
+    "          w = wf_step(v.z, w);\n"
+    "          w = wf_step(v.w, w);\n"
+    "        }\n"
+    "#pragma unroll\n"
+    "        for (int off = 16; off > 0; off >>= 1) {\n"
+    "          wf o = {__shfl_down_sync(0xffffffffu, w.mean, off),\n"
+    "                  __shfl_down_sync(0xffffffffu, w.m2, off),\n"
+    "                  __shfl_down_sync(0xffffffffu, w.count, off)};\n"
+    "          w = wf_join(w, o);\n"
+    "        }\n"
+    "      }\n"
+    "      /* the warps' tree: the upper half hands its sums to the lower */\n"
+    "#pragma unroll 1\n"
+    "      for (int off = p.by / 2; off > 0; off /= 2) {\n"
+    "        if (mine && lane == 0 && (int)wy >= off && (int)wy < 2 * off) {\n"
+    "          buf[3 * (wy - off)] = w.mean;\n"
+    "          buf[3 * (wy - off) + 1] = w.m2;\n"
+    "          buf[3 * (wy - off) + 2] = w.count;\n"
+    "        }\n"
+    "        gpuos_sync();\n"
+    "        if (mine && lane == 0 && (int)wy < off) {\n"
+    "          wf o = {buf[3 * wy], buf[3 * wy + 1], buf[3 * wy + 2]};\n"
+    "          w = wf_join(w, o);\n"
+    "        }\n"
+    "        gpuos_sync();\n"
+    "      }\n"
+    "      if (mine && lme == 0) {\n"
+    "        buf[0] = w.mean;\n"
+    "        buf[1] = w.m2 / (float)p.n;\n"
+    "      }\n"
+    "      gpuos_sync();\n"
+    "      if (mine) {\n"
+    "        const float mean = buf[0], var = buf[1];\n"
+    "        const float rs = rsqrtf(var + p.eps);\n"
+    "        float4 *y = (float4 *)(p.y + (uint64_t)r * p.n * 4);\n"
+    "        const float4 *g = (const float4 *)p.gamma, *b = (const float4 *)p.beta;\n"
+    "#pragma unroll 1\n"
+    "        for (int i = lme; i < nv; i += numx) {\n"
+    "          const float4 v = x[i];\n"
+    "          float in[4] = {v.x, v.y, v.z, v.w}, out[4];\n"
+    "          if (g && b) {\n"
+    "            const float4 gv = g[i], bv = b[i];\n"
+    "            const float gs[4] = {gv.x, gv.y, gv.z, gv.w}, bs[4] = {bv.x, bv.y, bv.z, bv.w};\n"
+    "#pragma unroll\n"
+    "            for (int j = 0; j < 4; j++)\n"
+    "              out[j] = gs[j] * (rs * (in[j] - mean)) + bs[j];\n"
+    "          } else if (g) {\n"
+    "            const float4 gv = g[i];\n"
+    "            const float gs[4] = {gv.x, gv.y, gv.z, gv.w};\n"
+    "#pragma unroll\n"
+    "            for (int j = 0; j < 4; j++)\n"
+    "              out[j] = gs[j] * (rs * (in[j] - mean));\n"
+    "          } else if (b) {\n"
+    "            const float4 bv = b[i];\n"
+    "            const float bs[4] = {bv.x, bv.y, bv.z, bv.w};\n"
+    "#pragma unroll\n"
+    "            for (int j = 0; j < 4; j++)\n"
+    "              out[j] = (rs * (in[j] - mean)) + bs[j];\n"
+    "          } else {\n"
+    "#pragma unroll\n"
+    "            for (int j = 0; j < 4; j++)\n"
+    "              out[j] = rs * (in[j] - mean);\n"
+    "          }\n"
+    "          y[i] = make_float4(out[0], out[1], out[2], out[3]);\n"
+    "        }\n"
+    "        if (lme == 0) {\n"
+    "          ((float *)p.mean)[r] = mean;\n"
+    "          ((float *)p.rstd)[r] = rs;\n"
+    "        }\n"
+    "      }\n"
+    "      gpuos_sync(); /* buf again for the next rows */\n"
+    "    }\n"
+    "  }\n"
+    "}\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = gpuos_cat_op;\n";
+
 int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 {
 	const struct gpuos_cat_entry *e = m->e;
@@ -848,6 +998,10 @@ int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 
 	if (m->r)
 		return red_source(m, buf, len);
+	if (m->layout == GPUOS_CAT_LAYER_NORM) {
+		n = snprintf(buf, len, "%s", ln_src);
+		return n < 0 || (size_t)n >= len ? -ENOSPC : n;
+	}
 	odt = e->out_dtype >= 0 ? e->out_dtype : m->dtype;
 	expr = e->expr;
 	raw = expr[0] == RAW[0];

@@ -52,6 +52,7 @@ enum gpuos_cat_layout {
 	GPUOS_CAT_CAST = 2,    /* unrolled with casts: CONTIG's, each array's dtype in a4 */
 	GPUOS_CAT_LAYOUTS,     /* (the elementwise entries' layouts) */
 	GPUOS_CAT_REDUCE = GPUOS_CAT_LAYOUTS, /* reduce_kernel: a reduction entry's only one */
+	GPUOS_CAT_LAYER_NORM,		      /* vectorized_layer_norm_kernel, float32 */
 };
 
 /* Where the functor's scalars come from, and in which type they are held. */
@@ -117,6 +118,21 @@ struct gpuos_cat_match {
 #define GPUOS_CAT_RED_DIMS 8 /* dims a reduction's calculators may have */
 struct gpuos_cat_reduce {
 	GPUOS_CAT_RED_FIELDS(GPUOS_CAT_RED_DIMS)
+};
+
+/*
+ * A layer norm task's parameter block (a2), from the decoded launch: one definition for the
+ * host and, stringised, the operator's source. The operator computes each row as PyTorch's
+ * vectorized_layer_norm_kernel does with its (32, by) threads: each thread's Welford sums
+ * over its vectors of four, the warps' shuffle trees, the tree over the warps, then
+ * y = gamma * (rstd * (x - mean)) + beta, and the row's mean and rstd.
+ */
+#define GPUOS_CAT_LN_FIELDS                                                                        \
+	uint64_t x, gamma, beta, mean, rstd, y;                                                    \
+	int32_t n, rows, by;                                                                       \
+	float eps;
+struct gpuos_cat_ln {
+	GPUOS_CAT_LN_FIELDS
 };
 
 /* The strided layout's parameter block (a2 of its tasks). */

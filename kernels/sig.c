@@ -282,6 +282,17 @@ int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 			snprintf(s->functor, sizeof(s->functor), "%.*s",
 				 (int)sizeof(s->functor) - 1, arg);
 		return functor_done(s, dm);
+	} else if ((lt = kernel_lt(buf, "vectorized_layer_norm_kernel"))) {
+		/* <T, T_ACC, rms_norm>: no functor; the flag where the functor goes */
+		s->family = GPUOS_SIG_LAYER_NORM;
+		if (targ(buf, (size_t)(lt - buf), 0, s->dtype, sizeof(s->dtype)) ||
+		    targ(buf, (size_t)(lt - buf), 1, s->out_dtype, sizeof(s->out_dtype)) ||
+		    targ(buf, (size_t)(lt - buf), 2, s->functor, sizeof(s->functor)))
+			return -EINVAL;
+		snprintf(s->op, sizeof(s->op), "vectorized_layer_norm_kernel");
+		s->fl.rc = -ENOTSUP;
+		s->fl_set = true;
+		return 0;
 	} else if ((lt = kernel_lt(buf, "reduce_kernel"))) {
 		s->family = GPUOS_SIG_REDUCE;
 		if (targ(buf, (size_t)(lt - buf), 0, arg, sizeof(arg)))
@@ -738,5 +749,33 @@ int gpuos_sig_decode_reduce(const struct gpuos_sig *s, const struct gpuos_kparam
 	    (unsigned)out->output_vec_size != s->ovs || out->output_vec_size == 3 ||
 	    (out->vectorize_input && out->output_vec_size != 1))
 		return -ENOTSUP;
+	return 0;
+}
+
+int gpuos_sig_decode_layer_norm(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+				unsigned nparams, void *const *args, const unsigned grid[3],
+				const unsigned block[3], struct gpuos_ln_args *out)
+{
+	static const unsigned off[8] = {0, 4, 8, 16, 24, 32, 40, 48};
+	static const unsigned size[8] = {4, 4, 8, 8, 8, 8, 8, 8};
+	uint64_t *ptr[6] = {&out->x, &out->gamma, &out->beta, &out->mean, &out->rstd, &out->y};
+
+	memset(out, 0, sizeof(*out));
+	if (s->family != GPUOS_SIG_LAYER_NORM || nparams != 8 || !args)
+		return -EINVAL;
+	for (unsigned k = 0; k < 8; k++)
+		if (params[k].offset != off[k] || params[k].size != size[k] || !args[k])
+			return -EINVAL;
+	memcpy(&out->n, args[0], 4);
+	memcpy(&out->eps, args[1], 4);
+	for (unsigned k = 0; k < 6; k++)
+		memcpy(ptr[k], args[2 + k], 8);
+	out->rows = grid[0];
+	out->by = block[1];
+	if (out->n <= 0 || out->n % 4 || !out->x || !out->y || !out->mean || !out->rstd ||
+	    (out->x | out->y | out->gamma | out->beta) % 16 || grid[1] != 1 || grid[2] != 1 ||
+	    !grid[0] || block[0] != 32 || block[2] != 1 || !block[1] || block[1] > 32 ||
+	    (block[1] & (block[1] - 1)))
+		return -EINVAL;
 	return 0;
 }

@@ -20,6 +20,7 @@ enum gpuos_sig_family {
 	GPUOS_SIG_UNROLLED,    /* unrolled_elementwise_kernel<F, std::array<char*, NT>, ...> */
 	GPUOS_SIG_ELEMENTWISE, /* elementwise_kernel<nt, vt, closure> (OffsetCalculator) */
 	GPUOS_SIG_REDUCE,      /* reduce_kernel<nt, output_vec_size, ReduceOp<...>> */
+	GPUOS_SIG_LAYER_NORM,  /* vectorized_layer_norm_kernel<T, T_ACC, rms_norm> */
 };
 
 /* How a functor holds its scalars (sig.c works it out once, at parse time). */
@@ -37,12 +38,12 @@ struct gpuos_sig {
 	int family;	    /* enum gpuos_sig_family */
 	unsigned vec;	    /* VECTORIZED: vector width; ELEMENTWISE: threads; REDUCE: threads */
 	unsigned narrays;   /* VECTORIZED, UNROLLED: NT of std::array<char*, NT> (outputs+inputs) */
-	char functor[4096]; /* the functor type, normalised */
+	char functor[4096]; /* the functor type, normalised; LAYER_NORM: rms_norm (true/false) */
 	char op[96];	    /* its short name: CUDAFunctor_add, MulFunctor, sigmoid_kernel_cuda */
 	char dtype[48];	    /* the first template argument of the functor, or the lambda's */
 	char loader[96];    /* UNROLLED: LoadWithCast<N> or LoadWithoutCast */
 	char storer[96];    /* UNROLLED: StoreWithCast<N> or StoreWithoutCast */
-	char out_dtype[48]; /* REDUCE: ReduceOp's out_scalar_t */
+	char out_dtype[48]; /* REDUCE: ReduceOp's out_scalar_t; LAYER_NORM: T_ACC */
 	unsigned vt0, ivs;  /* REDUCE: ReduceOp's vt0 and input_vec_size (4 and 4 if not named) */
 	unsigned ovs;	    /* REDUCE: reduce_kernel's output_vec_size */
 	int dyncast;	    /* ELEMENTWISE: gpu_kernel_impl's closure (dynamic casts), not _nocast */
@@ -175,5 +176,25 @@ struct gpuos_reduce_args {
 int gpuos_sig_decode_reduce(const struct gpuos_sig *s, const struct gpuos_kparam *params,
 			    unsigned nparams, void *const *args, const unsigned grid[3],
 			    const unsigned block[3], struct gpuos_reduce_args *out);
+
+/* A vectorized_layer_norm_kernel launch: one block a row, (32, by) threads. */
+struct gpuos_ln_args {
+	int32_t n;   /* elements a row */
+	float eps;
+	uint64_t x, gamma, beta, mean, rstd, y; /* gamma and beta may be null */
+	unsigned rows, by; /* the grid's x; the block's y */
+};
+
+/*
+ * Decode vectorized_layer_norm_kernel<float, float, rms_norm>(int N, float eps, const T *X,
+ * const T *gamma, const T *beta, T_ACC *mean, T_ACC *rstd, T *Y): eight parameters at
+ * PyTorch's offsets. Validates what PyTorch's launch promises its vectorized loads: N > 0 a
+ * multiple of 4, X and Y (and gamma and beta where given) 16-byte aligned and non-null, mean
+ * and rstd non-null; the grid (rows, 1, 1) and the block (32, by, 1), by a power of two up
+ * to 32. -EINVAL otherwise.
+ */
+int gpuos_sig_decode_layer_norm(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+				unsigned nparams, void *const *args, const unsigned grid[3],
+				const unsigned block[3], struct gpuos_ln_args *out);
 
 #endif

@@ -69,7 +69,8 @@ static const struct {
     {"amax", "max.float32.float32.float32.reduce"},
     {"argmax", "argmax.float32.float32.int64.reduce"},
     {"softmax", NULL},
-    {"layer_norm", NULL},
+    {"layer_norm", "layer_norm.float32.rows"},
+    {"rms_norm", NULL},
 };
 #define NWANT (sizeof(want) / sizeof(want[0]))
 
@@ -463,11 +464,13 @@ START_TEST(test_sources_build)
 		}
 	}
 	ck_assert_uint_ge(built, 4 * gpuos_cat_nentries);
-	/* the copy operator (device-to-device cudaMemcpyAsync) */
+	/* the copy operator (device-to-device cudaMemcpyAsync), layer norm */
 	{
 		static char src[8192];
+		struct gpuos_cat_match ln = {.layout = GPUOS_CAT_LAYER_NORM, .dtype = GPUOS_DT_F32};
 
 		build_src(GPUOS_CAT_COPY_KEY, src, gpuos_cat_copy_source(src, sizeof(src)));
+		build_both(&ln);
 	}
 	/* reductions: each accumulator type, from and to itself; float's from and to the
 	 * 16-bit floats too; vt0 and the input vector width as PyTorch names them */
@@ -625,6 +628,69 @@ START_TEST(test_reduce_params)
 }
 END_TEST
 
+/*
+ * The recorded layer norm matches its operator and decodes (N 256, eps 1e-5, 4 rows of (32, 4)
+ * threads); what PyTorch's vectorized launch promises is checked; RMS norm's is no match.
+ */
+START_TEST(test_layer_norm_args)
+{
+	unsigned n_ok = 0;
+
+	for (size_t i = 0; i < NRECS; i++) {
+		struct gpuos_sig s;
+		struct gpuos_cat_match m;
+		struct gpuos_kparam kp[16];
+		struct gpuos_ln_args a;
+		static uint8_t store[8192];
+		unsigned g[3], b[3], smem, n;
+		void *args[16];
+		char key[64];
+		uint64_t x;
+
+		if (!rec_of(i, GPUOS_SIG_LAYER_NORM, &s))
+			continue;
+		if (!strcmp(recs[i].op, "rms_norm")) {
+			ck_assert_int_eq(gpuos_cat_match(&s, &m), -ENOENT);
+			continue;
+		}
+		ck_assert_int_eq(gpuos_cat_match(&s, &m), 0);
+		gpuos_cat_key(&m, key, sizeof(key));
+		ck_assert_str_eq(key, "layer_norm.float32.rows");
+		ck_assert_int_eq(sscanf(recs[i].launch, "G %u %u %u B %u %u %u S %u", &g[0], &g[1],
+					&g[2], &b[0], &b[1], &b[2], &smem),
+				 7);
+		n = layout(recs[i].params, kp, args, store);
+		ck_assert_int_eq(gpuos_sig_decode_layer_norm(&s, kp, n, args, g, b, &a), 0);
+		ck_assert_int_eq(a.n, 256);
+		ck_assert(a.eps > 0.99e-5f && a.eps < 1.01e-5f);
+		ck_assert_uint_eq(a.rows, 4);
+		ck_assert_uint_eq(a.by, 4);
+		ck_assert(a.x && a.gamma && a.beta && a.mean && a.rstd && a.y);
+		/* a block of 3 warps, 64 threads wide, a row of 255: not PyTorch's vectorized form */
+		b[1] = 3;
+		ck_assert_int_eq(gpuos_sig_decode_layer_norm(&s, kp, n, args, g, b, &a), -EINVAL);
+		b[1] = 4, b[0] = 64;
+		ck_assert_int_eq(gpuos_sig_decode_layer_norm(&s, kp, n, args, g, b, &a), -EINVAL);
+		b[0] = 32;
+		*(int32_t *)args[0] = 255;
+		ck_assert_int_eq(gpuos_sig_decode_layer_norm(&s, kp, n, args, g, b, &a), -EINVAL);
+		*(int32_t *)args[0] = 256;
+		memcpy(&x, args[2], 8);
+		x += 4; /* X one float off its 16 bytes */
+		memcpy(args[2], &x, 8);
+		ck_assert_int_eq(gpuos_sig_decode_layer_norm(&s, kp, n, args, g, b, &a), -EINVAL);
+		x -= 4;
+		memcpy(args[2], &x, 8);
+		memset(args[3], 0, 8); /* no gamma: fine */
+		ck_assert_int_eq(gpuos_sig_decode_layer_norm(&s, kp, n, args, g, b, &a), 0);
+		ck_assert(!a.gamma);
+		ck_assert_int_eq(gpuos_sig_decode_layer_norm(&s, kp, n - 1, args, g, b, &a), -EINVAL);
+		n_ok++;
+	}
+	ck_assert_uint_eq(n_ok, 1);
+}
+END_TEST
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
@@ -652,6 +718,7 @@ int main(void)
 	tcase_add_test(tc, test_lambda_index);
 	tcase_add_test(tc, test_libtorch_coverage);
 	tcase_add_test(tc, test_reduce_params);
+	tcase_add_test(tc, test_layer_norm_args);
 	if (jit && mkdtemp(cachedir)) {
 		tcase_add_test(tc, test_sources_build);
 		tcase_add_test(tc, test_stack);

@@ -356,6 +356,31 @@ def cases():
                     return d.copy_(make(n, dt, 9))
                 yield f"memcpy_into.{str(dt)[6:]}.{lay}.{sz}", into, n * esize <= COPY_LIMIT
 
+    # layer norm rows (vectorized_layer_norm_kernel, float32): with weight and bias, weight
+    # only, neither; ordinary values, or the awkward ones in the first row; output, mean and
+    # rstd. Widths that are no multiple of 4 and misaligned rows take PyTorch's other kernel.
+    def cpu_values(n, seed):  # made on the CPU: no GPU op of its own in the measured case
+        g = torch.Generator().manual_seed(seed)
+        return (torch.randn(n, generator=g) * 2 + 0.5).to(DEV)
+
+    for rows, n in ((1, 128), (8, 128), (4, 256), (3, 1024), (16, 1024), (2, 4096),
+                    (5, 30), (17, 1024)):
+        for aff in ("affine", "weight", "plain"):
+            for kind in ("normal", "special", "misaligned"):
+                def ln(rows=rows, n=n, aff=aff, kind=kind):
+                    if kind == "special":
+                        x = values(rows * n, torch.float32, 11)
+                    elif kind == "misaligned":
+                        x = values(rows * n + 1, torch.float32, 11)[1:]
+                    else:
+                        x = cpu_values(rows * n, 11)
+                    w = cpu_values(n, 12) if aff != "plain" else None
+                    b = cpu_values(n, 13) if aff == "affine" else None
+                    y, mean, rstd = torch.native_layer_norm(x.view(rows, n), (n,), w, b, 1e-5)
+                    return torch.cat([y.flatten(), mean.flatten(), rstd.flatten()])
+                want = (kind != "misaligned" and n % 4 == 0 and rows * n <= LIMIT)
+                yield f"layer_norm.{rows}x{n}.{aff}.{kind}", ln, want
+
     def copies_in_order():
         """Copies between diverted ops, a cuBLAS matmul and another stream, in order."""
         x = values(1024, torch.float32, 1).view(32, 32)
