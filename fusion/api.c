@@ -393,6 +393,11 @@ int gpuos_fusion_owns(int dev, const void *p, size_t n)
 	return e ? gpuos_engine_owns(e, (uint64_t)(uintptr_t)p, n) : -ENODEV;
 }
 
+bool gpuos_fusion_capturing(void)
+{
+	return load_relaxed(&gpuos_engines.batches.capture) != 0;
+}
+
 void gpuos_fusion_forget(void)
 {
 	/* seq_cst: the bump is visible before the driver call that takes the memory away (ours

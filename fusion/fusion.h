@@ -84,6 +84,9 @@ int gpuos_fusion_submit_params(void *stream, unsigned op, const uint64_t *a, uns
  */
 int gpuos_fusion_owns(int dev, const void *p, size_t n);
 
+/* True while a capture is in progress (no task is accepted then; relaxed: a hint). */
+bool gpuos_fusion_capturing(void);
+
 /* Memory may be unmapped, released or freed without a wait: forget the ranges owns knew. */
 void gpuos_fusion_forget(void);
 

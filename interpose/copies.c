@@ -85,6 +85,8 @@ static int divert(void *d, const void *s, size_t n, cudaStream_t st, bool ptsz)
 		return GPUOS_WHY_LAUNCH_CONFIG; /* nothing to order: the runtime's no-op */
 	if (n > gpuos_shim.cfg.max_copy_bytes || n > UINT32_MAX)
 		return GPUOS_WHY_TOO_LARGE;
+	if (gpuos_fusion_capturing())
+		return GPUOS_WHY_CAPTURING; /* no driver query of ours inside a capture */
 	/* both in memory the workers can reach, the whole range in one allocation: else the
 	 * runtime says what is wrong with it, and a worker never faults on it */
 	GPUOS_PROBE_BEGIN(t0);
