@@ -113,7 +113,8 @@ int gpuos_engine_owns(struct gpuos_engine *e, uint64_t p, uint64_t n)
 		return -EFAULT;
 	pthread_mutex_lock(&e->olock);
 	for (i = 0; i < GPUOS_OWNED; i++)
-		if (e->owned[i].epoch == epoch && e->owned[i].start <= p && p + n <= e->owned[i].end)
+		if (e->owned[i].epoch == epoch && e->owned[i].start <= p &&
+		    p + n <= e->owned[i].end)
 			break;
 	pthread_mutex_unlock(&e->olock);
 	if (i < GPUOS_OWNED)

@@ -202,8 +202,9 @@ static enum gpuos_why layer_norm_launch(const struct gpuos_catk *c, dim3 g, dim3
 
 	if (gpuos_sig_decode_layer_norm(&c->sig, c->params, c->nparams, args, grid, block, &la))
 		return GPUOS_WHY_BAD_ARGS;
+	/* a row's threads must fit the worker's compute threads (all but the fetching warp) */
 	if (32 * la.by + 32 > gpuos_fusion_worker_threads())
-		return GPUOS_WHY_LAUNCH_CONFIG; /* more threads a row than the worker computes with */
+		return GPUOS_WHY_LAUNCH_CONFIG;
 	if ((uint64_t)la.rows * (uint64_t)la.n > gpuos_shim.cfg.max_elements)
 		return GPUOS_WHY_TOO_LARGE;
 	memset(&p, 0, sizeof(p));

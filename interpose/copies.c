@@ -90,10 +90,12 @@ static int divert(void *d, const void *s, size_t n, cudaStream_t st, bool ptsz)
 	/* both in memory the workers can reach, the whole range in one allocation: else the
 	 * runtime says what is wrong with it, and a worker never faults on it */
 	GPUOS_PROBE_BEGIN(t0);
-	rc = gpuos_fusion_owns(copy_dev, d, n) || gpuos_fusion_owns(copy_dev, s, n);
+	rc = gpuos_fusion_owns(copy_dev, d, n);
+	if (!rc)
+		rc = gpuos_fusion_owns(copy_dev, s, n);
 	GPUOS_PROBE_END(OWNS, t0);
-	if (rc)
-		return GPUOS_WHY_BAD_ARGS;
+	if (rc) /* -ENODEV: no engine there (a fork's child) */
+		return rc == -ENODEV ? GPUOS_WHY_NO_ENGINE : GPUOS_WHY_BAD_ARGS;
 	a[0] = (uint64_t)(uintptr_t)d;
 	a[1] = (uint64_t)(uintptr_t)s;
 	a[4] = n;
