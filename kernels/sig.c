@@ -240,6 +240,19 @@ static int functor_done(struct gpuos_sig *s, const char *dm)
 	return 0;
 }
 
+const char *gpuos_sig_family_name(int family)
+{
+	static const char *const names[] = {
+	    [GPUOS_SIG_VECTORIZED] = "vectorized", [GPUOS_SIG_UNROLLED] = "unrolled",
+	    [GPUOS_SIG_ELEMENTWISE] = "elementwise", [GPUOS_SIG_REDUCE] = "reduce",
+	    [GPUOS_SIG_LAYER_NORM] = "layer_norm",
+	};
+
+	if (family <= 0 || (size_t)family >= sizeof(names) / sizeof(names[0]) || !names[family])
+		return "";
+	return names[family];
+}
+
 int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 {
 	static __thread char buf[32768];

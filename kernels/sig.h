@@ -53,6 +53,9 @@ struct gpuos_sig {
 	bool fl_set;
 };
 
+/* A family's short name ("vectorized", "layer_norm"); "" for NONE and unknown values. */
+const char *gpuos_sig_family_name(int family);
+
 /*
  * Parse a demangled kernel name (as __cxa_demangle prints it, "void ns::kernel<...>(...)").
  * Returns 0 with *s filled (family NONE for other kernels), -EINVAL if the brackets do not

@@ -224,10 +224,9 @@ static int inspect_fatbin(const void *fat, size_t len, void *arg)
 		lift_status(ptxtext, ptxlen, k, want, lift, sizeof(lift));
 		char sig[160] = "";
 		struct gpuos_sig sg;
-		static const char *const fam[] = { "", "vectorized", "unrolled", "elementwise",
-						   "reduce" };
 		if (!gpuos_sig_parse(name, &sg) && sg.family)
-			snprintf(sig, sizeof(sig), "%s %u, %s, %s", fam[sg.family], sg.vec, sg.op,
+			snprintf(sig, sizeof(sig), "%s %u, %s, %s",
+				 gpuos_sig_family_name(sg.family), sg.vec, sg.op,
 				 sg.dtype[0] ? sg.dtype : "?");
 		in->nkernels++;
 		if (in->json) {

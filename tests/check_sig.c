@@ -347,6 +347,18 @@ START_TEST(test_decode_reduce)
 END_TEST
 
 /* The recorded float + half add (mixed dtypes): casts on load and store, decoded. */
+/* Every family has a name (gpuos inspect prints it); other values have none. */
+START_TEST(test_family_names)
+{
+	for (int f = GPUOS_SIG_VECTORIZED; f <= GPUOS_SIG_LAYER_NORM; f++)
+		ck_assert_msg(gpuos_sig_family_name(f)[0], "family %d has no name", f);
+	ck_assert_str_eq(gpuos_sig_family_name(GPUOS_SIG_LAYER_NORM), "layer_norm");
+	ck_assert_str_eq(gpuos_sig_family_name(GPUOS_SIG_NONE), "");
+	ck_assert_str_eq(gpuos_sig_family_name(GPUOS_SIG_LAYER_NORM + 1), "");
+	ck_assert_str_eq(gpuos_sig_family_name(-1), "");
+}
+END_TEST
+
 START_TEST(test_decode_unrolled)
 {
 	unsigned checked = 0;
@@ -434,6 +446,7 @@ int main(void)
 	tcase_add_test(tc, test_decode_elementwise);
 	tcase_add_test(tc, test_decode_reduce);
 	tcase_add_test(tc, test_decode_unrolled);
+	tcase_add_test(tc, test_family_names);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
