@@ -8,6 +8,7 @@
  * launch's stream, in its order. Anything else falls through, and the report says why.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,6 +223,47 @@ static enum gpuos_why layer_norm_launch(const struct gpuos_catk *c, dim3 g, dim3
 	return gpuos_why_submitted(rc);
 }
 
+/*
+ * torch.cat: its inputs' metadata decoded and validated, their units as one task's block
+ * (only the inputs the grid has, with their own sizes and strides where they are read so).
+ * Its size is its elements together, as max_elements counts.
+ */
+static enum gpuos_why concat_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
+				    cudaStream_t st, bool ptsz)
+{
+	const unsigned grid[3] = {g.x, g.y, g.z}, block[3] = {b.x, b.y, b.z};
+	uint64_t a[GPUOS_TASK_ARGS] = {0};
+	struct gpuos_concat_args ca;
+	struct gpuos_cat_concat p;
+	int rc = gpuos_sig_decode_concat(&c->sig, c->params, c->nparams, args, grid, block, &ca);
+
+	if (rc)
+		return rc == -ENOTSUP ? GPUOS_WHY_LAUNCH_CONFIG : GPUOS_WHY_BAD_ARGS;
+	if (ca.units * ca.unit / c->sig.concat.elem > gpuos_shim.cfg.max_elements)
+		return GPUOS_WHY_TOO_LARGE;
+	memset(&p, 0, sizeof(p));
+	p.out = ca.out;
+	p.unit = ca.unit;
+	p.dims = ca.dims;
+	p.cdim = ca.cdim;
+	p.nin = ca.nin;
+	memcpy(p.sizes, ca.sizes, sizeof(p.sizes));
+	memcpy(p.strides, ca.strides, sizeof(p.strides));
+	for (unsigned k = 0; k < ca.nin; k++) {
+		p.in[k].src = ca.in[k].src;
+		p.in[k].n = ca.in[k].n;
+		p.in[k].base = ca.in[k].base;
+		p.in[k].dsz = ca.in[k].dsz;
+		p.in[k].contig = ca.in[k].contig;
+		memcpy(p.in[k].sizes, ca.in[k].sizes, sizeof(p.in[k].sizes));
+		memcpy(p.in[k].strides, ca.in[k].strides, sizeof(p.in[k].strides));
+	}
+	rc = gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, &p,
+					offsetof(struct gpuos_cat_concat, in) + ca.nin * sizeof(p.in[0]),
+					c->dev);
+	return gpuos_why_submitted(rc);
+}
+
 enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
 				    size_t smem, cudaStream_t st, bool ptsz)
 {
@@ -239,6 +281,9 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 		return reduce_launch(c, g, b, args, st, ptsz);
 	if (c->sig.family == GPUOS_SIG_LAYER_NORM)
 		return args ? layer_norm_launch(c, g, b, args, st, ptsz) : GPUOS_WHY_LAUNCH_CONFIG;
+	if (c->sig.family == GPUOS_SIG_CONCAT)
+		return args && !smem ? concat_launch(c, g, b, args, st, ptsz)
+				     : GPUOS_WHY_LAUNCH_CONFIG;
 	if (smem || !args)
 		return GPUOS_WHY_LAUNCH_CONFIG;
 	switch (c->sig.family) {

@@ -318,6 +318,18 @@ int gpuos_cat_match(const struct gpuos_sig *s, struct gpuos_cat_match *m)
 		m->dtype = m->acc = m->out = GPUOS_DT_F32;
 		return 0;
 	}
+	if (s->family == GPUOS_SIG_CONCAT) {
+		/* stride_size 1 (contiguous inputs), or an entry each (strided): what the decoder
+		 * reads */
+		const struct gpuos_sig_concat *c = &s->concat;
+		if (c->ssize != (c->kind == GPUOS_CONCAT_STRIDED ? c->batch : 1) || !c->index32 || !c->elem ||
+		    c->elem > 16 || (c->elem & (c->elem - 1)) || c->dims < 1 || c->dims > 4 ||
+		    (c->kind == GPUOS_CONCAT_VECTORIZED && (c->vbytes != 16 || c->epv * c->elem != 16)))
+			return -ENOENT;
+		m->layout = GPUOS_CAT_CONCAT;
+		m->dtype = m->acc = m->out = -1; /* bytes */
+		return 0;
+	}
 	if (s->family == GPUOS_SIG_VECTORIZED || s->family == GPUOS_SIG_UNROLLED)
 		m->layout = GPUOS_CAT_CONTIG;
 	else if (s->family == GPUOS_SIG_ELEMENTWISE && !s->dyncast)
@@ -368,6 +380,10 @@ void gpuos_cat_key(const struct gpuos_cat_match *m, char *buf, size_t len)
 {
 	if (m->layout == GPUOS_CAT_LAYER_NORM) {
 		snprintf(buf, len, "layer_norm.float32.rows");
+		return;
+	}
+	if (m->layout == GPUOS_CAT_CONCAT) {
+		snprintf(buf, len, "%s", GPUOS_CAT_CONCAT_KEY);
 		return;
 	}
 	if (m->r) { /* sum.float16.float32.float16.reduce: input, accumulator, output */
@@ -989,6 +1005,71 @@ static const char ln_src[] =
     "}\n"
     "extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = gpuos_cat_op;\n";
 
+/*
+ * torch.cat (catalog.h): every unit of every input to where CatArrIndexToOffset puts it, in
+ * the kernel's 32-bit arithmetic, read where the input's own offset puts it if it has one. Units are bytes moved as one word of their size; no two go
+ * to one place and PyTorch refuses inputs that overlap the output, so any order of them
+ * leaves what the kernel leaves.
+ */
+static const char concat_src[] =
+    "#include \"gpuos_task.h\"\n"
+    "#define MAXIN " RED_STR(GPUOS_SIG_CONCAT_INPUTS) "\n"
+    "struct gpuos_concat { " RED_STR(GPUOS_CAT_CONCAT_FIELDS(MAXIN)) " };\n"
+    "/* CatArrIndexToOffset */\n"
+    "static __device__ __forceinline__ uint32_t offset(uint32_t lin, const uint32_t *sizes,\n"
+    "                                                  const uint32_t *strides, uint32_t dims,\n"
+    "                                                  uint32_t cdim, uint32_t dsz)\n"
+    "{\n"
+    "  uint32_t o = 0;\n"
+    "#pragma unroll 1\n"
+    "  for (int i = (int)dims - 1; i >= 1; --i) {\n"
+    "    const uint32_t cur = (uint32_t)i == cdim ? dsz : sizes[i];\n"
+    "    const uint32_t next = lin / cur;\n"
+    "    o += (lin - cur * next) * strides[i];\n"
+    "    lin = next;\n"
+    "  }\n"
+    "  return o + lin * strides[0];\n"
+    "}\n"
+    "template <typename W> static __device__ __forceinline__ void\n"
+    "move(unsigned char *out, const unsigned char *src, const struct gpuos_concat &p, uint32_t b)\n"
+    "{\n"
+    "  const uint32_t n = p.in[b].n, base = p.in[b].base, dsz = p.in[b].dsz;\n"
+    "#pragma unroll 1\n"
+    "  for (uint32_t u = gpuos_tid(); u < n; u += gpuos_nthreads()) {\n"
+    "    const uint32_t o = offset(u, p.sizes, p.strides, p.dims, p.cdim, dsz);\n"
+    "    const uint32_t i = p.in[b].contig ? u\n"
+    "                       : offset(u, p.in[b].sizes, p.in[b].strides, p.dims, p.cdim, dsz);\n"
+    "    ((W *)out)[base + o] = ((const W *)src)[i];\n"
+    "  }\n"
+    "}\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE(gpuos_cat_op)\n"
+    "{\n"
+    "  (void)smem;\n"
+    "#pragma unroll 1\n"
+    "  for (int k = 0; k < ntasks; k++) {\n"
+    "    const struct gpuos_concat &p = *(const struct gpuos_concat *)t[k].a[2];\n"
+    "    unsigned char *out = (unsigned char *)p.out;\n"
+    "    if (k)\n"
+    "      gpuos_sync(); /* the task before may have written what this one reads */\n"
+    "#pragma unroll 1\n"
+    "    for (uint32_t b = 0; b < p.nin; b++) {\n"
+    "      const unsigned char *src = (const unsigned char *)p.in[b].src;\n"
+    "      /* ifs, not a switch: a jump table would be a constant bank of its own */\n"
+    "      if (p.unit == 16)\n"
+    "        move<uint4>(out, src, p, b);\n"
+    "      else if (p.unit == 8)\n"
+    "        move<unsigned long long>(out, src, p, b);\n"
+    "      else if (p.unit == 4)\n"
+    "        move<unsigned>(out, src, p, b);\n"
+    "      else if (p.unit == 2)\n"
+    "        move<unsigned short>(out, src, p, b);\n"
+    "      else\n"
+    "        move<unsigned char>(out, src, p, b);\n"
+    "    }\n"
+    "  }\n"
+    "}\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = gpuos_cat_op;\n";
+
 int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 {
 	const struct gpuos_cat_entry *e = m->e;
@@ -998,8 +1079,8 @@ int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 
 	if (m->r)
 		return red_source(m, buf, len);
-	if (m->layout == GPUOS_CAT_LAYER_NORM) {
-		n = snprintf(buf, len, "%s", ln_src);
+	if (m->layout == GPUOS_CAT_LAYER_NORM || m->layout == GPUOS_CAT_CONCAT) {
+		n = snprintf(buf, len, "%s", m->layout == GPUOS_CAT_CONCAT ? concat_src : ln_src);
 		return n < 0 || (size_t)n >= len ? -ENOSPC : n;
 	}
 	odt = e->out_dtype >= 0 ? e->out_dtype : m->dtype;

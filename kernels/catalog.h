@@ -53,6 +53,7 @@ enum gpuos_cat_layout {
 	GPUOS_CAT_LAYOUTS,     /* (the elementwise entries' layouts) */
 	GPUOS_CAT_REDUCE = GPUOS_CAT_LAYOUTS, /* reduce_kernel: a reduction entry's only one */
 	GPUOS_CAT_LAYER_NORM,		      /* vectorized_layer_norm_kernel, float32 */
+	GPUOS_CAT_CONCAT,		      /* torch.cat, any dtype */
 };
 
 /* Where the functor's scalars come from, and in which type they are held. */
@@ -135,6 +136,24 @@ struct gpuos_cat_ln {
 	GPUOS_CAT_LN_FIELDS
 };
 
+/*
+ * A cat task's parameter block (a2), from the decoded launch (sig.h's gpuos_concat_args),
+ * only its first nin inputs copied: one definition for the host and, stringised, the
+ * operator's. Unit u of input b goes to unit in[b].base + offset(u) of out, offset() being
+ * PyTorch's CatArrIndexToOffset in 32 bits (the decoder proved nothing wraps); it is the
+ * input's u-th, or where the input's own sizes and strides put it (not contig).
+ */
+#define GPUOS_CAT_CONCAT_FIELDS(N)                                                                 \
+	uint64_t out;                                                                              \
+	uint32_t unit, dims, cdim, nin, sizes[4], strides[4];                                      \
+	struct {                                                                                   \
+		uint64_t src;                                                                      \
+		uint32_t n, base, dsz, contig, sizes[4], strides[4];                               \
+	} in[N];
+struct gpuos_cat_concat {
+	GPUOS_CAT_CONCAT_FIELDS(GPUOS_SIG_CONCAT_INPUTS)
+};
+
 /* The strided layout's parameter block (a2 of its tasks). */
 struct gpuos_cat_strided {
 	uint64_t ptr[4];
@@ -194,6 +213,7 @@ int gpuos_cat_cast_word(const struct gpuos_cat_match *m, const struct gpuos_ur_a
  * GPUOS_CAT_COPY_KEY.
  */
 #define GPUOS_CAT_COPY_KEY "memcpy.bytes"
+#define GPUOS_CAT_CONCAT_KEY "concat.units" /* every cat kernel's one operator */
 int gpuos_cat_copy_source(char *buf, size_t len);
 
 /* A short key naming the operator ("add.float32.contig"), shared by every kernel it serves. */

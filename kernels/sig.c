@@ -245,12 +245,62 @@ const char *gpuos_sig_family_name(int family)
 	static const char *const names[] = {
 	    [GPUOS_SIG_VECTORIZED] = "vectorized", [GPUOS_SIG_UNROLLED] = "unrolled",
 	    [GPUOS_SIG_ELEMENTWISE] = "elementwise", [GPUOS_SIG_REDUCE] = "reduce",
-	    [GPUOS_SIG_LAYER_NORM] = "layer_norm",
+	    [GPUOS_SIG_LAYER_NORM] = "layer_norm", [GPUOS_SIG_CONCAT] = "concat",
 	};
 
 	if (family <= 0 || (size_t)family >= sizeof(names) / sizeof(names[0]) || !names[family])
 		return "";
 	return names[family];
+}
+
+/*
+ * torch.cat's kernels: true if @buf names one, with s->family CONCAT and s->concat filled
+ * from its template <T, IndexType, Dims, batch_size, stride_size, ...>, or family NONE when
+ * an argument does not read. T is OpaqueType<N>: cat moves bytes, whatever the dtype.
+ */
+static bool concat_parse(const char *buf, struct gpuos_sig *s)
+{
+	static const struct {
+		const char *name;
+		int kind;
+		unsigned nextra; /* numbers after stride_size */
+	} kinds[] = {
+	    {"CatArrayBatchedCopy_vectorized", GPUOS_CONCAT_VECTORIZED, 2},
+	    {"CatArrayBatchedCopy_alignedK_contig", GPUOS_CONCAT_ALIGNED, 1},
+	    {"CatArrayBatchedCopy_contig", GPUOS_CONCAT_CONTIG, 0},
+	    {"CatArrayBatchedCopy", GPUOS_CONCAT_STRIDED, 0},
+	};
+	struct gpuos_sig_concat *c = &s->concat;
+	unsigned *num[6] = {&c->dims, &c->batch, &c->ssize, &c->vbytes, &c->epv};
+	const char *lt = NULL, *ot;
+	char arg[256];
+	size_t at;
+	unsigned k;
+
+	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]) && !lt; k++)
+		lt = kernel_lt(buf, kinds[k].name);
+	if (!lt)
+		return false;
+	k--;
+	at = (size_t)(lt - buf);
+	snprintf(s->op, sizeof(s->op), "%s", kinds[k].name);
+	c->kind = kinds[k].kind;
+	s->fl.rc = -ENOTSUP; /* no functor */
+	s->fl_set = true;
+	if (targ(buf, at, 0, arg, sizeof(arg)) || !(ot = strstr(arg, "OpaqueType<")))
+		return true;
+	snprintf(s->dtype, sizeof(s->dtype), "%.*s", (int)sizeof(s->dtype) - 1, ot);
+	c->elem = (unsigned)strtoul(ot + 11, NULL, 10);
+	if (targ(buf, at, 1, arg, sizeof(arg)))
+		return true;
+	c->index32 = !strcmp(arg, "unsigned int");
+	for (unsigned i = 0; i < 3 + kinds[k].nextra; i++) {
+		if (targ(buf, at, 2 + i, arg, sizeof(arg)))
+			return true;
+		*num[i] = (unsigned)strtoul(arg, NULL, 10);
+	}
+	s->family = GPUOS_SIG_CONCAT;
+	return true;
 }
 
 int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
@@ -306,6 +356,8 @@ int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 		s->fl.rc = -ENOTSUP;
 		s->fl_set = true;
 		return 0;
+	} else if (concat_parse(buf, s)) {
+		return s->family ? 0 : -EINVAL;
 	} else if ((lt = kernel_lt(buf, "reduce_kernel"))) {
 		s->family = GPUOS_SIG_REDUCE;
 		if (targ(buf, (size_t)(lt - buf), 0, arg, sizeof(arg)))
@@ -790,5 +842,121 @@ int gpuos_sig_decode_layer_norm(const struct gpuos_sig *s, const struct gpuos_kp
 	    !grid[0] || block[0] != 32 || block[2] != 1 || !block[1] || block[1] > 32 ||
 	    (block[1] & (block[1] - 1)))
 		return -EINVAL;
+	return 0;
+}
+
+/* CatArrInputTensorMetadata<T, unsigned, n, ss>'s bytes: pointers, then offset, dimSize and
+ * nElements of each input, isContiguous, then ss TensorSizeStride<unsigned, 4>. */
+static unsigned concat_meta_size(unsigned n, unsigned ss)
+{
+	unsigned b = 8 * n + 3 * 4 * n + n;
+
+	b = (b + 3) / 4 * 4 + 32 * ss;
+	return (b + 7) / 8 * 8;
+}
+
+/* An input read through its own sizes and strides: its units are what they say, and every
+ * offset into it is below 2^32. */
+static bool concat_in_fits(const struct gpuos_concat_in *in, unsigned dims, unsigned cdim)
+{
+	uint64_t prod = 1, reach = 0;
+
+	for (unsigned i = 0; i < dims; i++) {
+		uint64_t sz = i == cdim ? in->dsz : in->sizes[i];
+		prod *= sz;
+		reach += (sz ? sz - 1 : 0) * in->strides[i];
+		if (prod > UINT32_MAX || reach > UINT32_MAX)
+			return false;
+	}
+	return prod == in->n;
+}
+
+int gpuos_sig_decode_concat(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+			    unsigned nparams, void *const *args, const unsigned grid[3],
+			    const unsigned block[3], struct gpuos_concat_args *out)
+{
+	const struct gpuos_sig_concat *k = &s->concat;
+	const unsigned n = k->batch, meta = n ? concat_meta_size(n, k->ssize) : 0;
+	const unsigned off[5] = {0, 8, 8 + meta, 8 + meta + 32, 8 + meta + 36};
+	const unsigned size[5] = {8, meta, 32, 4, 4};
+	const bool vec = k->kind == GPUOS_CONCAT_VECTORIZED;
+	const uint8_t *md;
+	uint32_t last;
+	int32_t cdim;
+	unsigned align;
+
+	memset(out, 0, sizeof(*out));
+	if (s->family != GPUOS_SIG_CONCAT || nparams != 5 || !args ||
+	    k->ssize != (k->kind == GPUOS_CONCAT_STRIDED ? n : 1) || !k->index32 || !n || n > 4096 ||
+	    !k->elem || k->elem > 16 || (k->elem & (k->elem - 1)) || k->dims < 1 || k->dims > 4)
+		return -EINVAL;
+	for (unsigned i = 0; i < 5; i++)
+		if (params[i].offset != off[i] || params[i].size != size[i] || !args[i])
+			return -EINVAL;
+	out->unit = k->elem;
+	align = k->elem; /* where the kernel's loads and stores need it */
+	if (vec) {
+		if (k->vbytes != 16 || k->epv * k->elem != 16)
+			return -EINVAL;
+		out->unit = align = 16;
+	} else if (k->kind == GPUOS_CONCAT_ALIGNED) {
+		/* kILP elements a load: aligned_vec_load_bytes of them, or 16 bytes' */
+		unsigned ilp = k->vbytes / k->elem ? k->vbytes / k->elem : 16 / k->elem;
+		if (!ilp)
+			return -EINVAL;
+		align = ilp * k->elem;
+	}
+	memcpy(&out->out, args[0], 8);
+	md = args[1];
+	memcpy(out->sizes, args[2], 16);
+	memcpy(out->strides, (const uint8_t *)args[2] + 16, 16);
+	memcpy(&cdim, args[3], 4);
+	memcpy(&last, args[4], 4);
+	out->dims = k->dims;
+	out->nin = grid[1];
+	if (cdim < 0 || (unsigned)cdim >= k->dims || !out->out || out->out % (vec ? 16 : k->elem) ||
+	    !grid[0] || !grid[1] || grid[1] > n || grid[2] != 1 || !block[0] || block[1] != 1 ||
+	    block[2] != 1)
+		return -EINVAL;
+	if (out->nin > GPUOS_SIG_CONCAT_INPUTS)
+		return -ENOTSUP;
+	out->cdim = (unsigned)cdim;
+	for (unsigned b = 0; b < out->nin; b++) {
+		uint32_t o, dsz, ne;
+		uint64_t src, prod = 1, reach;
+
+		memcpy(&src, md + 8 * b, 8);
+		memcpy(&o, md + 8 * n + 4 * b, 4);
+		memcpy(&dsz, md + 12 * n + 4 * b, 4);
+		memcpy(&ne, md + 16 * n + 4 * b, 4);
+		out->in[b].contig = k->kind != GPUOS_CONCAT_STRIDED || md[20 * n + b];
+		if (!out->in[b].contig) { /* its TensorSizeStride */
+			const uint8_t *ts = md + (21 * n + 3) / 4 * 4 + 32 * b;
+			memcpy(out->in[b].sizes, ts, 16);
+			memcpy(out->in[b].strides, ts + 16, 16);
+		}
+		/* the kernel's own 32-bit arithmetic: (offset * trailingSize) / elems_per_vec */
+		out->in[b].src = src;
+		out->in[b].n = vec ? ne / k->epv : ne;
+		out->in[b].base = vec ? o * last / k->epv : o * last;
+		out->in[b].dsz = vec ? dsz * last / k->epv : dsz;
+		if (!out->in[b].n)
+			continue;
+		if (!src || src % align)
+			return -EINVAL;
+		reach = out->in[b].base;
+		for (unsigned i = 0; i < k->dims; i++) {
+			uint64_t sz = i == out->cdim ? out->in[b].dsz : out->sizes[i];
+			prod *= sz;
+			reach += (sz ? sz - 1 : 0) * out->strides[i];
+			if (prod > UINT32_MAX || reach > UINT32_MAX)
+				return -EINVAL;
+		}
+		if (prod != out->in[b].n)
+			return -EINVAL;
+		if (!out->in[b].contig && !concat_in_fits(&out->in[b], k->dims, out->cdim))
+			return -EINVAL;
+		out->units += out->in[b].n;
+	}
 	return 0;
 }

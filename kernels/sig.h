@@ -21,6 +21,23 @@ enum gpuos_sig_family {
 	GPUOS_SIG_ELEMENTWISE, /* elementwise_kernel<nt, vt, closure> (OffsetCalculator) */
 	GPUOS_SIG_REDUCE,      /* reduce_kernel<nt, output_vec_size, ReduceOp<...>> */
 	GPUOS_SIG_LAYER_NORM,  /* vectorized_layer_norm_kernel<T, T_ACC, rms_norm> */
+	GPUOS_SIG_CONCAT,      /* CatArrayBatchedCopy{,_contig,_alignedK_contig,_vectorized}<...> */
+};
+
+/* torch.cat's kernels (Shape.cu): which one, and the numbers of its template. */
+enum gpuos_sig_concat_kind {
+	GPUOS_CONCAT_STRIDED = 0, /* CatArrayBatchedCopy: inputs of any strides */
+	GPUOS_CONCAT_CONTIG,	  /* _contig: contiguous inputs, element by element */
+	GPUOS_CONCAT_ALIGNED,	  /* _alignedK_contig: contiguous, vector loads of the input */
+	GPUOS_CONCAT_VECTORIZED,  /* _vectorized: 16-byte units in and out */
+};
+struct gpuos_sig_concat {
+	int kind;		     /* enum gpuos_sig_concat_kind */
+	unsigned elem;		     /* OpaqueType<elem>: the element's bytes */
+	bool index32;		     /* IndexType unsigned int (the only one PyTorch uses) */
+	unsigned dims, batch, ssize; /* Dims, batch_size, stride_size */
+	unsigned vbytes, epv;	     /* ALIGNED: aligned_vec_load_bytes; VECTORIZED: alignment and
+				      * elems_per_vec */
 };
 
 /* How a functor holds its scalars (sig.c works it out once, at parse time). */
@@ -51,6 +68,7 @@ struct gpuos_sig {
 			     * what tells gelu's two forms or pow's special exponents apart */
 	struct gpuos_sig_functor fl; /* filled by gpuos_sig_parse; fl_set says so */
 	bool fl_set;
+	struct gpuos_sig_concat concat; /* CONCAT */
 };
 
 /* A family's short name ("vectorized", "layer_norm"); "" for NONE and unknown values. */
@@ -199,5 +217,42 @@ struct gpuos_ln_args {
 int gpuos_sig_decode_layer_norm(const struct gpuos_sig *s, const struct gpuos_kparam *params,
 				unsigned nparams, void *const *args, const unsigned grid[3],
 				const unsigned block[3], struct gpuos_ln_args *out);
+
+/*
+ * A torch.cat launch of contiguous inputs, decoded into units (the bytes one load and store
+ * moves: 16 for the vectorized kernel, else the element's): unit u of input b goes to unit
+ * base + offset(u) of the output, offset() being CatArrIndexToOffset over the output's sizes
+ * and strides with the input's size at the cat dimension.
+ */
+#define GPUOS_SIG_CONCAT_INPUTS 16 /* inputs a launch may have here (its grid's y) */
+struct gpuos_concat_args {
+	uint64_t out;
+	unsigned nin, unit;	       /* inputs; bytes a unit */
+	unsigned dims, cdim;	       /* the kernel's Dims; the cat dimension */
+	uint32_t sizes[4], strides[4]; /* the output's, in units */
+	struct gpuos_concat_in {
+		uint64_t src;
+		uint32_t n, base, dsz; /* units; the first's offset in the output; size at cdim */
+		bool contig;	       /* unit u is the input's u-th; else at offset(u) over: */
+		uint32_t sizes[4], strides[4]; /* the input's own (the strided kernel's) */
+	} in[GPUOS_SIG_CONCAT_INPUTS];
+	uint64_t units; /* the inputs' together */
+};
+
+/*
+ * Decode CatArrayBatchedCopy{,_contig,_alignedK_contig,_vectorized}<T, unsigned int, Dims,
+ * batch_size, stride_size, ...>(T *out, CatArrInputTensorMetadata inputs, TensorSizeStride
+ * os, int concatDim, unsigned dimStride or trailingSize): five parameters at the offsets the
+ * metadata's batch and stride sizes give (stride_size 1, or for CatArrayBatchedCopy each
+ * input's sizes and strides). Validates what the kernel relies on: the grid's y inputs,
+ * Dims 1..4 and the cat dimension below it, non-null pointers aligned for the kernel's loads
+ * and stores, and for each input that its units are exactly what the sizes say (its own
+ * too, where it is read through them) and that no offset passes 2^32 (so 32-bit arithmetic
+ * computes what the kernel's computes). -EINVAL otherwise; -ENOTSUP for a valid launch of
+ * more than GPUOS_SIG_CONCAT_INPUTS inputs.
+ */
+int gpuos_sig_decode_concat(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+			    unsigned nparams, void *const *args, const unsigned grid[3],
+			    const unsigned block[3], struct gpuos_concat_args *out);
 
 #endif

@@ -464,13 +464,15 @@ START_TEST(test_sources_build)
 		}
 	}
 	ck_assert_uint_ge(built, 4 * gpuos_cat_nentries);
-	/* the copy operator (device-to-device cudaMemcpyAsync), layer norm */
+	/* the copy operator (device-to-device cudaMemcpyAsync), layer norm, cat */
 	{
 		static char src[8192];
 		struct gpuos_cat_match ln = {.layout = GPUOS_CAT_LAYER_NORM, .dtype = GPUOS_DT_F32};
+		struct gpuos_cat_match cat = {.layout = GPUOS_CAT_CONCAT, .dtype = -1};
 
 		build_src(GPUOS_CAT_COPY_KEY, src, gpuos_cat_copy_source(src, sizeof(src)));
 		build_both(&ln);
+		build_both(&cat);
 	}
 	/* reductions: each accumulator type, from and to itself; float's from and to the
 	 * 16-bit floats too; vt0 and the input vector width as PyTorch names them */
@@ -691,6 +693,203 @@ START_TEST(test_layer_norm_args)
 }
 END_TEST
 
+/* torch.cat's kernels, named as PyTorch 2.11 launches them (GPT-2's KV cache and input ids). */
+#define CAT_NS "at::native::(anonymous namespace)::"
+#define CAT_META(T, N, SS) CAT_NS "CatArrInputTensorMetadata<" CAT_NS T ", unsigned int, " N ", " SS ">"
+#define CAT_PARAMS(T, N, SS, OUT)                                                                   \
+	"(" OUT ", " CAT_META(T, N, SS) ", " CAT_NS "TensorSizeStride<unsigned int, 4u>, int, "      \
+	"unsigned int)"
+static const char cat_vec[] =
+    "void " CAT_NS "CatArrayBatchedCopy_vectorized<" CAT_NS "OpaqueType<4u>, unsigned int, 3, "
+    "128, 1, 16, 4>" CAT_PARAMS("OpaqueType<4u>", "128", "1", "char*");
+static const char cat_aligned[] =
+    "void " CAT_NS "CatArrayBatchedCopy_alignedK_contig<" CAT_NS "OpaqueType<8u>, unsigned int, "
+    "2, 128, 1, 16>" CAT_PARAMS("OpaqueType<8u>", "128", "1", CAT_NS "OpaqueType<8u>*");
+static const char cat_strided[] =
+    "void " CAT_NS "CatArrayBatchedCopy<" CAT_NS "OpaqueType<4u>, unsigned int, 4, 64, 64>"
+    CAT_PARAMS("OpaqueType<4u>", "64", "64", CAT_NS "OpaqueType<4u>*");
+
+/* A cat launch's parameters as PyTorch lays them out: batch 128, stride_size 1. */
+struct cat_launch {
+	uint64_t out;
+	struct {
+		uint64_t input[128];
+		uint32_t offset[128], dim_size[128], nelem[128];
+		uint8_t contig[128];
+		uint32_t sizes[4], strides[4];
+	} md;
+	uint32_t os[8];
+	int32_t cdim;
+	uint32_t last;
+};
+
+/* The strided kernel's: batch 64, each input's sizes and strides. */
+struct cat_launch64 {
+	uint64_t out;
+	struct {
+		uint64_t input[64];
+		uint32_t offset[64], dim_size[64], nelem[64];
+		uint8_t contig[64];
+		struct {
+			uint32_t sizes[4], strides[4];
+		} ts[64];
+	} md;
+	uint32_t os[8];
+	int32_t cdim;
+	uint32_t last;
+};
+
+static unsigned cat_layout(struct cat_launch *l, struct gpuos_kparam *kp, void **args)
+{
+	static const unsigned off[5] = {0, 8, 2728, 2760, 2764}, size[5] = {8, 2720, 32, 4, 4};
+	void *at[5] = {&l->out, &l->md, l->os, &l->cdim, &l->last};
+
+	ck_assert_uint_eq(sizeof(l->md), 2720);
+	for (unsigned i = 0; i < 5; i++) {
+		kp[i] = (struct gpuos_kparam){.ordinal = i, .offset = off[i], .size = size[i]};
+		args[i] = at[i];
+	}
+	return 5;
+}
+
+/*
+ * The cat kernels match the one concat operator; a KV-cache cat (float [1, 2, 5, 64] and [1, 2, 1, 64] along dim 2, in
+ * 16-byte units) and an input-ids cat (int64 [1, 5] and [1, 1] along dim 1) decode into the
+ * units CatArrIndexToOffset moves, and a transposed input for the strided kernel with its
+ * sizes and strides; what the kernels rely on is checked.
+ */
+START_TEST(test_concat_args)
+{
+	static struct cat_launch l;
+	struct gpuos_kparam kp[5];
+	struct gpuos_concat_args a;
+	struct gpuos_cat_match m;
+	static struct gpuos_sig s;
+	unsigned g[3] = {264, 2, 1}, b[3] = {128, 1, 1}, n;
+	void *args[5];
+	char key[64];
+
+
+	ck_assert_int_eq(gpuos_sig_parse(cat_vec, &s), 0);
+	ck_assert_int_eq(s.family, GPUOS_SIG_CONCAT);
+	ck_assert_int_eq(s.concat.kind, GPUOS_CONCAT_VECTORIZED);
+	ck_assert_uint_eq(s.concat.elem, 4);
+	ck_assert_uint_eq(s.concat.dims, 3);
+	ck_assert_uint_eq(s.concat.epv, 4);
+	ck_assert_int_eq(gpuos_cat_match(&s, &m), 0);
+	gpuos_cat_key(&m, key, sizeof(key));
+	ck_assert_str_eq(key, GPUOS_CAT_CONCAT_KEY);
+	/* out [1, 2, 6, 64] flattened after dim 2: sizes {1, 2, 96}, strides {192, 96, 1} */
+	memset(&l, 0, sizeof(l));
+	n = cat_layout(&l, kp, args);
+	l.out = 0x7f0000100000;
+	l.md.input[0] = 0x7f0000200000, l.md.input[1] = 0x7f0000300000;
+	l.md.offset[1] = 5;
+	l.md.dim_size[0] = 5, l.md.dim_size[1] = 1;
+	l.md.nelem[0] = 640, l.md.nelem[1] = 128;
+	l.os[0] = 1, l.os[1] = 2, l.os[2] = 96;
+	l.os[4] = 192, l.os[5] = 96, l.os[6] = 1;
+	l.cdim = 2, l.last = 64;
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), 0);
+	ck_assert_uint_eq(a.unit, 16);
+	ck_assert_uint_eq(a.nin, 2);
+	ck_assert_uint_eq(a.in[0].n, 160);
+	ck_assert_uint_eq(a.in[0].dsz, 80);
+	ck_assert_uint_eq(a.in[1].n, 32);
+	ck_assert_uint_eq(a.in[1].base, 80); /* position 5 of 6: 320 floats, 80 units */
+	ck_assert_uint_eq(a.in[1].dsz, 16);
+	ck_assert_uint_eq(a.units, 192);
+	/* what the kernel relies on, one at a time */
+	l.md.input[1] += 4; /* a float off its 16 bytes */
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), -EINVAL);
+	l.md.input[1] -= 4;
+	l.md.nelem[1] = 132; /* more than its sizes hold */
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), -EINVAL);
+	l.md.nelem[1] = 128;
+	l.os[5] = 0xfffffff0u; /* an offset past 2^32: the second head's */
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), -EINVAL);
+	l.os[5] = 96;
+	l.cdim = 3; /* past Dims */
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), -EINVAL);
+	l.cdim = 2;
+	g[1] = 129; /* more inputs than the batch */
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), -EINVAL);
+	g[1] = GPUOS_SIG_CONCAT_INPUTS + 1; /* valid, more than a task holds */
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), -ENOTSUP);
+	g[1] = 2;
+	kp[1].size -= 8; /* another batch size's metadata */
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), -EINVAL);
+	kp[1].size += 8;
+	l.md.nelem[1] = 0, l.md.input[1] = 0; /* an empty input: nothing to move, no pointer */
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), 0);
+	ck_assert_uint_eq(a.units, 160);
+
+	ck_assert_int_eq(gpuos_sig_parse(cat_aligned, &s), 0);
+	ck_assert_int_eq(s.concat.kind, GPUOS_CONCAT_ALIGNED);
+	ck_assert_int_eq(gpuos_cat_match(&s, &m), 0);
+	/* out [1, 6] int64 along dim 1: sizes {1, 6}, strides {6, 1}, dimStride 1 */
+	memset(&l, 0, sizeof(l));
+	n = cat_layout(&l, kp, args);
+	l.out = 0x7f0000100000;
+	l.md.input[0] = 0x7f0000200000, l.md.input[1] = 0x7f0000300000;
+	l.md.offset[1] = 5;
+	l.md.dim_size[0] = 5, l.md.dim_size[1] = 1;
+	l.md.nelem[0] = 5, l.md.nelem[1] = 1;
+	l.os[0] = 1, l.os[1] = 6, l.os[4] = 6, l.os[5] = 1;
+	l.cdim = 1, l.last = 1;
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), 0);
+	ck_assert_uint_eq(a.unit, 8);
+	ck_assert_uint_eq(a.in[1].base, 5);
+	ck_assert_uint_eq(a.in[1].n, 1);
+	ck_assert_uint_eq(a.units, 6);
+	l.md.input[1] += 8; /* its 16-byte loads: 8 bytes off */
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), -EINVAL);
+
+	/* the strided kernel: a transposed float [3, 2] (strides 1, 3) and a [1, 2] along dim 0 */
+	{
+		static struct cat_launch64 l64;
+		static const unsigned off[5] = {0, 8, 3400, 3432, 3436};
+		static const unsigned size[5] = {8, 3392, 32, 4, 4};
+		void *at[5] = {&l64.out, &l64.md, l64.os, &l64.cdim, &l64.last};
+
+		ck_assert_uint_eq(sizeof(l64.md), 3392);
+		for (unsigned i = 0; i < 5; i++) {
+			kp[i] = (struct gpuos_kparam){.ordinal = i, .offset = off[i], .size = size[i]};
+			args[i] = at[i];
+		}
+		ck_assert_int_eq(gpuos_sig_parse(cat_strided, &s), 0);
+		ck_assert_int_eq(s.concat.kind, GPUOS_CONCAT_STRIDED);
+		ck_assert_int_eq(gpuos_cat_match(&s, &m), 0);
+		s.concat.dims = 2; /* the recorded name's Dims is 4: the same kernel for 2 */
+		memset(&l64, 0, sizeof(l64));
+		l64.out = 0x7f0000100000;
+		l64.md.input[0] = 0x7f0000200004, l64.md.input[1] = 0x7f0000300000;
+		l64.md.offset[1] = 3;
+		l64.md.dim_size[0] = 3, l64.md.dim_size[1] = 1;
+		l64.md.nelem[0] = 6, l64.md.nelem[1] = 2;
+		l64.md.ts[0].sizes[0] = 3, l64.md.ts[0].sizes[1] = 2;
+		l64.md.ts[0].strides[0] = 1, l64.md.ts[0].strides[1] = 3;
+		l64.md.ts[1].sizes[0] = 1, l64.md.ts[1].sizes[1] = 2;
+		l64.md.ts[1].strides[0] = 2, l64.md.ts[1].strides[1] = 1;
+		l64.os[0] = 4, l64.os[1] = 2, l64.os[4] = 2, l64.os[5] = 1;
+		l64.cdim = 0, l64.last = 2;
+		ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, 5, args, g, b, &a), 0);
+		ck_assert_uint_eq(a.unit, 4);
+		ck_assert(!a.in[0].contig && !a.in[1].contig);
+		ck_assert_uint_eq(a.in[0].strides[1], 3);
+		ck_assert_uint_eq(a.in[1].base, 6);
+		l64.md.contig[1] = 1; /* read as it lies */
+		ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, 5, args, g, b, &a), 0);
+		ck_assert(a.in[1].contig);
+		l64.md.ts[0].strides[1] = 0xffffffffu; /* an input offset past 2^32 */
+		ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, 5, args, g, b, &a), -EINVAL);
+		l64.md.ts[0].strides[1] = 3;
+		l64.md.ts[0].sizes[1] = 3; /* more than its units */
+		ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, 5, args, g, b, &a), -EINVAL);
+	}
+}
+END_TEST
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
@@ -719,6 +918,7 @@ int main(void)
 	tcase_add_test(tc, test_libtorch_coverage);
 	tcase_add_test(tc, test_reduce_params);
 	tcase_add_test(tc, test_layer_norm_args);
+	tcase_add_test(tc, test_concat_args);
 	if (jit && mkdtemp(cachedir)) {
 		tcase_add_test(tc, test_sources_build);
 		tcase_add_test(tc, test_stack);

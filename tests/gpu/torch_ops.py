@@ -377,9 +377,54 @@ def cases():
                     w = cpu_values(n, 12) if aff != "plain" else None
                     b = cpu_values(n, 13) if aff == "affine" else None
                     y, mean, rstd = torch.native_layer_norm(x.view(rows, n), (n,), w, b, 1e-5)
-                    return torch.cat([y.flatten(), mean.flatten(), rstd.flatten()])
+                    # joined on the host: a cat on the GPU would be a task of its own
+                    return torch.cat([y.cpu().flatten(), mean.cpu().flatten(),
+                                      rstd.cpu().flatten()])
                 want = (kind != "misaligned" and n % 4 == 0 and rows * n <= LIMIT)
                 yield f"layer_norm.{rows}x{n}.{aff}.{kind}", ln, want
+
+    # torch.cat (Shape.cu's batched copies): 16-byte units where every slice is a multiple of
+    # 16 bytes, else element by element (vector loads of inputs that are aligned for them);
+    # inputs of other strides (a step, transposed, permuted) through their sizes and strides;
+    # more inputs than a task holds and sizes over the limit fall through; channels-last
+    # inputs need a conversion first (no expectation)
+    CATS = {
+        "vec1d": (((1000,), (24,)), 0, contiguous, True),
+        "kv": (((1, 2, 7, 64), (1, 2, 1, 64)), 2, contiguous, True),
+        "ids": (((1, 7), (1, 1)), 1, contiguous, True),
+        "odd": (((3, 5), (3, 7), (3, 1)), 1, contiguous, True),
+        "last": (((2, 3, 5), (2, 3, 4)), -1, contiguous, True),
+        "dim0": (((2, 3, 4, 5), (1, 3, 4, 5)), 0, contiguous, True),
+        "misaligned": (((1000,), (23,)), 0, misaligned, True),
+        "many": (tuple((2, k + 1) for k in range(12)), 1, contiguous, True),
+        "empty_in": (((0,), (100,), (28,)), 0, contiguous, True),
+        "limit": (((LIMIT - 16,), (16,)), 0, contiguous, True),
+        "strided": (((100,), (28,)), 0, strided, True),
+        "transposed": (((3, 5), (2, 5)), 0, contiguous, True),
+        "permuted": (((2, 3, 4, 5), (2, 3, 4, 5)), 1, contiguous, True),
+        "too_many": (tuple((2, 3) for _ in range(17)), 1, contiguous, False),
+        "above": (((LIMIT - 15,), (16,)), 0, contiguous, False),
+        "channels_last": (((2, 3, 4, 4), (2, 5, 4, 4)), 1, contiguous, None),
+    }
+    for dt in (torch.float32, torch.float16, torch.int64, torch.bool):
+        for name, (shapes, dim, make, want) in CATS.items():
+            def cat(dt=dt, shapes=shapes, dim=dim, make=make, name=name):
+                ins = []
+                for k, sh in enumerate(shapes):
+                    n = 1
+                    for d in sh:
+                        n *= d
+                    if name == "transposed" and k == 0:
+                        x = make(n, dt, 20 + k).view(sh[1], sh[0]).t()
+                    elif name == "permuted" and k == 0:
+                        x = make(n, dt, 20 + k).view(2, 4, 3, 5).permute(0, 2, 1, 3)
+                    else:
+                        x = make(n, dt, 20 + k).view(sh)
+                    if name == "channels_last":
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    ins.append(x)
+                return torch.cat(ins, dim)
+            yield f"cat.{str(dt)[6:]}.{name}", cat, want
 
     def copies_in_order():
         """Copies between diverted ops, a cuBLAS matmul and another stream, in order."""
