@@ -197,69 +197,39 @@ static enum gpuos_why layer_norm_launch(const struct gpuos_catk *c, dim3 g, dim3
 {
 	const unsigned grid[3] = {g.x, g.y, g.z}, block[3] = {b.x, b.y, b.z};
 	uint64_t a[GPUOS_TASK_ARGS] = {0};
-	struct gpuos_ln_args la;
 	struct gpuos_cat_ln p;
 	int rc;
 
-	if (gpuos_sig_decode_layer_norm(&c->sig, c->params, c->nparams, args, grid, block, &la))
+	if (gpuos_sig_decode_layer_norm(&c->sig, c->params, c->nparams, args, grid, block, &p))
 		return GPUOS_WHY_BAD_ARGS;
 	/* a row's threads must fit the worker's compute threads (all but the fetching warp) */
-	if (32 * la.by + 32 > gpuos_fusion_worker_threads())
+	if (32 * (unsigned)p.by + 32 > gpuos_fusion_worker_threads())
 		return GPUOS_WHY_LAUNCH_CONFIG;
-	if ((uint64_t)la.rows * (uint64_t)la.n > gpuos_shim.cfg.max_elements)
+	if ((uint64_t)p.rows * (uint64_t)p.n > gpuos_shim.cfg.max_elements)
 		return GPUOS_WHY_TOO_LARGE;
-	memset(&p, 0, sizeof(p));
-	p.x = la.x;
-	p.gamma = la.gamma;
-	p.beta = la.beta;
-	p.mean = la.mean;
-	p.rstd = la.rstd;
-	p.y = la.y;
-	p.n = la.n;
-	p.rows = (int32_t)la.rows;
-	p.by = (int32_t)la.by;
-	p.eps = la.eps;
 	rc = gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, &p, sizeof(p), c->dev);
 	return gpuos_why_submitted(rc);
 }
 
 /*
- * torch.cat: its inputs' metadata decoded and validated, their units as one task's block
- * (only the inputs the grid has, with their own sizes and strides where they are read so).
- * Its size is its elements together, as max_elements counts.
+ * torch.cat: its inputs' metadata decoded and validated into one task's block (only the
+ * inputs the grid has go). Its size is its elements together, as max_elements counts.
  */
 static enum gpuos_why concat_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
 				    cudaStream_t st, bool ptsz)
 {
 	const unsigned grid[3] = {g.x, g.y, g.z}, block[3] = {b.x, b.y, b.z};
-	uint64_t a[GPUOS_TASK_ARGS] = {0};
-	struct gpuos_concat_args ca;
+	uint64_t a[GPUOS_TASK_ARGS] = {0}, units;
 	struct gpuos_cat_concat p;
-	int rc = gpuos_sig_decode_concat(&c->sig, c->params, c->nparams, args, grid, block, &ca);
+	int rc = gpuos_sig_decode_concat(&c->sig, c->params, c->nparams, args, grid, block, &p,
+					 &units);
 
 	if (rc)
 		return rc == -ENOTSUP ? GPUOS_WHY_LAUNCH_CONFIG : GPUOS_WHY_BAD_ARGS;
-	if (ca.units * ca.unit / c->sig.concat.elem > gpuos_shim.cfg.max_elements)
+	if (units * p.unit / c->sig.concat.elem > gpuos_shim.cfg.max_elements)
 		return GPUOS_WHY_TOO_LARGE;
-	memset(&p, 0, sizeof(p));
-	p.out = ca.out;
-	p.unit = ca.unit;
-	p.dims = ca.dims;
-	p.cdim = ca.cdim;
-	p.nin = ca.nin;
-	memcpy(p.sizes, ca.sizes, sizeof(p.sizes));
-	memcpy(p.strides, ca.strides, sizeof(p.strides));
-	for (unsigned k = 0; k < ca.nin; k++) {
-		p.in[k].src = ca.in[k].src;
-		p.in[k].n = ca.in[k].n;
-		p.in[k].base = ca.in[k].base;
-		p.in[k].dsz = ca.in[k].dsz;
-		p.in[k].contig = ca.in[k].contig;
-		memcpy(p.in[k].sizes, ca.in[k].sizes, sizeof(p.in[k].sizes));
-		memcpy(p.in[k].strides, ca.in[k].strides, sizeof(p.in[k].strides));
-	}
 	rc = gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, &p,
-					offsetof(struct gpuos_cat_concat, in) + ca.nin * sizeof(p.in[0]),
+					offsetof(struct gpuos_cat_concat, in) + p.nin * sizeof(p.in[0]),
 					c->dev);
 	return gpuos_why_submitted(rc);
 }

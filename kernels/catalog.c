@@ -319,12 +319,7 @@ int gpuos_cat_match(const struct gpuos_sig *s, struct gpuos_cat_match *m)
 		return 0;
 	}
 	if (s->family == GPUOS_SIG_CONCAT) {
-		/* stride_size 1 (contiguous inputs), or an entry each (strided): what the decoder
-		 * reads */
-		const struct gpuos_sig_concat *c = &s->concat;
-		if (c->ssize != (c->kind == GPUOS_CONCAT_STRIDED ? c->batch : 1) || !c->index32 || !c->elem ||
-		    c->elem > 16 || (c->elem & (c->elem - 1)) || c->dims < 1 || c->dims > 4 ||
-		    (c->kind == GPUOS_CONCAT_VECTORIZED && (c->vbytes != 16 || c->epv * c->elem != 16)))
+		if (!gpuos_sig_concat_known(&s->concat))
 			return -ENOENT;
 		m->layout = GPUOS_CAT_CONCAT;
 		m->dtype = m->acc = m->out = -1; /* bytes */

@@ -122,7 +122,8 @@ struct gpuos_cat_reduce {
 };
 
 /*
- * A layer norm task's parameter block (a2), from the decoded launch: one definition for the
+ * A layer norm task's parameter block (a2), as gpuos_sig_decode_layer_norm writes it (gamma
+ * and beta may be null; rows is the grid's x, by the block's y): one definition for the
  * host and, stringised, the operator's source. The operator computes each row as PyTorch's
  * vectorized_layer_norm_kernel does with its (32, by) threads: each thread's Welford sums
  * over its vectors of four, the warps' shuffle trees, the tree over the warps, then
@@ -137,16 +138,18 @@ struct gpuos_cat_ln {
 };
 
 /*
- * A cat task's parameter block (a2), from the decoded launch (sig.h's gpuos_concat_args),
- * only its first nin inputs copied: one definition for the host and, stringised, the
- * operator's. Unit u of input b goes to unit in[b].base + offset(u) of out, offset() being
- * PyTorch's CatArrIndexToOffset in 32 bits (the decoder proved nothing wraps); it is the
- * input's u-th, or where the input's own sizes and strides put it (not contig).
+ * A cat task's parameter block (a2), as gpuos_sig_decode_concat writes it (only its first
+ * nin inputs are copied): one definition for the host and, stringised, the operator's.
+ * A unit is the bytes one load and store moves: 16 for the vectorized kernel, else the
+ * element's. Unit u of input b goes to unit in[b].base + offset(u) of out, offset() being
+ * PyTorch's CatArrIndexToOffset over the output's sizes and strides (in units) with the
+ * input's size at the cat dimension (dsz), in 32 bits (the decoder proved nothing wraps);
+ * it is the input's u-th, or where the input's own sizes and strides put it (not contig).
  */
 #define GPUOS_CAT_CONCAT_FIELDS(N)                                                                 \
 	uint64_t out;                                                                              \
 	uint32_t unit, dims, cdim, nin, sizes[4], strides[4];                                      \
-	struct {                                                                                   \
+	struct gpuos_cat_concat_in {                                                               \
 		uint64_t src;                                                                      \
 		uint32_t n, base, dsz, contig, sizes[4], strides[4];                               \
 	} in[N];

@@ -819,7 +819,7 @@ int gpuos_sig_decode_reduce(const struct gpuos_sig *s, const struct gpuos_kparam
 
 int gpuos_sig_decode_layer_norm(const struct gpuos_sig *s, const struct gpuos_kparam *params,
 				unsigned nparams, void *const *args, const unsigned grid[3],
-				const unsigned block[3], struct gpuos_ln_args *out)
+				const unsigned block[3], struct gpuos_cat_ln *out)
 {
 	static const unsigned off[8] = {0, 4, 8, 16, 24, 32, 40, 48};
 	static const unsigned size[8] = {4, 4, 8, 8, 8, 8, 8, 8};
@@ -835,12 +835,12 @@ int gpuos_sig_decode_layer_norm(const struct gpuos_sig *s, const struct gpuos_kp
 	memcpy(&out->eps, args[1], 4);
 	for (unsigned k = 0; k < 6; k++)
 		memcpy(ptr[k], args[2 + k], 8);
-	out->rows = grid[0];
-	out->by = block[1];
+	out->rows = (int32_t)grid[0];
+	out->by = (int32_t)block[1];
 	if (out->n <= 0 || out->n % 4 || !out->x || !out->y || !out->mean || !out->rstd ||
 	    (out->x | out->y | out->gamma | out->beta) % 16 || grid[1] != 1 || grid[2] != 1 ||
-	    !grid[0] || block[0] != 32 || block[2] != 1 || !block[1] || block[1] > 32 ||
-	    (block[1] & (block[1] - 1)))
+	    !grid[0] || grid[0] > INT32_MAX || block[0] != 32 || block[2] != 1 || !block[1] ||
+	    block[1] > 32 || (block[1] & (block[1] - 1)))
 		return -EINVAL;
 	return 0;
 }
@@ -855,28 +855,39 @@ static unsigned concat_meta_size(unsigned n, unsigned ss)
 	return (b + 7) / 8 * 8;
 }
 
-/* An input read through its own sizes and strides: its units are what they say, and every
- * offset into it is below 2^32. */
-static bool concat_in_fits(const struct gpuos_concat_in *in, unsigned dims, unsigned cdim)
+/*
+ * The units of a tensor read or written through @sizes and @strides (@dsz at the cat
+ * dimension), from @base: true if there are exactly @n of them and no offset passes 2^32.
+ */
+static bool concat_fits(const uint32_t sizes[4], const uint32_t strides[4], unsigned dims,
+			unsigned cdim, uint32_t dsz, uint32_t base, uint32_t n)
 {
-	uint64_t prod = 1, reach = 0;
+	uint64_t prod = 1, reach = base;
 
 	for (unsigned i = 0; i < dims; i++) {
-		uint64_t sz = i == cdim ? in->dsz : in->sizes[i];
+		uint64_t sz = i == cdim ? dsz : sizes[i];
 		prod *= sz;
-		reach += (sz ? sz - 1 : 0) * in->strides[i];
+		reach += (sz ? sz - 1 : 0) * strides[i];
 		if (prod > UINT32_MAX || reach > UINT32_MAX)
 			return false;
 	}
-	return prod == in->n;
+	return prod == n;
+}
+
+bool gpuos_sig_concat_known(const struct gpuos_sig_concat *c)
+{
+	return c->ssize == (c->kind == GPUOS_CONCAT_STRIDED ? c->batch : 1) && c->index32 &&
+	       c->batch && c->batch <= 4096 && c->elem && c->elem <= 16 &&
+	       !(c->elem & (c->elem - 1)) && c->dims >= 1 && c->dims <= 4 &&
+	       (c->kind != GPUOS_CONCAT_VECTORIZED || (c->vbytes == 16 && c->epv * c->elem == 16));
 }
 
 int gpuos_sig_decode_concat(const struct gpuos_sig *s, const struct gpuos_kparam *params,
 			    unsigned nparams, void *const *args, const unsigned grid[3],
-			    const unsigned block[3], struct gpuos_concat_args *out)
+			    const unsigned block[3], struct gpuos_cat_concat *out, uint64_t *units)
 {
 	const struct gpuos_sig_concat *k = &s->concat;
-	const unsigned n = k->batch, meta = n ? concat_meta_size(n, k->ssize) : 0;
+	const unsigned n = k->batch, meta = concat_meta_size(n, k->ssize);
 	const unsigned off[5] = {0, 8, 8 + meta, 8 + meta + 32, 8 + meta + 36};
 	const unsigned size[5] = {8, meta, 32, 4, 4};
 	const bool vec = k->kind == GPUOS_CONCAT_VECTORIZED;
@@ -886,20 +897,14 @@ int gpuos_sig_decode_concat(const struct gpuos_sig *s, const struct gpuos_kparam
 	unsigned align;
 
 	memset(out, 0, sizeof(*out));
-	if (s->family != GPUOS_SIG_CONCAT || nparams != 5 || !args ||
-	    k->ssize != (k->kind == GPUOS_CONCAT_STRIDED ? n : 1) || !k->index32 || !n || n > 4096 ||
-	    !k->elem || k->elem > 16 || (k->elem & (k->elem - 1)) || k->dims < 1 || k->dims > 4)
+	*units = 0;
+	if (s->family != GPUOS_SIG_CONCAT || nparams != 5 || !args || !gpuos_sig_concat_known(k))
 		return -EINVAL;
 	for (unsigned i = 0; i < 5; i++)
 		if (params[i].offset != off[i] || params[i].size != size[i] || !args[i])
 			return -EINVAL;
-	out->unit = k->elem;
-	align = k->elem; /* where the kernel's loads and stores need it */
-	if (vec) {
-		if (k->vbytes != 16 || k->epv * k->elem != 16)
-			return -EINVAL;
-		out->unit = align = 16;
-	} else if (k->kind == GPUOS_CONCAT_ALIGNED) {
+	out->unit = align = vec ? 16 : k->elem; /* align: what the kernel's loads need */
+	if (k->kind == GPUOS_CONCAT_ALIGNED) {
 		/* kILP elements a load: aligned_vec_load_bytes of them, or 16 bytes' */
 		unsigned ilp = k->vbytes / k->elem ? k->vbytes / k->elem : 16 / k->elem;
 		if (!ilp)
@@ -914,7 +919,7 @@ int gpuos_sig_decode_concat(const struct gpuos_sig *s, const struct gpuos_kparam
 	memcpy(&last, args[4], 4);
 	out->dims = k->dims;
 	out->nin = grid[1];
-	if (cdim < 0 || (unsigned)cdim >= k->dims || !out->out || out->out % (vec ? 16 : k->elem) ||
+	if (cdim < 0 || (unsigned)cdim >= k->dims || !out->out || out->out % out->unit ||
 	    !grid[0] || !grid[1] || grid[1] > n || grid[2] != 1 || !block[0] || block[1] != 1 ||
 	    block[2] != 1)
 		return -EINVAL;
@@ -922,41 +927,32 @@ int gpuos_sig_decode_concat(const struct gpuos_sig *s, const struct gpuos_kparam
 		return -ENOTSUP;
 	out->cdim = (unsigned)cdim;
 	for (unsigned b = 0; b < out->nin; b++) {
+		struct gpuos_cat_concat_in *in = &out->in[b];
 		uint32_t o, dsz, ne;
-		uint64_t src, prod = 1, reach;
 
-		memcpy(&src, md + 8 * b, 8);
+		memcpy(&in->src, md + 8 * b, 8);
 		memcpy(&o, md + 8 * n + 4 * b, 4);
 		memcpy(&dsz, md + 12 * n + 4 * b, 4);
 		memcpy(&ne, md + 16 * n + 4 * b, 4);
-		out->in[b].contig = k->kind != GPUOS_CONCAT_STRIDED || md[20 * n + b];
-		if (!out->in[b].contig) { /* its TensorSizeStride */
+		in->contig = k->kind != GPUOS_CONCAT_STRIDED || md[20 * n + b];
+		if (!in->contig) { /* its TensorSizeStride */
 			const uint8_t *ts = md + (21 * n + 3) / 4 * 4 + 32 * b;
-			memcpy(out->in[b].sizes, ts, 16);
-			memcpy(out->in[b].strides, ts + 16, 16);
+			memcpy(in->sizes, ts, 16);
+			memcpy(in->strides, ts + 16, 16);
 		}
 		/* the kernel's own 32-bit arithmetic: (offset * trailingSize) / elems_per_vec */
-		out->in[b].src = src;
-		out->in[b].n = vec ? ne / k->epv : ne;
-		out->in[b].base = vec ? o * last / k->epv : o * last;
-		out->in[b].dsz = vec ? dsz * last / k->epv : dsz;
-		if (!out->in[b].n)
+		in->n = vec ? ne / k->epv : ne;
+		in->base = vec ? o * last / k->epv : o * last;
+		in->dsz = vec ? dsz * last / k->epv : dsz;
+		if (!in->n)
 			continue;
-		if (!src || src % align)
+		if (!in->src || in->src % align ||
+		    !concat_fits(out->sizes, out->strides, k->dims, out->cdim, in->dsz, in->base,
+				 in->n) ||
+		    (!in->contig &&
+		     !concat_fits(in->sizes, in->strides, k->dims, out->cdim, in->dsz, 0, in->n)))
 			return -EINVAL;
-		reach = out->in[b].base;
-		for (unsigned i = 0; i < k->dims; i++) {
-			uint64_t sz = i == out->cdim ? out->in[b].dsz : out->sizes[i];
-			prod *= sz;
-			reach += (sz ? sz - 1 : 0) * out->strides[i];
-			if (prod > UINT32_MAX || reach > UINT32_MAX)
-				return -EINVAL;
-		}
-		if (prod != out->in[b].n)
-			return -EINVAL;
-		if (!out->in[b].contig && !concat_in_fits(&out->in[b], k->dims, out->cdim))
-			return -EINVAL;
-		out->units += out->in[b].n;
+		*units += in->n;
 	}
 	return 0;
 }

@@ -198,13 +198,9 @@ int gpuos_sig_decode_reduce(const struct gpuos_sig *s, const struct gpuos_kparam
 			    unsigned nparams, void *const *args, const unsigned grid[3],
 			    const unsigned block[3], struct gpuos_reduce_args *out);
 
-/* A vectorized_layer_norm_kernel launch: one block a row, (32, by) threads. */
-struct gpuos_ln_args {
-	int32_t n;   /* elements a row */
-	float eps;
-	uint64_t x, gamma, beta, mean, rstd, y; /* gamma and beta may be null */
-	unsigned rows, by; /* the grid's x; the block's y */
-};
+/* The layer norm and cat decoders write their task's parameter block (catalog.h). */
+struct gpuos_cat_ln;
+struct gpuos_cat_concat;
 
 /*
  * Decode vectorized_layer_norm_kernel<float, float, rms_norm>(int N, float eps, const T *X,
@@ -212,32 +208,18 @@ struct gpuos_ln_args {
  * PyTorch's offsets. Validates what PyTorch's launch promises its vectorized loads: N > 0 a
  * multiple of 4, X and Y (and gamma and beta where given) 16-byte aligned and non-null, mean
  * and rstd non-null; the grid (rows, 1, 1) and the block (32, by, 1), by a power of two up
- * to 32. -EINVAL otherwise.
+ * to 32. -EINVAL otherwise. *out gets the rows (the grid's x) and by (the block's y) too.
  */
 int gpuos_sig_decode_layer_norm(const struct gpuos_sig *s, const struct gpuos_kparam *params,
 				unsigned nparams, void *const *args, const unsigned grid[3],
-				const unsigned block[3], struct gpuos_ln_args *out);
+				const unsigned block[3], struct gpuos_cat_ln *out);
 
-/*
- * A torch.cat launch of contiguous inputs, decoded into units (the bytes one load and store
- * moves: 16 for the vectorized kernel, else the element's): unit u of input b goes to unit
- * base + offset(u) of the output, offset() being CatArrIndexToOffset over the output's sizes
- * and strides with the input's size at the cat dimension.
- */
 #define GPUOS_SIG_CONCAT_INPUTS 16 /* inputs a launch may have here (its grid's y) */
-struct gpuos_concat_args {
-	uint64_t out;
-	unsigned nin, unit;	       /* inputs; bytes a unit */
-	unsigned dims, cdim;	       /* the kernel's Dims; the cat dimension */
-	uint32_t sizes[4], strides[4]; /* the output's, in units */
-	struct gpuos_concat_in {
-		uint64_t src;
-		uint32_t n, base, dsz; /* units; the first's offset in the output; size at cdim */
-		bool contig;	       /* unit u is the input's u-th; else at offset(u) over: */
-		uint32_t sizes[4], strides[4]; /* the input's own (the strided kernel's) */
-	} in[GPUOS_SIG_CONCAT_INPUTS];
-	uint64_t units; /* the inputs' together */
-};
+
+/* True for the cat kernels the decoder reads: stride_size 1 (contiguous inputs) or one
+ * entry an input (the strided kernel), 32-bit indices, OpaqueType<1..16>, Dims 1..4, and the
+ * vector sizes PyTorch gives the vectorized kernel. */
+bool gpuos_sig_concat_known(const struct gpuos_sig_concat *c);
 
 /*
  * Decode CatArrayBatchedCopy{,_contig,_alignedK_contig,_vectorized}<T, unsigned int, Dims,
@@ -249,10 +231,11 @@ struct gpuos_concat_args {
  * and stores, and for each input that its units are exactly what the sizes say (its own
  * too, where it is read through them) and that no offset passes 2^32 (so 32-bit arithmetic
  * computes what the kernel's computes). -EINVAL otherwise; -ENOTSUP for a valid launch of
- * more than GPUOS_SIG_CONCAT_INPUTS inputs.
+ * more than GPUOS_SIG_CONCAT_INPUTS inputs. *out is the task's block (catalog.h: its units),
+ * *units the inputs' units together.
  */
 int gpuos_sig_decode_concat(const struct gpuos_sig *s, const struct gpuos_kparam *params,
 			    unsigned nparams, void *const *args, const unsigned grid[3],
-			    const unsigned block[3], struct gpuos_concat_args *out);
+			    const unsigned block[3], struct gpuos_cat_concat *out, uint64_t *units);
 
 #endif

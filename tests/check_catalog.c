@@ -642,7 +642,7 @@ START_TEST(test_layer_norm_args)
 		struct gpuos_sig s;
 		struct gpuos_cat_match m;
 		struct gpuos_kparam kp[16];
-		struct gpuos_ln_args a;
+		struct gpuos_cat_ln a;
 		static uint8_t store[8192];
 		unsigned g[3], b[3], smem, n;
 		void *args[16];
@@ -695,9 +695,10 @@ END_TEST
 
 /* torch.cat's kernels, named as PyTorch 2.11 launches them (GPT-2's KV cache and input ids). */
 #define CAT_NS "at::native::(anonymous namespace)::"
-#define CAT_META(T, N, SS) CAT_NS "CatArrInputTensorMetadata<" CAT_NS T ", unsigned int, " N ", " SS ">"
-#define CAT_PARAMS(T, N, SS, OUT)                                                                   \
-	"(" OUT ", " CAT_META(T, N, SS) ", " CAT_NS "TensorSizeStride<unsigned int, 4u>, int, "      \
+#define CAT_META(T, N, SS)                                                                         \
+	CAT_NS "CatArrInputTensorMetadata<" CAT_NS T ", unsigned int, " N ", " SS ">"
+#define CAT_PARAMS(T, N, SS, OUT)                                                                  \
+	"(" OUT ", " CAT_META(T, N, SS) ", " CAT_NS "TensorSizeStride<unsigned int, 4u>, int, "    \
 	"unsigned int)"
 static const char cat_vec[] =
     "void " CAT_NS "CatArrayBatchedCopy_vectorized<" CAT_NS "OpaqueType<4u>, unsigned int, 3, "
@@ -753,8 +754,8 @@ static unsigned cat_layout(struct cat_launch *l, struct gpuos_kparam *kp, void *
 }
 
 /*
- * The cat kernels match the one concat operator; a KV-cache cat (float [1, 2, 5, 64] and [1, 2, 1, 64] along dim 2, in
- * 16-byte units) and an input-ids cat (int64 [1, 5] and [1, 1] along dim 1) decode into the
+ * The cat kernels match the one concat operator; a KV-cache cat (float [1, 2, 5, 64] and
+ * [1, 2, 1, 64] along dim 2, in 16-byte units) and an input-ids cat (int64 [1, 5] and [1, 1] along dim 1) decode into the
  * units CatArrIndexToOffset moves, and a transposed input for the strided kernel with its
  * sizes and strides; what the kernels rely on is checked.
  */
@@ -762,7 +763,8 @@ START_TEST(test_concat_args)
 {
 	static struct cat_launch l;
 	struct gpuos_kparam kp[5];
-	struct gpuos_concat_args a;
+	struct gpuos_cat_concat a;
+	uint64_t units;
 	struct gpuos_cat_match m;
 	static struct gpuos_sig s;
 	unsigned g[3] = {264, 2, 1}, b[3] = {128, 1, 1}, n;
@@ -790,7 +792,7 @@ START_TEST(test_concat_args)
 	l.os[0] = 1, l.os[1] = 2, l.os[2] = 96;
 	l.os[4] = 192, l.os[5] = 96, l.os[6] = 1;
 	l.cdim = 2, l.last = 64;
-	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), 0);
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a, &units), 0);
 	ck_assert_uint_eq(a.unit, 16);
 	ck_assert_uint_eq(a.nin, 2);
 	ck_assert_uint_eq(a.in[0].n, 160);
@@ -798,31 +800,31 @@ START_TEST(test_concat_args)
 	ck_assert_uint_eq(a.in[1].n, 32);
 	ck_assert_uint_eq(a.in[1].base, 80); /* position 5 of 6: 320 floats, 80 units */
 	ck_assert_uint_eq(a.in[1].dsz, 16);
-	ck_assert_uint_eq(a.units, 192);
+	ck_assert_uint_eq(units, 192);
 	/* what the kernel relies on, one at a time */
 	l.md.input[1] += 4; /* a float off its 16 bytes */
-	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), -EINVAL);
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a, &units), -EINVAL);
 	l.md.input[1] -= 4;
 	l.md.nelem[1] = 132; /* more than its sizes hold */
-	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), -EINVAL);
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a, &units), -EINVAL);
 	l.md.nelem[1] = 128;
 	l.os[5] = 0xfffffff0u; /* an offset past 2^32: the second head's */
-	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), -EINVAL);
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a, &units), -EINVAL);
 	l.os[5] = 96;
 	l.cdim = 3; /* past Dims */
-	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), -EINVAL);
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a, &units), -EINVAL);
 	l.cdim = 2;
 	g[1] = 129; /* more inputs than the batch */
-	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), -EINVAL);
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a, &units), -EINVAL);
 	g[1] = GPUOS_SIG_CONCAT_INPUTS + 1; /* valid, more than a task holds */
-	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), -ENOTSUP);
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a, &units), -ENOTSUP);
 	g[1] = 2;
 	kp[1].size -= 8; /* another batch size's metadata */
-	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), -EINVAL);
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a, &units), -EINVAL);
 	kp[1].size += 8;
 	l.md.nelem[1] = 0, l.md.input[1] = 0; /* an empty input: nothing to move, no pointer */
-	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), 0);
-	ck_assert_uint_eq(a.units, 160);
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a, &units), 0);
+	ck_assert_uint_eq(units, 160);
 
 	ck_assert_int_eq(gpuos_sig_parse(cat_aligned, &s), 0);
 	ck_assert_int_eq(s.concat.kind, GPUOS_CONCAT_ALIGNED);
@@ -837,13 +839,13 @@ START_TEST(test_concat_args)
 	l.md.nelem[0] = 5, l.md.nelem[1] = 1;
 	l.os[0] = 1, l.os[1] = 6, l.os[4] = 6, l.os[5] = 1;
 	l.cdim = 1, l.last = 1;
-	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), 0);
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a, &units), 0);
 	ck_assert_uint_eq(a.unit, 8);
 	ck_assert_uint_eq(a.in[1].base, 5);
 	ck_assert_uint_eq(a.in[1].n, 1);
-	ck_assert_uint_eq(a.units, 6);
+	ck_assert_uint_eq(units, 6);
 	l.md.input[1] += 8; /* its 16-byte loads: 8 bytes off */
-	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a), -EINVAL);
+	ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, n, args, g, b, &a, &units), -EINVAL);
 
 	/* the strided kernel: a transposed float [3, 2] (strides 1, 3) and a [1, 2] along dim 0 */
 	{
@@ -873,19 +875,19 @@ START_TEST(test_concat_args)
 		l64.md.ts[1].strides[0] = 2, l64.md.ts[1].strides[1] = 1;
 		l64.os[0] = 4, l64.os[1] = 2, l64.os[4] = 2, l64.os[5] = 1;
 		l64.cdim = 0, l64.last = 2;
-		ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, 5, args, g, b, &a), 0);
+		ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, 5, args, g, b, &a, &units), 0);
 		ck_assert_uint_eq(a.unit, 4);
 		ck_assert(!a.in[0].contig && !a.in[1].contig);
 		ck_assert_uint_eq(a.in[0].strides[1], 3);
 		ck_assert_uint_eq(a.in[1].base, 6);
 		l64.md.contig[1] = 1; /* read as it lies */
-		ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, 5, args, g, b, &a), 0);
+		ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, 5, args, g, b, &a, &units), 0);
 		ck_assert(a.in[1].contig);
 		l64.md.ts[0].strides[1] = 0xffffffffu; /* an input offset past 2^32 */
-		ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, 5, args, g, b, &a), -EINVAL);
+		ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, 5, args, g, b, &a, &units), -EINVAL);
 		l64.md.ts[0].strides[1] = 3;
 		l64.md.ts[0].sizes[1] = 3; /* more than its units */
-		ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, 5, args, g, b, &a), -EINVAL);
+		ck_assert_int_eq(gpuos_sig_decode_concat(&s, kp, 5, args, g, b, &a, &units), -EINVAL);
 	}
 }
 END_TEST
