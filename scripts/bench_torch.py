@@ -463,8 +463,8 @@ def child_env(mode, args, tmpdir):
     if mode in SHIMS:
         env["LD_PRELOAD"] = args.shim if mode == "shim" else args.base_shim
         env["GPUOS_CONFIG"] = "/dev/null"
-        # experimental, off by default; GPUOS_CATALOG=off around this script measures
-        # the shim's pass-through cost alone
+        # on by default (an older base shim's default was off); GPUOS_CATALOG=off around
+        # this script measures the shim's pass-through cost alone
         env.setdefault("GPUOS_CATALOG", "on")
         env["GPUOS_REPORT"] = os.path.join(tmpdir, "report-%p.json")  # %p: the pid
         if mode == "base":

@@ -92,7 +92,7 @@ static void assert_defaults(const struct gpuos_cfg *cfg, bool enable)
 	ck_assert_uint_eq(cfg->max_blocks, 4096);
 	ck_assert_uint_eq(cfg->max_threads, 1024);
 	ck_assert(!cfg->lift);
-	ck_assert(!cfg->catalog);
+	ck_assert(cfg->catalog);
 	ck_assert_uint_eq(cfg->lift_max_threads, 8192);
 	ck_assert_uint_eq(cfg->workers, 2);
 	ck_assert_uint_eq(cfg->worker_threads, 512);

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The catalog on a real workload: the MLP training step of test_torch_mlp.sh with
-# catalog = on gives the same losses and weights bit for bit; the report says how many of its
+# The catalog on a real workload, as a user gets it (the default config, no GPUOS_CATALOG): the
+# MLP training step of test_torch_mlp.sh gives the same losses and weights bit for bit; the report says how many of its
 # elementwise launches ran in the worker; and CUPTI's kernel records (torch.profiler, in a
 # separate run) show each kernel ran exactly as often as the report says it fell through:
 # the diverted launches never reached the GPU as kernels of their own.
 set -eu
 . tests/gpu/lib.sh
 python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null || exit 77
-export GPUOS_CACHE_DIR="$T/cache" GPUOS_CATALOG=on GPUOS_CONFIG=/dev/null
+unset GPUOS_CATALOG
+export GPUOS_CACHE_DIR="$T/cache" GPUOS_CONFIG=/dev/null
 python3 tests/gpu/mlp.py --warm >"$T/plain.out"
 "$G" run --report="$T/shim.json" -- python3 tests/gpu/mlp.py --warm >"$T/shim.out" 2>"$T/shim.err" ||
 	{ cat "$T/shim.err"; fail "mlp.py failed under the shim"; }

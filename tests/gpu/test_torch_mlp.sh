@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# PyTorch eager under the shim: a small MLP training step gives bit-identical losses and
-# weights, and the report counts every runtime launch (checked against CUPTI's count, taken
-# by torch.profiler in a separate run).
+# PyTorch eager under the shim with the catalog off (every launch passes through): a small MLP
+# training step gives bit-identical losses and weights, and the report counts every runtime
+# launch (checked against CUPTI's count, taken by torch.profiler in a separate run).
 set -eu
 . tests/gpu/lib.sh
+export GPUOS_CATALOG=off
 python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null || exit 77
 python3 tests/gpu/mlp.py >"$T/plain.out"
 GPUOS_CONFIG=/dev/null "$G" run --report="$T/shim.json" -- python3 tests/gpu/mlp.py >"$T/shim.out" 2>"$T/shim.err"
