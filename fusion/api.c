@@ -461,7 +461,7 @@ GPUOS_EXPORT void gpuos_get_stats(struct gpuos_stats *st)
 		if (e) {
 			/* every position handed out is a task submitted */
 			for (unsigned r = 0; r < e->nrings; r++) {
-				st->submitted += load_relaxed(&e->ring[r].tail);
+				st->submitted += gpuos_ring_tail(&e->ring[r]);
 				for (int k = 0; k < GPUOS_PROF_COUNT && k < 7; k++)
 					st->prof[k] += e->ring[r].sh->sh_prof[k];
 			}
@@ -492,7 +492,7 @@ GPUOS_EXPORT void gpuos_debug_dump(int fd)
 		for (unsigned r = 0; r < e->nrings; r++) {
 			volatile struct gpuos_ring_sh *sh = e->ring[r].sh;
 			dprintf(fd, "gpuos:   ring %u: tail %u head %u done %u state %u stop %u%s",
-				r, load_relaxed(&e->ring[r].tail), sh->sh_head, sh->sh_done,
+				r, gpuos_ring_tail(&e->ring[r]), sh->sh_head, sh->sh_done,
 				sh->sh_state, sh->sh_stop, sh->sh_wait_on ? "" : "\n");
 			if (sh->sh_wait_on)
 				dprintf(fd, "; waits on go[%u] >= %u (saw %u)\n", sh->sh_wait_slot,

@@ -192,7 +192,7 @@ void gpuos_engine_start_worker(struct gpuos_engine *e, unsigned r)
 	 * every reserved task has run (a park's drain worker ran ours): a needless launch
 	 * during the call parked for would wait behind it. */
 	if (!load_relaxed(&e->dead) && load_acquire(state) == GPUOS_WORKER_EXITED &&
-	    load_relaxed(&e->ring[r].tail) != gpuos_ring_done(&e->ring[r])) {
+	    gpuos_ring_tail(&e->ring[r]) != gpuos_ring_done(&e->ring[r])) {
 		/* STARTING keeps other producers from launching more; a worker that turned
 		 * back from exiting may overwrite it with RUNNING, which is just as good */
 		store_relaxed(state, GPUOS_WORKER_STARTING);
@@ -258,7 +258,7 @@ void gpuos_engine_park(struct gpuos_engine *e)
 			for (unsigned r = 0; r < e->nrings; r++) {
 				_Atomic uint32_t *state =
 				    (_Atomic uint32_t *)&ring_sh(e, r)->sh_state;
-				if (load_relaxed(&e->ring[r].tail) == gpuos_ring_done(&e->ring[r]))
+				if (gpuos_ring_tail(&e->ring[r]) == gpuos_ring_done(&e->ring[r]))
 					continue;
 				pending = true;
 				/* acquire: pairs with the worker's release of EXITED */
@@ -295,7 +295,7 @@ void gpuos_engine_unpark(struct gpuos_engine *e)
 			struct gpuos_ring *ring = &e->ring[r];
 			store_release((_Atomic uint32_t *)&ring_sh(e, r)->sh_stop, 0);
 			/* a drain worker may have left with a descriptor still being written */
-			restart[r] = load_relaxed(&ring->tail) != gpuos_ring_done(ring);
+			restart[r] = gpuos_ring_tail(ring) != gpuos_ring_done(ring);
 		}
 	}
 	pthread_mutex_unlock(&e->wlock);
@@ -313,7 +313,7 @@ void gpuos_engine_done(struct gpuos_engine *e, uint32_t *done)
 void gpuos_engine_tails(struct gpuos_engine *e, uint32_t *tails)
 {
 	for (unsigned r = 0; r < e->nrings; r++)
-		tails[r] = load_relaxed(&e->ring[r].tail);
+		tails[r] = gpuos_ring_tail(&e->ring[r]);
 }
 
 int gpuos_engine_table_write(struct gpuos_engine *e, unsigned phys, uint64_t fn)

@@ -16,8 +16,8 @@ void gpuos_ring_init(struct gpuos_ring *r, struct gpuos_task *tasks, struct gpuo
 	r->tasks = tasks;
 	r->sh = sh;
 	/* a ring that already saw work (a worker restarted) continues at the worker's head */
-	atomic_init(&r->tail, load_relaxed((_Atomic uint32_t *)&sh->sh_head));
-	atomic_init(&r->head, load_relaxed((_Atomic uint32_t *)&sh->sh_head));
+	store_relaxed(SH(sh_tail), load_relaxed(SH(sh_head)));
+	atomic_init(&r->head, load_relaxed(SH(sh_head)));
 }
 
 unsigned gpuos_ring_wait_room(struct gpuos_ring *r, uint32_t pos, bool (*kick)(void *), void *ctx)
@@ -54,8 +54,9 @@ bool gpuos_ring_publish(struct gpuos_ring *r, uint32_t pos, const struct gpuos_t
 	/* release: the body above before seq; pairs with the consumer's acquire of seq
 	 * (worker.cu fetch, gpuos_ring_fetch) */
 	store_release((_Atomic uint32_t *)&d->seq, pos + 1);
-	/* full fence: seq store before the sh_state load; pairs with the fence in the worker's
-	 * try_exit (it stores EXITED, then reloads this seq) */
+	/* full fence: the sh_tail reservation and the seq store before the sh_state load;
+	 * pairs with the fence in the worker's try_exit (it stores EXITED, then reads sh_tail):
+	 * it sees our position, or we see EXITED */
 	atomic_thread_fence(memory_order_seq_cst);
 	return load_relaxed(SH(sh_state)) != GPUOS_WORKER_RUNNING;
 }
@@ -100,4 +101,19 @@ void gpuos_ring_consumed(struct gpuos_ring *r, unsigned n)
 	/* the test consumer runs dry after every call: as the worker then does; pairs with
 	 * gpuos_ring_done_sys */
 	store_release(SH(sh_done_sys), done);
+}
+
+bool gpuos_ring_try_exit(struct gpuos_ring *r)
+{
+	uint32_t head = load_relaxed(SH(sh_head)); /* we are its only writer */
+
+	/* release: nothing to publish but the state */
+	store_release(SH(sh_state), GPUOS_WORKER_EXITED);
+	/* full fence: EXITED before the sh_tail load; pairs with the fence in gpuos_ring_publish
+	 * (after the reservation, before its sh_state load) */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (load_relaxed(SH(sh_tail)) == head)
+		return true;
+	store_release(SH(sh_state), GPUOS_WORKER_RUNNING);
+	return false;
 }

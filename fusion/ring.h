@@ -7,10 +7,11 @@
  * consumer (the ring's worker block, or a host thread in tests). liburing's rules: free-running
  * unsigned positions, pos & mask, full when pos - head == size; each field has one writer.
  *
- * Producers reserve a position (fetch-add on the host-private tail), wait while the ring is
- * full (back-pressure, never loss), fill the descriptor and release-store its seq = pos + 1.
- * The consumer takes the contiguous run of valid descriptors at its head, copies them out and
- * release-stores sh_head; when they have run it stores sh_done.
+ * Producers reserve a position (fetch-add on sh_tail), wait while the ring is full
+ * (back-pressure, never loss), fill the descriptor and release-store its seq = pos + 1. The
+ * consumer takes the contiguous run of valid descriptors at its head, copies them out and
+ * release-stores sh_head; when they have run it stores sh_done. It leaves only with no
+ * position handed out past its head (sh_tail == head), see gpuos_ring_try_exit.
  */
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -21,7 +22,6 @@
 struct gpuos_ring {
 	struct gpuos_task *tasks;	     /* GPUOS_RING_SIZE, shared with the consumer */
 	struct gpuos_ring_sh *sh;	     /* shared fields */
-	_Alignas(128) _Atomic uint32_t tail; /* host only: next position to hand out */
 	_Alignas(128) _Atomic uint32_t head; /* host only: a recent sh_head (never ahead of it) */
 	_Alignas(128) char pad;
 };
@@ -35,7 +35,16 @@ void gpuos_ring_init(struct gpuos_ring *r, struct gpuos_task *tasks, struct gpuo
  */
 static inline uint32_t gpuos_ring_reserve(struct gpuos_ring *r)
 {
-	return atomic_fetch_add_explicit(&r->tail, 1, memory_order_relaxed);
+	/* relaxed: the full fence in gpuos_ring_publish orders it before the sh_state load;
+	 * pairs with the fence in the worker's try_exit (it stores EXITED, then reads this) */
+	return atomic_fetch_add_explicit((_Atomic uint32_t *)&r->sh->sh_tail, 1,
+					 memory_order_relaxed);
+}
+
+/* The next position to hand out: every position before it is reserved (relaxed). */
+static inline uint32_t gpuos_ring_tail(const struct gpuos_ring *r)
+{
+	return atomic_load_explicit((_Atomic uint32_t *)&r->sh->sh_tail, memory_order_relaxed);
 }
 
 /*
@@ -75,5 +84,12 @@ static inline bool gpuos_ring_passed(uint32_t done, uint32_t pos)
  */
 unsigned gpuos_ring_fetch(struct gpuos_ring *r, struct gpuos_task *out, unsigned max);
 void gpuos_ring_consumed(struct gpuos_ring *r, unsigned n);
+
+/*
+ * The consumer's leaving, as the worker does it (kernels/worker.cu try_exit), once it found
+ * nothing to fetch: store EXITED, full fence, then leave only if no position was handed out
+ * past its head; else store RUNNING back and return false (go on fetching).
+ */
+bool gpuos_ring_try_exit(struct gpuos_ring *r);
 
 #endif

@@ -13,6 +13,8 @@
  *   sh_state              the worker, except GPUOS_WORKER_STARTING written by the host under
  *                         its launch lock while no worker of that ring can be running
  *   sh_stop               the host (park); the worker reads it when its ring is empty
+ *   sh_tail               host producers (fetch-add: positions handed out); the worker reads
+ *                         it before it leaves: it never leaves a handed-out position behind
  *   go[slot]              the application's stream (cuStreamWriteValue32 at batch open)
  *   done[slot]            the worker (the stream's cuStreamWaitValue32 at batch close)
  */
@@ -73,6 +75,13 @@ struct gpuos_ring_sh {
 	uint32_t pad2[30];
 	uint32_t sh_stop; /* host: exit once the ring is empty */
 	uint32_t pad3[31];
+	/* host: the next position to hand out. Written by producers only (each reservation),
+	 * read by the worker only when it would leave: it stays while a position before this
+	 * one is still being filled. Leaving with one, a task published after it (its producer
+	 * saw RUNNING, so its stream may already wait for it) would wait for a relaunch, and a
+	 * launch can be held up in the driver by a synchronous copy waiting on that stream. */
+	uint32_t sh_tail;
+	uint32_t pad5[31];
 	/* worker: where its time went, added at each exit (gpuos_get_stats; benchmarks) */
 	uint64_t sh_prof[GPUOS_PROF_COUNT];
 	/* worker: the gate it is waiting on, if any (gpuos_debug_dump) */

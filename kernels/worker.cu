@@ -147,10 +147,13 @@ static __device__ __forceinline__ void run_builtin(const struct gpuos_task *t)
 
 /*
  * Exit handshake with the producers (fusion/ring.c gpuos_ring_publish, Dekker style): store
- * EXITED, then look at the next descriptor once more; a producer stores the descriptor, then
- * looks at sh_state. With a full fence on both sides at least one of us sees the other:
- * either we find the task and go on, or the producer finds EXITED and launches a new worker
- * (which queues behind us on the ring's stream, so two never run at once).
+ * EXITED, then look at sh_tail; a producer reserves its position (sh_tail), stores the
+ * descriptor, then looks at sh_state. With a full fence on both sides at least one of us sees
+ * the other: either we find a position handed out past our head and go on (waiting for its
+ * descriptor if it is still being written), or the producer finds EXITED and launches a new
+ * worker (which queues behind us on the ring's stream, so two never run at once). Looking
+ * at the descriptor at head alone is not enough: with it still being written, a later one
+ * whose producer saw RUNNING would be left behind, its stream maybe already waiting for it.
  */
 /*
  * Stack for injected operators. nvlink sizes the worker's per-thread stack from the calls it
@@ -173,9 +176,9 @@ static __device__ bool try_exit(const struct gpuos_worker_params &p, uint32_t he
 {
 	st_release_sys(&p.sh->sh_state, GPUOS_WORKER_EXITED);
 	/* full fence: orders the store above before the load below; pairs with the fence
-	 * between the seq store and the sh_state load in gpuos_ring_publish */
+	 * between the reservation (and seq store) and the sh_state load in gpuos_ring_publish */
 	cuda::atomic_thread_fence(cuda::memory_order_seq_cst, cuda::thread_scope_system);
-	if (ld_acquire_sys(&p.tasks[head & (GPUOS_RING_SIZE - 1)].seq) == head + 1) {
+	if (ld_acquire_sys(&p.sh->sh_tail) != head) {
 		st_release_sys(&p.sh->sh_state, GPUOS_WORKER_RUNNING);
 		return false;
 	}
@@ -261,8 +264,10 @@ static __device__ void fetch_loop(const struct gpuos_worker_params &p, struct gp
 		/* empty ring: leave when stopped or idle and the queue has drained */
 		bool drained = cta_u32(*s_head).load(cuda::memory_order_acquire) == tail;
 		int leave = 0;
+		/* and no position handed out past head: a producer is still writing it */
 		if (lane == 0 && drained &&
-		    (ld_acquire_sys(&p.sh->sh_stop) || now_ns() - idle_since > p.idle_ns))
+		    (ld_acquire_sys(&p.sh->sh_stop) || now_ns() - idle_since > p.idle_ns) &&
+		    ld_acquire_sys(&p.sh->sh_tail) == head)
 			leave = try_exit(p, head);
 		if (__shfl_sync(0xffffffffu, leave, 0)) {
 			if (lane == 0) {

@@ -89,6 +89,124 @@ START_TEST(ring_gap_stops_fetch)
 }
 END_TEST
 
+/*
+ * The consumer's leaving (gpuos_ring_try_exit, the worker's try_exit): not while a position
+ * handed out past its head is still being written. Here p1's producer saw RUNNING, so its
+ * stream may already wait for p1; had the consumer left, p1 would wait for p0's producer to
+ * launch a worker, a launch a synchronous copy waiting on p1's stream can hold up.
+ */
+START_TEST(ring_exit_waits_for_reserved)
+{
+	struct rig g;
+	struct gpuos_task out[GPUOS_FETCH], t = {0};
+	uint32_t p0, p1, p2;
+
+	rig_init(&g, 7);
+	g.sh->sh_state = GPUOS_WORKER_RUNNING;
+	ck_assert(gpuos_ring_try_exit(&g.ring)); /* nothing handed out: it may leave */
+	ck_assert_uint_eq(g.sh->sh_state, GPUOS_WORKER_EXITED);
+	g.sh->sh_state = GPUOS_WORKER_RUNNING;
+	p0 = gpuos_ring_reserve(&g.ring);
+	p1 = gpuos_ring_reserve(&g.ring);
+	ck_assert(!gpuos_ring_publish(&g.ring, p1, &t)); /* saw RUNNING: ready at once */
+	ck_assert_uint_eq(gpuos_ring_fetch(&g.ring, out, GPUOS_FETCH), 0); /* p0 not written */
+	ck_assert(!gpuos_ring_try_exit(&g.ring));
+	ck_assert_uint_eq(g.sh->sh_state, GPUOS_WORKER_RUNNING);
+	ck_assert(!gpuos_ring_publish(&g.ring, p0, &t));
+	ck_assert_uint_eq(gpuos_ring_fetch(&g.ring, out, GPUOS_FETCH), 2);
+	gpuos_ring_consumed(&g.ring, 2);
+	ck_assert(gpuos_ring_try_exit(&g.ring));
+	/* reserved after it left: its producer sees EXITED and starts a worker */
+	p2 = gpuos_ring_reserve(&g.ring);
+	ck_assert(gpuos_ring_publish(&g.ring, p2, &t));
+	rig_free(&g);
+}
+END_TEST
+
+/*
+ * The handshake under load: producers (some slow between reserve and publish) and a consumer
+ * that tries to leave whenever it runs dry. When it has left, every task whose producer saw
+ * RUNNING (and so would not start a worker) was fetched; a producer that saw the consumer gone
+ * restarts it, as gpuos_engine_start_worker does.
+ */
+#define EXIT_PRODUCERS 4
+#define EXIT_PER       20000
+static struct rig xr;
+static _Atomic uint8_t xready[EXIT_PRODUCERS * EXIT_PER];
+static _Atomic int xstart, xleft;
+
+static void *exit_producer(void *arg)
+{
+	unsigned seed = (unsigned)(uintptr_t)arg;
+	struct gpuos_task t = {0};
+
+	for (unsigned i = 0; i < EXIT_PER; i++) {
+		uint32_t pos = gpuos_ring_reserve(&xr.ring);
+
+		gpuos_ring_wait_room(&xr.ring, pos, NULL, NULL);
+		seed = seed * 1103515245u + 12345u;
+		for (unsigned k = 0; k < ((seed >> 16) % 64 == 0 ? 200u : 0u); k++)
+			sched_yield(); /* a producer held up between its reserve and its publish */
+		if (gpuos_ring_publish(&xr.ring, pos, &t))
+			store_release(&xstart, 1);
+		else
+			store_relaxed(&xready[pos], 1);
+	}
+	/* release: the publications and the start flag before it; pairs with the consumer */
+	atomic_fetch_add_explicit(&xleft, -1, memory_order_release);
+	return NULL;
+}
+
+START_TEST(ring_exit_never_strands)
+{
+	pthread_t th[EXIT_PRODUCERS];
+	struct gpuos_task out[GPUOS_FETCH];
+	uint32_t total = 0, exits = 0;
+
+	rig_init(&xr, 0);
+	xr.sh->sh_state = GPUOS_WORKER_RUNNING;
+	xleft = EXIT_PRODUCERS;
+	for (uintptr_t i = 0; i < EXIT_PRODUCERS; i++)
+		pthread_create(&th[i], NULL, exit_producer, (void *)(i + 1));
+	while (total < EXIT_PRODUCERS * EXIT_PER) {
+		unsigned n = gpuos_ring_fetch(&xr.ring, out, GPUOS_FETCH);
+
+		if (n) {
+			gpuos_ring_consumed(&xr.ring, n);
+			total += n;
+			continue;
+		}
+		if (!gpuos_ring_try_exit(&xr.ring))
+			continue;
+		/* gone: no task left behind that its producer counted as running */
+		exits++;
+		for (uint32_t p = total; p < EXIT_PRODUCERS * EXIT_PER; p++)
+			ck_assert_msg(!load_relaxed(&xready[p]), "task %u stranded", p);
+		/* until a producer that saw EXITED starts one (it then stores RUNNING); with
+		 * every producer done and none started, what is left was stranded */
+		for (;;) {
+			/* acquire: pairs with the producers' decrement after their last publish */
+			int left = load_acquire(&xleft);
+
+			if (load_acquire(&xstart))
+				break;
+			if (!left) {
+				ck_assert_msg(gpuos_ring_tail(&xr.ring) == total,
+					      "tasks %u.. stranded", total);
+				break;
+			}
+			sched_yield();
+		}
+		store_relaxed(&xstart, 0);
+		store_release((_Atomic uint32_t *)&xr.sh->sh_state, GPUOS_WORKER_RUNNING);
+	}
+	for (int i = 0; i < EXIT_PRODUCERS; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_uint_gt(exits, 0);
+	rig_free(&xr);
+}
+END_TEST
+
 /* The ring is full after SIZE unconsumed positions: the next producer waits, and is let go
  * as soon as the consumer frees one; the publication finds a worker that left. */
 static _Atomic int kicked;
@@ -424,9 +542,9 @@ START_TEST(batch_capture_and_errors)
 	/* a failed go: nothing queued, nothing numbered, the caller falls through */
 	gpuos_batch_close_all(&B);
 	fail_go = 1;
-	uint32_t tail = load_relaxed(&br.ring.tail);
+	uint32_t tail = gpuos_ring_tail(&br.ring);
 	ck_assert_int_eq(sub(0x1000, false, &t), -EIO);
-	ck_assert_uint_eq(load_relaxed(&br.ring.tail), tail);
+	ck_assert_uint_eq(gpuos_ring_tail(&br.ring), tail);
 	fail_go = 0;
 	ck_assert_int_eq(sub(0x1000, false, &t), 0);
 	ck_assert_uint_eq(t.tseq, 3);
@@ -538,12 +656,12 @@ START_TEST(batch_park_refuses)
 	ck_assert_int_eq(sub(0x1000, false, &t), 0);
 	gpuos_batch_park_begin(&B);
 	gpuos_batch_park_begin(&B); /* parks nest */
-	tail = load_relaxed(&br.ring.tail);
+	tail = gpuos_ring_tail(&br.ring);
 	ck_assert_int_eq(sub(0x1000, false, &t), -EAGAIN);
 	ck_assert_int_eq(sub(0x2000, false, &t), -EAGAIN);
 	gpuos_batch_park_end(&B);
 	ck_assert_int_eq(sub(0x1000, false, &t), -EAGAIN);
-	ck_assert_uint_eq(load_relaxed(&br.ring.tail), tail);
+	ck_assert_uint_eq(gpuos_ring_tail(&br.ring), tail);
 	gpuos_batch_park_end(&B);
 	ck_assert_int_eq(sub(0x1000, false, &t), 0);
 	ck_assert_uint_eq(t.tseq, 2);
@@ -587,9 +705,9 @@ START_TEST(batch_park_fences_submitters)
 				gpuos_ring_consumed(&br.ring, n);
 		}
 		gpuos_batch_park_begin(&B);
-		uint32_t tail = load_relaxed(&br.ring.tail);
+		uint32_t tail = gpuos_ring_tail(&br.ring);
 		usleep(200);
-		ck_assert_uint_eq(load_relaxed(&br.ring.tail), tail);
+		ck_assert_uint_eq(gpuos_ring_tail(&br.ring), tail);
 		gpuos_batch_park_end(&B);
 	}
 	run_parked_submitters = 0;
@@ -702,19 +820,19 @@ START_TEST(batch_alias_switch_splits)
 
 	for (unsigned n; (n = gpuos_ring_fetch(&br.ring, out, GPUOS_FETCH));)
 		gpuos_ring_consumed(&br.ring, n); /* (the two above) */
-	fetched = load_relaxed(&br.ring.tail);
+	fetched = gpuos_ring_tail(&br.ring);
 	run_alias_submitters = 1;
 	for (uintptr_t i = 0; i < SUBMITTERS; i++)
 		pthread_create(&th[i], NULL, alias_submitter, (void *)i);
 	for (unsigned k = 0; k < SWITCHES + 1; k++) {
 		/* consume until the submitters took a few positions since the last switch */
-		for (uint32_t from = load_relaxed(&br.ring.tail);
-		     load_relaxed(&br.ring.tail) - from < 4 * SUBMITTERS;)
+		for (uint32_t from = gpuos_ring_tail(&br.ring);
+		     gpuos_ring_tail(&br.ring) - from < 4 * SUBMITTERS;)
 			drain_ops(op_at, MAXPOS);
 		if (k == SWITCHES)
 			break;
 		gpuos_batch_freeze(&B);
-		snap[k] = load_relaxed(&br.ring.tail);
+		snap[k] = gpuos_ring_tail(&br.ring);
 		store_relaxed(&alias_now, k + 1);
 		gpuos_batch_thaw(&B);
 	}
@@ -730,7 +848,7 @@ START_TEST(batch_alias_switch_splits)
 	while (drain_ops(op_at, MAXPOS))
 		;
 	/* the slot in force at each position: the last switch whose snapshot is at or before it */
-	uint32_t end = load_relaxed(&br.ring.tail);
+	uint32_t end = gpuos_ring_tail(&br.ring);
 	ck_assert_uint_gt(end, snap[SWITCHES - 1]); /* the submitters ran past the last switch */
 	for (uint32_t p = fetched, k = 0; p < end && p < MAXPOS; p++) {
 		while (k < SWITCHES && snap[k] <= p)
@@ -826,6 +944,8 @@ int main(void)
 	tcase_add_test(ring, ring_gap_stops_fetch);
 	tcase_add_test(ring, ring_full_backpressure);
 	tcase_add_test(ring, ring_full_dead_consumer);
+	tcase_add_test(ring, ring_exit_waits_for_reserved);
+	tcase_add_test(ring, ring_exit_never_strands);
 	tcase_add_test(ring, ring_many_producers);
 	tcase_add_test(batch, batch_one_go_one_wait);
 	tcase_add_test(batch, batch_close_elides_wait_when_done);

@@ -5,7 +5,7 @@ flush in between; the worker is slowed by a spin task so that a GEMM not ordered
 would read stale data. Also ("profiler"): torch.profiler, which subscribes to CUPTI first,
 and the engine share the subscription: gpuos_init works, the task is right, and the
 profiler's kernel records hold both PyTorch's kernel and the worker."""
-import ctypes, os, struct, sys
+import ctypes, os, struct, sys, time
 import torch
 
 lib = ctypes.CDLL(os.environ["GPUOS_SHIM"])
@@ -19,8 +19,14 @@ def fbits(f):
 
 
 def submit(stream, op, *args):
+    """Queue a task; -EAGAIN (workers parked a moment, e.g. while the catalog loads an operator
+    of PyTorch's kernels) says nothing was queued: try again."""
     a = (ctypes.c_uint64 * 6)(*args)
-    rc = lib.gpuos_submit(ctypes.c_void_p(stream.cuda_stream), op, a, len(args), 0)
+    for _ in range(100000):
+        rc = lib.gpuos_submit(ctypes.c_void_p(stream.cuda_stream), op, a, len(args), 0)
+        if rc != -11:
+            break
+        time.sleep(0.0001)
     assert rc == 0, f"gpuos_submit: {rc}"
 
 

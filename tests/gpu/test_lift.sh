@@ -62,7 +62,7 @@ for i in $(seq "$LOOPS"); do
 	# each one a chance for another thread's synchronous copy to come in between
 	idle=$(( (i / 2) % 2 ? 1 : 100 ))
 	rc=0
-	GPUOS=0 GPUOS_CACHE_DIR=$T/ocache GPUOS_WORKER_IDLE_MS=$idle GPUOS_TEST_STUCK_S=40 \
+	GPUOS=0 GPUOS_CACHE_DIR=$T/ocache GPUOS_WORKER_IDLE_MS=$idle GPUOS_TEST_STUCK_S=40 GPUOS_TEST_STUCK_WAIT=1 \
 		LD_PRELOAD=$SHIM timeout 120 "$E" order $seed >"$T/o$i" 2>&1 || rc=$?
 	[ $rc = 0 ] || { cat "$T/o$i"; fail "order run $i (seed $seed, lift on): exit $rc"; }
 	a=$(grep -o 'hash=[0-9a-f]* hostfn=[0-9]*' "$T/oref$seed")
