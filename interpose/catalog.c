@@ -160,6 +160,16 @@ static bool grid_ok(dim3 g, dim3 b, int32_t n)
 	return false;
 }
 
+/* One task of @c's operator whose arguments are the @n bytes at @blk (through the arena). */
+static enum gpuos_why submit_block(const struct gpuos_catk *c, cudaStream_t st, bool ptsz,
+				   const void *blk, size_t n)
+{
+	const uint64_t a[GPUOS_TASK_ARGS] = {0};
+
+	return gpuos_why_submitted(
+	    gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, blk, n, c->dev));
+}
+
 /*
  * A reduction: its ReduceOp decoded and validated (the simple form, sig.h), the operator's
  * parameter block from it. The launch's dynamic shared memory is the kernel's own tree
@@ -171,7 +181,6 @@ static enum gpuos_why reduce_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 	const unsigned grid[3] = {g.x, g.y, g.z}, block[3] = {b.x, b.y, b.z};
 	struct gpuos_reduce_args ra;
 	struct gpuos_cat_reduce p;
-	uint64_t a[GPUOS_TASK_ARGS] = {0};
 	int rc;
 
 	if (!args)
@@ -183,8 +192,7 @@ static enum gpuos_why reduce_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 		return rc == -ENOTSUP ? GPUOS_WHY_LAUNCH_CONFIG : GPUOS_WHY_BAD_ARGS;
 	if ((uint64_t)ra.num_inputs * (uint64_t)ra.num_outputs > gpuos_shim.cfg.max_elements)
 		return GPUOS_WHY_TOO_LARGE;
-	rc = gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, &p, sizeof(p), c->dev);
-	return gpuos_why_submitted(rc);
+	return submit_block(c, st, ptsz, &p, sizeof(p));
 }
 
 /*
@@ -196,9 +204,7 @@ static enum gpuos_why layer_norm_launch(const struct gpuos_catk *c, dim3 g, dim3
 					cudaStream_t st, bool ptsz)
 {
 	const unsigned grid[3] = {g.x, g.y, g.z}, block[3] = {b.x, b.y, b.z};
-	uint64_t a[GPUOS_TASK_ARGS] = {0};
 	struct gpuos_cat_ln p;
-	int rc;
 
 	if (gpuos_sig_decode_layer_norm(&c->sig, c->params, c->nparams, args, grid, block, &p))
 		return GPUOS_WHY_BAD_ARGS;
@@ -207,8 +213,7 @@ static enum gpuos_why layer_norm_launch(const struct gpuos_catk *c, dim3 g, dim3
 		return GPUOS_WHY_LAUNCH_CONFIG;
 	if ((uint64_t)p.rows * (uint64_t)p.n > gpuos_shim.cfg.max_elements)
 		return GPUOS_WHY_TOO_LARGE;
-	rc = gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, &p, sizeof(p), c->dev);
-	return gpuos_why_submitted(rc);
+	return submit_block(c, st, ptsz, &p, sizeof(p));
 }
 
 /*
@@ -219,8 +224,8 @@ static enum gpuos_why concat_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 				    cudaStream_t st, bool ptsz)
 {
 	const unsigned grid[3] = {g.x, g.y, g.z}, block[3] = {b.x, b.y, b.z};
-	uint64_t a[GPUOS_TASK_ARGS] = {0}, units;
 	struct gpuos_cat_concat p;
+	uint64_t units;
 	int rc = gpuos_sig_decode_concat(&c->sig, c->params, c->nparams, args, grid, block, &p,
 					 &units);
 
@@ -228,10 +233,8 @@ static enum gpuos_why concat_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 		return rc == -ENOTSUP ? GPUOS_WHY_LAUNCH_CONFIG : GPUOS_WHY_BAD_ARGS;
 	if (units * p.unit / c->sig.concat.elem > gpuos_shim.cfg.max_elements)
 		return GPUOS_WHY_TOO_LARGE;
-	rc = gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, &p,
-					offsetof(struct gpuos_cat_concat, in) + p.nin * sizeof(p.in[0]),
-					c->dev);
-	return gpuos_why_submitted(rc);
+	return submit_block(c, st, ptsz, &p,
+			    offsetof(struct gpuos_cat_concat, in) + p.nin * sizeof(p.in[0]));
 }
 
 enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
