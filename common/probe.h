@@ -21,6 +21,10 @@
 	X(DEV, "    current device (driver calls)")                                                \
 	X(BATCH, "    batch submit")                                                               \
 	X(PUBLISH, "    wait room + publish + start + ready")                                      \
+	X(PUB_STORE, "      descriptor stores")                                                    \
+	X(PUB_FENCE, "      fence + worker state load")                                            \
+	X(PUB_READY, "      ready count")                                                          \
+	X(WHYCNT, "  why count")                                                                   \
 	X(FALL, "launch hook, fell through (whole)")                                               \
 	X(COPY, "copy hook, diverted (whole)")                                                     \
 	X(OWNS, "  copy: pointer queries")                                                         \

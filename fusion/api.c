@@ -351,7 +351,9 @@ static int submit(void *stream, struct gpuos_task *t, unsigned flags, const void
 		gpuos_engine_start_worker(e, (unsigned)(ring - e->ring));
 	if (gpuos_ring_publish(ring, pos, t))
 		gpuos_engine_start_worker(e, (unsigned)(ring - e->ring));
+	GPUOS_PROBE_BEGIN(t3);
 	gpuos_batch_ready(&g->batches, t);
+	GPUOS_PROBE_END(PUB_READY, t3);
 	GPUOS_PROBE_END(PUBLISH, t2);
 	GPUOS_PROBE_END(SUBMIT, t0);
 	return 0;

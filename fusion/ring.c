@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/atomics.h"
+#include "common/probe.h"
 #include "fusion/ring.h"
 
 #define SH(field) ((_Atomic uint32_t *)&r->sh->field)
@@ -48,17 +49,23 @@ unsigned gpuos_ring_wait_room(struct gpuos_ring *r, uint32_t pos, bool (*kick)(v
 bool gpuos_ring_publish(struct gpuos_ring *r, uint32_t pos, const struct gpuos_task *t)
 {
 	struct gpuos_task *d = &r->tasks[pos & (GPUOS_RING_SIZE - 1)];
+	bool stopped;
 
+	GPUOS_PROBE_BEGIN(t0);
 	memcpy((char *)d + sizeof(d->seq), (const char *)t + sizeof(t->seq),
 	       sizeof(*t) - sizeof(t->seq));
 	/* release: the body above before seq; pairs with the consumer's acquire of seq
 	 * (worker.cu fetch, gpuos_ring_fetch) */
 	store_release((_Atomic uint32_t *)&d->seq, pos + 1);
+	GPUOS_PROBE_END(PUB_STORE, t0);
+	GPUOS_PROBE_BEGIN(t1);
 	/* full fence: the sh_tail reservation and the seq store before the sh_state load;
 	 * pairs with the fence in the worker's try_exit (it stores EXITED, then reads sh_tail):
 	 * it sees our position, or we see EXITED */
 	atomic_thread_fence(memory_order_seq_cst);
-	return load_relaxed(SH(sh_state)) != GPUOS_WORKER_RUNNING;
+	stopped = load_relaxed(SH(sh_state)) != GPUOS_WORKER_RUNNING;
+	GPUOS_PROBE_END(PUB_FENCE, t1);
+	return stopped;
 }
 
 uint32_t gpuos_ring_done(const struct gpuos_ring *r)

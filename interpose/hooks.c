@@ -47,7 +47,9 @@ static inline int divert(struct gpuos_live *l, dim3 g, dim3 b, void **a, size_t 
 		  : x		    ? (int)gpuos_lifted_launch(x, g, b, a, sm, st, ptsz)
 				    : load_relaxed(&l->why);
 
+	GPUOS_PROBE_BEGIN(t0);
 	fetch_add_relaxed(&l->count[why], 1);
+	GPUOS_PROBE_END(WHYCNT, t0);
 	return why;
 }
 
