@@ -651,12 +651,20 @@ static bool seen_find(uintptr_t key, bool add)
 	return false;
 }
 
+/* This thread's last handle found in the set. cuBLAS asks a kernel's attributes a few times
+ * before each launch: the repeats skip the set, a random line of half a megabyte. */
+static __thread uintptr_t last_seen;
+
 bool gpuos_fusion_first_launch(const void *f)
 {
 	uintptr_t key = (uintptr_t)f;
 
-	if (!gpuos_fusion_active() || !key || seen_find(key, false))
+	if (!gpuos_fusion_active() || !key || key == last_seen)
 		return false;
+	if (seen_find(key, false)) {
+		last_seen = key; /* the set never shrinks: it stays true */
+		return false;
+	}
 	/* Not loaded yet (or the set is full): loading it may need the whole context idle. */
 	gpuos_fusion_park();
 	return true;
