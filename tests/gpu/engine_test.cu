@@ -2,7 +2,8 @@
 /*
  * The engine on the GPU, driven through the C API (include/gpuos.h). Modes:
  *   order SEED     random tasks mixed with real launches, copies, memsets, events, host
- *                  functions and syncs on several streams and threads; prints a hash of
+ *                  functions and syncs on each thread's blocking, non-blocking, per-thread
+ *                  and legacy streams, three threads; prints a hash of
  *                  everything, run with tasks (GPUOS=1) and with plain kernels (GPUOS=0)
  *   park           every parking call with a resident, busy worker: no hang, right results
  *   capture        stream capture in global, thread-local and relaxed mode: tasks refused,
@@ -123,8 +124,8 @@ static uint64_t fnv(const void *p, size_t n, uint64_t h = 1469598103934665603ull
 struct lane {
 	int id;
 	unsigned seed;
-	cudaStream_t s[3]; /* blocking, non-blocking, per-thread default */
-	float *buf[3][NBUF];
+	cudaStream_t s[4]; /* blocking, non-blocking, per-thread default, legacy default */
+	float *buf[4][NBUF];
 	uint64_t hash;
 	std::atomic<unsigned> hostfn;
 };
@@ -151,8 +152,9 @@ static void *order_lane(void *arg)
 	CK(cudaStreamCreate(&L->s[0]));
 	CK(cudaStreamCreateWithFlags(&L->s[1], cudaStreamNonBlocking));
 	L->s[2] = cudaStreamPerThread;
+	L->s[3] = cudaStreamLegacy;
 	CK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
-	for (int k = 0; k < 3; k++)
+	for (int k = 0; k < 4; k++)
 		for (int i = 0; i < NBUF; i++) {
 			CK(cudaMalloc(&L->buf[k][i], MAXN * 4));
 			for (int j = 0; j < MAXN; j++)
@@ -162,7 +164,7 @@ static void *order_lane(void *arg)
 	L->hash = 1469598103934665603ull;
 	for (int step = 0; step < 3000; step++) {
 		unsigned r = rnd(&L->seed) % 100;
-		int k = rnd(&L->seed) % 3, i = rnd(&L->seed) % NBUF, j = rnd(&L->seed) % NBUF;
+		int k = rnd(&L->seed) % 4, i = rnd(&L->seed) % NBUF, j = rnd(&L->seed) % NBUF;
 		size_t n = 1 + rnd(&L->seed) % MAXN;
 		cudaStream_t s = L->s[k];
 		float a = 0.5f + (rnd(&L->seed) % 64) / 128.0f, b = (rnd(&L->seed) % 16) / 16.0f;
@@ -183,7 +185,7 @@ static void *order_lane(void *arg)
 			CK(cudaMemsetAsync(L->buf[k][i], 0, n * 4, s));
 		} else if (r < 84) {
 			/* cross-stream: k2 waits for k, reads k's buffer, k waits back */
-			int k2 = (k + 1) % 3;
+			int k2 = (k + 1) % 4;
 			CK(cudaEventRecord(ev, s));
 			CK(cudaStreamWaitEvent(L->s[k2], ev, 0));
 			add(L->s[k2], L->buf[k2][i], L->buf[k][j], L->buf[k2][i], n);
@@ -216,9 +218,9 @@ static void *order_lane(void *arg)
 			L->hash = fnv(host, n * 4, L->hash);
 		}
 	}
-	for (int k = 0; k < 3; k++)
+	for (int k = 0; k < 4; k++)
 		CK(cudaStreamSynchronize(L->s[k]));
-	for (int k = 0; k < 3; k++)
+	for (int k = 0; k < 4; k++)
 		for (int i = 0; i < NBUF; i++) {
 			CK(cudaMemcpy(host, L->buf[k][i], MAXN * 4, cudaMemcpyDeviceToHost));
 			L->hash = fnv(host, MAXN * 4, L->hash);
