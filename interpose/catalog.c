@@ -237,6 +237,26 @@ static enum gpuos_why concat_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 			    offsetof(struct gpuos_cat_concat, in) + p.nin * sizeof(p.in[0]));
 }
 
+/* torch.arange: its three arguments decoded and validated into one task's (no block). */
+static enum gpuos_why arange_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
+				    cudaStream_t st, bool ptsz)
+{
+	const unsigned grid[3] = {g.x, g.y, g.z}, block[3] = {b.x, b.y, b.z};
+	struct gpuos_arange_args ar;
+	uint64_t a[GPUOS_TASK_ARGS] = {0};
+
+	if (gpuos_sig_decode_arange(&c->sig, c->params, c->nparams, args, grid, block, &ar))
+		return GPUOS_WHY_BAD_ARGS;
+	if (ar.n > gpuos_shim.cfg.max_elements)
+		return GPUOS_WHY_TOO_LARGE;
+	a[0] = ar.out;
+	a[1] = ar.n;
+	a[2] = ar.start;
+	a[3] = ar.step;
+	return gpuos_why_submitted(
+	    gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, NULL, 0, c->dev));
+}
+
 enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
 				    size_t smem, cudaStream_t st, bool ptsz)
 {
@@ -256,6 +276,9 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 		return args ? layer_norm_launch(c, g, b, args, st, ptsz) : GPUOS_WHY_LAUNCH_CONFIG;
 	if (c->sig.family == GPUOS_SIG_CONCAT)
 		return args && !smem ? concat_launch(c, g, b, args, st, ptsz)
+				     : GPUOS_WHY_LAUNCH_CONFIG;
+	if (c->sig.family == GPUOS_SIG_ARANGE)
+		return args && !smem ? arange_launch(c, g, b, args, st, ptsz)
 				     : GPUOS_WHY_LAUNCH_CONFIG;
 	if (smem || !args)
 		return GPUOS_WHY_LAUNCH_CONFIG;

@@ -325,6 +325,15 @@ int gpuos_cat_match(const struct gpuos_sig *s, struct gpuos_cat_match *m)
 		m->dtype = m->acc = m->out = -1; /* bytes */
 		return 0;
 	}
+	if (s->family == GPUOS_SIG_ARANGE) {
+		m->dtype = gpuos_cat_dtype_of(s->dtype);
+		m->acc = m->out = gpuos_cat_dtype_of(s->out_dtype);
+		if (m->dtype < 0 || m->acc < 0 ||
+		    !(GPUOS_CAT_ARANGE_DTYPES & GPUOS_DT_BIT(m->dtype)))
+			return -ENOENT;
+		m->layout = GPUOS_CAT_ARANGE;
+		return 0;
+	}
 	if (s->family == GPUOS_SIG_VECTORIZED || s->family == GPUOS_SIG_UNROLLED)
 		m->layout = GPUOS_CAT_CONTIG;
 	else if (s->family == GPUOS_SIG_ELEMENTWISE && !s->dyncast)
@@ -379,6 +388,10 @@ void gpuos_cat_key(const struct gpuos_cat_match *m, char *buf, size_t len)
 	}
 	if (m->layout == GPUOS_CAT_CONCAT) {
 		snprintf(buf, len, "%s", GPUOS_CAT_CONCAT_KEY);
+		return;
+	}
+	if (m->layout == GPUOS_CAT_ARANGE) {
+		snprintf(buf, len, "arange.%s", gpuos_cat_dtype_name(m->dtype));
 		return;
 	}
 	if (m->r) { /* sum.float16.float32.float16.reduce: input, accumulator, output */
@@ -1065,6 +1078,61 @@ static const char concat_src[] =
     "}\n"
     "extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = gpuos_cat_op;\n";
 
+/*
+ * torch.arange (catalog.h): element i is start + step * i in the accumulator type, as
+ * RangeFactories.cu's lambda computes it, then converted to the element type: wrapping
+ * 64-bit integers, or one fused multiply-add (nvcc contracts the lambda's product and sum;
+ * the GPU test compares every element type bit for bit with PyTorch's kernel).
+ */
+static const char arange_src[] =
+    "typedef T_STORE T;\n"
+    "static __device__ __forceinline__ T val(uint64_t s, uint64_t d, uint64_t i)\n"
+    "{\n"
+    "#if ACC_INT\n"
+    "  return (T)(long long)(s + d * i);\n"
+    "#elif ACC_DOUBLE\n"
+    "  return __fma_rn(__longlong_as_double((long long)d), (double)i,\n"
+    "                  __longlong_as_double((long long)s));\n"
+    "#else\n"
+    "  return STORE(__fmaf_rn(__uint_as_float((unsigned)d), (float)i,\n"
+    "                        __uint_as_float((unsigned)s)));\n"
+    "#endif\n"
+    "}\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE(gpuos_cat_op)\n"
+    "{\n"
+    "  const unsigned me = gpuos_tid(), all = gpuos_nthreads();\n"
+    "  (void)smem;\n"
+    "#pragma unroll 1\n"
+    "  for (int k = 0; k < ntasks; k++) {\n"
+    "    T *out = (T *)t[k].a[0];\n"
+    "    const uint64_t n = t[k].a[1], s = t[k].a[2], d = t[k].a[3];\n"
+    "    if (k)\n"
+    "      gpuos_sync(); /* the task before may have written these elements */\n"
+    "#pragma unroll 1\n"
+    "    for (uint64_t i = me; i < n; i += all)\n"
+    "      out[i] = val(s, d, i);\n"
+    "  }\n"
+    "}\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = gpuos_cat_op;\n";
+
+static int arange_source(const struct gpuos_cat_match *m, char *buf, size_t len)
+{
+	const int di = dt_index(m->dtype);
+	const char *store = m->dtype == GPUOS_DT_F16	? "f2h"
+			    : m->dtype == GPUOS_DT_BF16 ? "f2b"
+							: "";
+	int n;
+
+	if (di < 0 || !(GPUOS_CAT_ARANGE_DTYPES & GPUOS_DT_BIT(m->dtype)))
+		return -EINVAL;
+	n = snprintf(buf, len,
+		     "#define T_STORE %s\n#define ACC_INT %d\n#define ACC_DOUBLE %d\n"
+		     "#define STORE %s\n%s%s",
+		     dtypes[di].ctype, m->acc == GPUOS_DT_I64, m->acc == GPUOS_DT_F64, store,
+		     prelude, arange_src);
+	return n < 0 || (size_t)n >= len ? -ENOSPC : n;
+}
+
 int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 {
 	const struct gpuos_cat_entry *e = m->e;
@@ -1074,6 +1142,8 @@ int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 
 	if (m->r)
 		return red_source(m, buf, len);
+	if (m->layout == GPUOS_CAT_ARANGE)
+		return arange_source(m, buf, len);
 	if (m->layout == GPUOS_CAT_LAYER_NORM || m->layout == GPUOS_CAT_CONCAT) {
 		n = snprintf(buf, len, "%s", m->layout == GPUOS_CAT_CONCAT ? concat_src : ln_src);
 		return n < 0 || (size_t)n >= len ? -ENOSPC : n;

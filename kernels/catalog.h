@@ -54,7 +54,13 @@ enum gpuos_cat_layout {
 	GPUOS_CAT_REDUCE = GPUOS_CAT_LAYOUTS, /* reduce_kernel: a reduction entry's only one */
 	GPUOS_CAT_LAYER_NORM,		      /* vectorized_layer_norm_kernel, float32 */
 	GPUOS_CAT_CONCAT,		      /* torch.cat, any dtype */
+	GPUOS_CAT_ARANGE,		      /* torch.arange: a0 out, a1 N, a2 start, a3 step */
 };
+
+/* arange's element types (every case of its dispatch) */
+#define GPUOS_CAT_ARANGE_DTYPES                                                                    \
+	(GPUOS_DT_FLOATS | GPUOS_DT_INTS | GPUOS_DT_BIT(GPUOS_DT_F64) |                            \
+	 GPUOS_DT_BIT(GPUOS_DT_I16) | GPUOS_DT_BIT(GPUOS_DT_I8) | GPUOS_DT_BIT(GPUOS_DT_U8))
 
 /* Where the functor's scalars come from, and in which type they are held. */
 enum gpuos_cat_scalar {

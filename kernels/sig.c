@@ -246,6 +246,7 @@ const char *gpuos_sig_family_name(int family)
 	    [GPUOS_SIG_VECTORIZED] = "vectorized", [GPUOS_SIG_UNROLLED] = "unrolled",
 	    [GPUOS_SIG_ELEMENTWISE] = "elementwise", [GPUOS_SIG_REDUCE] = "reduce",
 	    [GPUOS_SIG_LAYER_NORM] = "layer_norm", [GPUOS_SIG_CONCAT] = "concat",
+	    [GPUOS_SIG_ARANGE] = "arange",
 	};
 
 	if (family <= 0 || (size_t)family >= sizeof(names) / sizeof(names[0]) || !names[family])
@@ -303,6 +304,55 @@ static bool concat_parse(const char *buf, struct gpuos_sig *s)
 	return true;
 }
 
+/*
+ * torch.arange's kernel (RangeFactories.cu): true if @buf names elementwise_kernel_with_index
+ * of arange_cuda_out's lambda, with s->family ARANGE; false for other functions' lambdas
+ * (linspace, logspace) and for a structure it does not know. The name does not spell the
+ * element type: the second lambda's index in @dm (the raw name) does, being the case of
+ * AT_DISPATCH_ALL_TYPES_AND2(Half, BFloat16) that the lambda is in.
+ */
+static bool arange_parse(const char *buf, const char *dm, struct gpuos_sig *s)
+{
+	/* the dispatch's cases in PyTorch 2.11's order: the element type and its accumulator
+	 * (at::acc_type<T, true>). The libtorch symbols pair each case with its lambda's
+	 * return type, and the GPU test runs arange in every one. */
+	static const char *const types[][2] = {
+	    {"unsigned char", "long"}, {"signed char", "long"}, {"int", "long"},
+	    {"long", "long"},	       {"short", "long"},	{"double", "double"},
+	    {"float", "float"},	       {"c10::Half", "float"},	{"c10::BFloat16", "float"},
+	};
+	static const char fn[] = "at::native::arange_cuda_out(",
+			  tail[] = ")::{lambda()#}::operator()() const::{lambda()#}::operator()() "
+				   "const::{lambda(long)#}";
+	const char *lt = kernel_lt(buf, "elementwise_kernel_with_index"), *p;
+	char functor[512], index[16];
+	unsigned outer, k;
+
+	if (!lt || targ(buf, (size_t)(lt - buf), 1, functor, sizeof(functor)) ||
+	    targ(buf, (size_t)(lt - buf), 0, index, sizeof(index)) ||
+	    strncmp(functor, fn, sizeof(fn) - 1) || !(p = strstr(functor, tail)) ||
+	    p[sizeof(tail) - 1] || (strcmp(index, "int") && strcmp(index, "long")))
+		return false;
+	/* the raw name's first arange_cuda_out is the template argument's: its two lambdas */
+	if (!(p = strstr(dm, fn)) || !(p = strstr(p, "::{lambda()#")))
+		return false;
+	outer = (unsigned)strtoul(p + 12, NULL, 10);
+	if (!(p = strstr(p + 12, "::{lambda()#")))
+		return false;
+	k = (unsigned)strtoul(p + 12, NULL, 10);
+	if (outer != 1 || k < 1 || k > sizeof(types) / sizeof(types[0]))
+		return false;
+	s->family = GPUOS_SIG_ARANGE;
+	snprintf(s->functor, sizeof(s->functor), "%s", functor);
+	snprintf(s->op, sizeof(s->op), "arange_cuda_out");
+	snprintf(s->dtype, sizeof(s->dtype), "%s", types[k - 1][0]);
+	snprintf(s->out_dtype, sizeof(s->out_dtype), "%s", types[k - 1][1]);
+	s->index = strcmp(index, "int") ? 8 : 4;
+	s->fl.rc = -ENOTSUP; /* the decoder reads the lambda's captures itself */
+	s->fl_set = true;
+	return true;
+}
+
 int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 {
 	static __thread char buf[32768];
@@ -355,6 +405,8 @@ int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 		snprintf(s->op, sizeof(s->op), "vectorized_layer_norm_kernel");
 		s->fl.rc = -ENOTSUP;
 		s->fl_set = true;
+		return 0;
+	} else if (arange_parse(buf, dm, s)) {
 		return 0;
 	} else if (concat_parse(buf, s)) {
 		return s->family ? 0 : -EINVAL;
@@ -954,5 +1006,43 @@ int gpuos_sig_decode_concat(const struct gpuos_sig *s, const struct gpuos_kparam
 			return -EINVAL;
 		*units += in->n;
 	}
+	return 0;
+}
+
+int gpuos_sig_decode_arange(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+			    unsigned nparams, void *const *args, const unsigned grid[3],
+			    const unsigned block[3], struct gpuos_arange_args *out)
+{
+	const unsigned isz = s->index, esz = type_size(s->dtype), asz = type_size(s->out_dtype);
+	unsigned off[3], size[3];
+	int64_t n;
+
+	memset(out, 0, sizeof(*out));
+	if (s->family != GPUOS_SIG_ARANGE || nparams != 3 || !args || (isz != 4 && isz != 8) ||
+	    !esz || (asz != 4 && asz != 8))
+		return -EINVAL;
+	/* N; the lambda, an extended one: {acc xstart, xstep}, 8-aligned, then its 8-byte host
+	 * pointer (catalog.c's lambdas); the output pointer */
+	off[0] = 0, size[0] = isz;
+	off[1] = 8, size[1] = (2 * asz + 7) / 8 * 8 + 8;
+	off[2] = off[1] + size[1], size[2] = 8;
+	for (unsigned i = 0; i < 3; i++)
+		if (params[i].offset != off[i] || params[i].size != size[i] || !args[i])
+			return -EINVAL;
+	if (isz == 4) {
+		int32_t n32;
+		memcpy(&n32, args[0], 4);
+		n = n32;
+	} else {
+		memcpy(&n, args[0], 8);
+	}
+	memcpy(&out->start, args[1], asz);
+	memcpy(&out->step, (const uint8_t *)args[1] + asz, asz);
+	memcpy(&out->out, args[2], 8);
+	if (n <= 0 || !out->out || out->out % esz || block[0] != 64 || block[1] != 1 ||
+	    block[2] != 1 || grid[1] != 1 || grid[2] != 1 ||
+	    (uint64_t)grid[0] != ((uint64_t)n + 63) / 64)
+		return -EINVAL;
+	out->n = (uint64_t)n;
 	return 0;
 }

@@ -22,6 +22,7 @@ enum gpuos_sig_family {
 	GPUOS_SIG_REDUCE,      /* reduce_kernel<nt, output_vec_size, ReduceOp<...>> */
 	GPUOS_SIG_LAYER_NORM,  /* vectorized_layer_norm_kernel<T, T_ACC, rms_norm> */
 	GPUOS_SIG_CONCAT,      /* CatArrayBatchedCopy{,_contig,_alignedK_contig,_vectorized}<...> */
+	GPUOS_SIG_ARANGE,      /* elementwise_kernel_with_index<index_t, arange_cuda_out's lambda> */
 };
 
 /* torch.cat's kernels (Shape.cu): which one, and the numbers of its template. */
@@ -69,6 +70,8 @@ struct gpuos_sig {
 	struct gpuos_sig_functor fl; /* filled by gpuos_sig_parse; fl_set says so */
 	bool fl_set;
 	struct gpuos_sig_concat concat; /* CONCAT */
+	unsigned index;			/* ARANGE: index_t's bytes (int 4, long 8); dtype the
+					 * element type, out_dtype the accumulator (sig.c) */
 };
 
 /* A family's short name ("vectorized", "layer_norm"); "" for NONE and unknown values. */
@@ -237,5 +240,24 @@ bool gpuos_sig_concat_known(const struct gpuos_sig_concat *c);
 int gpuos_sig_decode_concat(const struct gpuos_sig *s, const struct gpuos_kparam *params,
 			    unsigned nparams, void *const *args, const unsigned grid[3],
 			    const unsigned block[3], struct gpuos_cat_concat *out, uint64_t *units);
+
+/* A torch.arange launch, decoded: element i of out is start + step * i, in the accumulator
+ * type of the element type (long for the integers, float for the 16-bit floats), cast. */
+struct gpuos_arange_args {
+	uint64_t out;	      /* the elements */
+	uint64_t n;	      /* how many */
+	uint64_t start, step; /* the accumulator's bytes, zero-extended */
+};
+
+/*
+ * Decode elementwise_kernel_with_index<index_t, F>(index_t N, F f, result_type *data), F
+ * arange's lambda holding {acc xstart, xstep} and a host pointer: three parameters at the
+ * offsets index_t and the accumulator give. Validates what the launch promises: N > 0, data non-null and aligned
+ * for the element, the block (64, 1, 1) of one element a thread and the grid (ceil(N / 64),
+ * 1, 1) (RangeFactories.cu's). -EINVAL otherwise.
+ */
+int gpuos_sig_decode_arange(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+			    unsigned nparams, void *const *args, const unsigned grid[3],
+			    const unsigned block[3], struct gpuos_arange_args *out);
 
 #endif

@@ -469,10 +469,21 @@ START_TEST(test_sources_build)
 		static char src[8192];
 		struct gpuos_cat_match ln = {.layout = GPUOS_CAT_LAYER_NORM, .dtype = GPUOS_DT_F32};
 		struct gpuos_cat_match cat = {.layout = GPUOS_CAT_CONCAT, .dtype = -1};
+		static const int ar[][2] = {
+		    {GPUOS_DT_U8, GPUOS_DT_I64},  {GPUOS_DT_I8, GPUOS_DT_I64},
+		    {GPUOS_DT_I16, GPUOS_DT_I64}, {GPUOS_DT_I32, GPUOS_DT_I64},
+		    {GPUOS_DT_I64, GPUOS_DT_I64}, {GPUOS_DT_F64, GPUOS_DT_F64},
+		    {GPUOS_DT_F32, GPUOS_DT_F32}, {GPUOS_DT_F16, GPUOS_DT_F32},
+		    {GPUOS_DT_BF16, GPUOS_DT_F32}};
 
 		build_src(GPUOS_CAT_COPY_KEY, src, gpuos_cat_copy_source(src, sizeof(src)));
 		build_both(&ln);
 		build_both(&cat);
+		for (unsigned i = 0; i < sizeof(ar) / sizeof(ar[0]); i++) {
+			struct gpuos_cat_match m = {
+			    .layout = GPUOS_CAT_ARANGE, .dtype = ar[i][0], .acc = ar[i][1]};
+			build_both(&m);
+		}
 	}
 	/* reductions: each accumulator type, from and to itself; float's from and to the
 	 * 16-bit floats too; vt0 and the input vector width as PyTorch names them */
@@ -892,6 +903,201 @@ START_TEST(test_concat_args)
 }
 END_TEST
 
+/* The dispatch lambda's index in a mangled arange name: the second "UlvE" after
+ * arange_cuda_out ("UlvE_" is #1, "UlvE<n>_" #n+2), 0 if absent. */
+static unsigned mangled_lambda(const char *mangled)
+{
+	const char *p = strstr(mangled, "arange_cuda_out");
+
+	if (!p || !(p = strstr(p, "UlvE")) || !(p = strstr(p + 4, "UlvE")))
+		return 0;
+	p += 4;
+	return *p == '_' ? 1 : (unsigned)strtoul(p, NULL, 10) + 2;
+}
+
+/*
+ * arange's kernels as libtorch_cuda 2.11 registers them (tests/data): the 18 of
+ * arange_cuda_out (9 element types, int and long indices) are the family, linspace's,
+ * logspace's and range's are not. The name does not spell the element type; the device
+ * stubs' guard variables do, pairing each dispatch lambda with its return type: the type
+ * sig.c reads from the lambda's index must be that one.
+ */
+START_TEST(test_arange_names)
+{
+	static const struct {
+		const char *code, *type;
+	} codes[] = {{"h", "unsigned char"}, {"a", "signed char"}, {"i", "int"},
+		     {"l", "long"},	     {"s", "short"},	   {"d", "double"},
+		     {"f", "float"},	     {"NS3_4HalfE", "c10::Half"},
+		     {"NS3_8BFloat16E", "c10::BFloat16"}};
+	FILE *f = popen("gzip -dc tests/data/torch211_range_names.gz", "r");
+	static char line[4096];
+	static struct gpuos_sig s;
+	const char *type_of[16] = {0};
+	unsigned nguards = 0, nkernels = 0, narange = 0, idx[2] = {0};
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned k = mangled_lambda(line);
+		line[strcspn(line, "\n")] = 0;
+		/* a guard: ...arange_cuda_outE<ordinal>_<return type>l... */
+		if (!strncmp(line, "_ZGV", 4)) {
+			const char *r = strstr(line, "arange_cuda_outE");
+			while (r && !(r[16] >= '1' && r[16] <= '9'))
+				r = strstr(r + 1, "arange_cuda_outE");
+			ck_assert(r && k >= 1 && k < 16);
+			r = strchr(r + 16, '_') + 1;
+			for (unsigned i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+				if (!strncmp(r, codes[i].code, strlen(codes[i].code)) &&
+				    r[strlen(codes[i].code)] == 'l')
+					type_of[k] = codes[i].type;
+			ck_assert_msg(type_of[k], "%s", line);
+			nguards++;
+			continue;
+		}
+		char *dm = gpuos_demangle(line);
+		ck_assert_ptr_nonnull(dm);
+		ck_assert_int_eq(gpuos_sig_parse(dm, &s), 0);
+		nkernels++;
+		if (!strstr(line, "arange_cuda_out")) {
+			ck_assert_msg(s.family == GPUOS_SIG_NONE, "%s", dm);
+			free(dm);
+			continue;
+		}
+		ck_assert_msg(s.family == GPUOS_SIG_ARANGE, "%s", dm);
+		ck_assert_str_eq(gpuos_sig_family_name(s.family), "arange");
+		ck_assert(s.index == 4 || s.index == 8);
+		idx[s.index == 8]++;
+		ck_assert_uint_ge(k, 1);
+		free(dm);
+		narange++;
+	}
+	pclose(f);
+	ck_assert_uint_eq(narange, 18);
+	ck_assert_uint_eq(idx[0], 9);
+	ck_assert_uint_eq(nguards, 18);
+	ck_assert_uint_gt(nkernels, narange);
+	/* again, now that the guards said each lambda's type */
+	f = popen("gzip -dc tests/data/torch211_range_names.gz", "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f)) {
+		struct gpuos_cat_match m;
+		char *dm;
+		int acc;
+		line[strcspn(line, "\n")] = 0;
+		if (!strncmp(line, "_ZGV", 4) || !strstr(line, "arange_cuda_out"))
+			continue;
+		dm = gpuos_demangle(line);
+		ck_assert_int_eq(gpuos_sig_parse(dm, &s), 0);
+		ck_assert_str_eq(s.dtype, type_of[mangled_lambda(line)]);
+		ck_assert_int_eq(gpuos_cat_match(&s, &m), 0);
+		ck_assert_int_eq(m.layout, GPUOS_CAT_ARANGE);
+		/* at::acc_type<T, true>: float for the floats but double, long for the integers */
+		acc = GPUOS_DT_I64;
+		if (!strcmp(s.dtype, "double"))
+			acc = GPUOS_DT_F64;
+		else if (strstr(s.dtype, "Half") || strstr(s.dtype, "BFloat16") ||
+			 !strcmp(s.dtype, "float"))
+			acc = GPUOS_DT_F32;
+		ck_assert_int_eq(m.acc, acc);
+		free(dm);
+	}
+	pclose(f);
+}
+END_TEST
+
+/* The GPT-2 decode's arange (int64 positions, int index) and a float one decode from the
+ * lambda's captures; the launch's shape and the pointer's alignment are checked. */
+START_TEST(test_arange_args)
+{
+	static const char gpt2[] =
+	    "void (anonymous namespace)::elementwise_kernel_with_index<int, "
+	    "at::native::arange_cuda_out(c10::Scalar const&, c10::Scalar const&, c10::Scalar "
+	    "const&, at::Tensor&)::{lambda()#1}::operator()() const::{lambda()#4}::operator()() "
+	    "const::{lambda(long)#1}>(int, at::native::arange_cuda_out(c10::Scalar const&, "
+	    "c10::Scalar const&, c10::Scalar const&, at::Tensor&)::{lambda()#1}::operator()() "
+	    "const::{lambda()#4}::operator()() const::{lambda(long)#1}, "
+	    "function_traits<at::native::arange_cuda_out(c10::Scalar const&, c10::Scalar const&, "
+	    "c10::Scalar const&, at::Tensor&)::{lambda()#1}::operator()() "
+	    "const::{lambda()#4}::operator()() const::{lambda(long)#1}>::result_type*)";
+	static struct gpuos_sig s;
+	static char name[sizeof(gpt2)];
+	struct gpuos_kparam kp[3] = {{.ordinal = 0, .offset = 0, .size = 4},
+				     {.ordinal = 1, .offset = 8, .size = 24},
+				     {.ordinal = 2, .offset = 32, .size = 8}};
+	struct gpuos_arange_args a;
+	struct gpuos_cat_match m;
+	int32_t n = 130;
+	int64_t cap[3] = {5, -3, 0x5000}; /* xstart, xstep, the lambda's host pointer */
+	uint64_t out = 0x7f0000100008;
+	void *args[3] = {&n, cap, &out};
+	unsigned g[3] = {3, 1, 1}, b[3] = {64, 1, 1};
+	char key[64], *p;
+
+	ck_assert_int_eq(gpuos_sig_parse(gpt2, &s), 0);
+	ck_assert_int_eq(s.family, GPUOS_SIG_ARANGE);
+	ck_assert_str_eq(s.dtype, "long");
+	ck_assert_uint_eq(s.index, 4);
+	ck_assert_int_eq(gpuos_cat_match(&s, &m), 0);
+	gpuos_cat_key(&m, key, sizeof(key));
+	ck_assert_str_eq(key, "arange.int64");
+	ck_assert_int_eq(gpuos_sig_decode_arange(&s, kp, 3, args, g, b, &a), 0);
+	ck_assert_uint_eq(a.n, 130);
+	ck_assert_uint_eq(a.out, out);
+	ck_assert_uint_eq(a.start, 5);
+	ck_assert_uint_eq(a.step, (uint64_t)-3);
+	/* what the kernel's launch promises */
+	g[0] = 4; /* not ceil(N / 64) */
+	ck_assert_int_eq(gpuos_sig_decode_arange(&s, kp, 3, args, g, b, &a), -EINVAL);
+	g[0] = 3, b[0] = 128;
+	ck_assert_int_eq(gpuos_sig_decode_arange(&s, kp, 3, args, g, b, &a), -EINVAL);
+	b[0] = 64, out += 4; /* not aligned for int64 */
+	ck_assert_int_eq(gpuos_sig_decode_arange(&s, kp, 3, args, g, b, &a), -EINVAL);
+	out -= 4, n = 0;
+	ck_assert_int_eq(gpuos_sig_decode_arange(&s, kp, 3, args, g, b, &a), -EINVAL);
+	n = 130, kp[1].size = 16; /* not the lambda of long captures */
+	ck_assert_int_eq(gpuos_sig_decode_arange(&s, kp, 3, args, g, b, &a), -EINVAL);
+	kp[1].size = 24;
+	ck_assert_int_eq(gpuos_sig_decode_arange(&s, kp, 2, args, g, b, &a), -EINVAL);
+
+	/* float (#7): float captures and the host pointer at 8, the output at 24 */
+	memcpy(name, gpt2, sizeof(gpt2));
+	while ((p = strstr(name, "{lambda()#4}")))
+		p[10] = '7';
+	ck_assert_int_eq(gpuos_sig_parse(name, &s), 0);
+	ck_assert_str_eq(s.dtype, "float");
+	ck_assert_int_eq(gpuos_cat_match(&s, &m), 0);
+	gpuos_cat_key(&m, key, sizeof(key));
+	ck_assert_str_eq(key, "arange.float32");
+	{
+		struct gpuos_kparam fk[3] = {{.ordinal = 0, .offset = 0, .size = 4},
+					     {.ordinal = 1, .offset = 8, .size = 16},
+					     {.ordinal = 2, .offset = 24, .size = 8}};
+		float fc[4] = {0.5f, 0.25f};
+		uint32_t bits;
+		void *fa[3] = {&n, fc, &out};
+		ck_assert_int_eq(gpuos_sig_decode_arange(&s, fk, 3, fa, g, b, &a), 0);
+		memcpy(&bits, &fc[1], 4);
+		ck_assert_uint_eq(a.step, bits);
+		ck_assert_int_eq(gpuos_sig_decode_arange(&s, kp, 3, fa, g, b, &a), -EINVAL);
+	}
+	/* a dispatch case past the nine (a type PyTorch would add): not read */
+	{
+		static char ten[sizeof(gpt2) + 8];
+		const char *q = gpt2;
+		size_t o = 0;
+		while ((p = strstr(q, "{lambda()#4}"))) {
+			o += (size_t)snprintf(ten + o, sizeof(ten) - o, "%.*s{lambda()#10}",
+					      (int)(p - q), q);
+			q = p + strlen("{lambda()#4}");
+		}
+		snprintf(ten + o, sizeof(ten) - o, "%s", q);
+		ck_assert_int_eq(gpuos_sig_parse(ten, &s), 0);
+		ck_assert_int_eq(s.family, GPUOS_SIG_NONE);
+	}
+}
+END_TEST
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
@@ -921,6 +1127,8 @@ int main(void)
 	tcase_add_test(tc, test_reduce_params);
 	tcase_add_test(tc, test_layer_norm_args);
 	tcase_add_test(tc, test_concat_args);
+	tcase_add_test(tc, test_arange_names);
+	tcase_add_test(tc, test_arange_args);
 	if (jit && mkdtemp(cachedir)) {
 		tcase_add_test(tc, test_sources_build);
 		tcase_add_test(tc, test_stack);

@@ -426,6 +426,39 @@ def cases():
                 return torch.cat(ins, dim)
             yield f"cat.{str(dt)[6:]}.{name}", cat, want
 
+    # torch.arange (RangeFactories.cu's elementwise_kernel_with_index) in every element type
+    # of its dispatch: steps up and down, fractional ones (a fused multiply-add and a product
+    # then a sum round apart), wide starts, the size limit; one-byte types stay in range
+    AR_TYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float64,
+                torch.float32, torch.float16, torch.bfloat16)
+    ARANGES = {
+        "n1": ((5, 6, 1), True),  # GPT-2's position of the next token
+        "n7": ((0, 7, 1), True),
+        "n117": ((3, 120, 1), True),
+        "down": ((120, 1, -3), True),
+        "limit": ((0, LIMIT, 1), True),
+        "above": ((0, LIMIT + 1, 1), False),
+        "wide": ((-2 ** 30, -2 ** 30 + 500, 3), True),
+        "wide64": ((2 ** 40, 2 ** 40 + 100, 7), True),
+        "tenth": ((0.1, 50.0, 0.1), True),
+        "odd": ((-3.5, 100.25, 0.37), True),
+        "frac_down": ((10.0, -10.0, -0.3), True),
+        "big": ((1e6, 1e6 + 900, 0.75), True),
+    }
+    for dt in AR_TYPES:
+        small = dt in (torch.uint8, torch.int8)
+        for name, (args, want) in ARANGES.items():
+            frac = any(isinstance(x, float) for x in args)
+            if (frac and not dt.is_floating_point) or (small and name in ("limit", "above")):
+                continue
+            if (name == "wide" and dt not in (torch.int32, torch.int64, torch.float64,
+                                              torch.float32)) or \
+                    (name == "wide64" and dt not in (torch.int64, torch.float64)):
+                continue
+            def ar(dt=dt, args=args):
+                return torch.arange(*args, dtype=dt, device=DEV)
+            yield f"arange.{str(dt)[6:]}.{name}", ar, want
+
     def copies_in_order():
         """Copies between diverted ops, a cuBLAS matmul and another stream, in order."""
         x = values(1024, torch.float32, 1).view(32, 32)
