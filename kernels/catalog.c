@@ -33,98 +33,100 @@
 /* clang-format off */
 const struct gpuos_cat_entry gpuos_cat_entries[] = {
 	/* name          sig op                        lam  nin dtypes in0 out  n kind          after_f lambda expr */
-	{"add",          "CUDAFunctor_add",            0, 2, F, -1, -1, 1, GPUOS_SC_OPMATH, false, false, "fmaf(s0, b, a)"},
-	{"add_scalar",   "CUDAFunctorOnSelf_add",      0, 1, F, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "fmaf(s1, s0, a)"},
-	{"rsub_scalar",  "CUDAFunctorOnOther_add",     0, 1, F, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "fmaf(s1, a, s0)"},
-	{"mul",          "BinaryFunctor:MulFunctor",   0, 2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a * b"},
-	{"mul_scalar_a", "AUnaryFunctor:MulFunctor",   0, 1, F, -1, -1, 1, GPUOS_SC_OPMATH, true,  false, "s0 * a"},
-	{"mul_scalar_b", "BUnaryFunctor:MulFunctor",   0, 1, F, -1, -1, 1, GPUOS_SC_OPMATH, true,  false, "a * s0"},
-	{"div",          "BinaryFunctor:DivFunctor",   0, 2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a / b"},
+	{"add",          "CUDAFunctor_add",            0, 2, F, -1, -1, 1, GPUOS_SC_OPMATH, false, false, "fmaf(s0, b, a)", false},
+	{"add_scalar",   "CUDAFunctorOnSelf_add",      0, 1, F, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "fmaf(s1, s0, a)", false},
+	{"rsub_scalar",  "CUDAFunctorOnOther_add",     0, 1, F, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "fmaf(s1, a, s0)", false},
+	{"mul",          "BinaryFunctor:MulFunctor",   0, 2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a * b", false},
+	{"mul_scalar_a", "AUnaryFunctor:MulFunctor",   0, 1, F, -1, -1, 1, GPUOS_SC_OPMATH, true,  false, "s0 * a", false},
+	{"mul_scalar_b", "BUnaryFunctor:MulFunctor",   0, 1, F, -1, -1, 1, GPUOS_SC_OPMATH, true,  false, "a * s0", false},
+	{"div",          "BinaryFunctor:DivFunctor",   0, 2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a / b", false},
 	/* DivFunctor<T> takes T: a Half scalar is a Half */
-	{"div_scalar_a", "AUnaryFunctor:DivFunctor",   0, 1, F, -1, -1, 1, GPUOS_SC_ELEM,   true,  false, "s0 / a"},
-	{"reciprocal",   "reciprocal_kernel_cuda",     0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "1.0f / a"},
-	{"neg",          "neg_kernel_cuda",            0, 1, GPUOS_DT_BIT(GPUOS_DT_F32) | GPUOS_DT_BIT(GPUOS_DT_BF16), -1, -1, 0, GPUOS_SC_OPMATH, false, false, "-a"},
-	{"neg_half",     "neg_kernel_cuda",            0, 1, GPUOS_DT_BIT(GPUOS_DT_F16), -1, -1, 0, GPUOS_SC_OPMATH, false, false, RAW "hneg(ra)"},
-	{"sigmoid",      "sigmoid_kernel_cuda",        0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "1.0f / (1.0f + expf(-a))"},
-	{"tanh",         "tanh_kernel_cuda",           0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "tanhf(a)"},
-	{"exp",          "exp_kernel_cuda",            0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "expf(a)"},
-	{"log",          "log_kernel_cuda",            0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "logf(a)"},
-	{"sqrt",         "sqrt_kernel_cuda",           0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "sqrtf(a)"},
-	{"rsqrt",        "rsqrt_kernel_cuda",          0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "rsqrtf(a)"},
-	{"silu",         "silu_kernel",                0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a / (1.0f + expf(-a))"},
+	{"div_scalar_a", "AUnaryFunctor:DivFunctor",   0, 1, F, -1, -1, 1, GPUOS_SC_ELEM,   true,  false, "s0 / a", false},
+	{"reciprocal",   "reciprocal_kernel_cuda",     0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "1.0f / a", false},
+	{"neg",          "neg_kernel_cuda",            0, 1, GPUOS_DT_BIT(GPUOS_DT_F32) | GPUOS_DT_BIT(GPUOS_DT_BF16), -1, -1, 0, GPUOS_SC_OPMATH, false, false, "-a", false},
+	{"neg_half",     "neg_kernel_cuda",            0, 1, GPUOS_DT_BIT(GPUOS_DT_F16), -1, -1, 0, GPUOS_SC_OPMATH, false, false, RAW "hneg(ra)", false},
+	{"sigmoid",      "sigmoid_kernel_cuda",        0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "1.0f / (1.0f + expf(-a))", false},
+	{"tanh",         "tanh_kernel_cuda",           0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "tanhf(a)", false},
+	{"exp",          "exp_kernel_cuda",            0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "expf(a)", false},
+	{"log",          "log_kernel_cuda",            0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "logf(a)", false},
+	{"sqrt",         "sqrt_kernel_cuda",           0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "sqrtf(a)", false},
+	{"rsqrt",        "rsqrt_kernel_cuda",          0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "rsqrtf(a)", false},
+	{"silu",         "silu_kernel",                0, 1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a / (1.0f + expf(-a))", false},
 	{"gelu",         "GeluCUDAKernelImpl",         2,
-	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "(a * 0.5f) * (1.0f + erff(a * 0.70710678118654752440f))"},
+	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "(a * 0.5f) * (1.0f + erff(a * 0.70710678118654752440f))", false},
 	{"gelu_tanh",    "GeluCUDAKernelImpl",         1,
-	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "(0.5f * a) * (1.0f + tanhf(0.79788456080286535588f * fmaf(0.044715f, (a * a) * a, a)))"},
+	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "(0.5f * a) * (1.0f + tanhf(0.79788456080286535588f * fmaf(0.044715f, (a * a) * a, a)))", false},
 	/* backward of both (inputs dy, x): PyTorch's statements as written, so that NVRTC makes
 	 * the contractions nvcc made; 0x1.988454p-2f = (float)(M_2_SQRTPI * M_SQRT1_2 * 0.5) */
 	{"gelu_bwd",     "GeluBackwardCUDAKernelImpl", 2,
 	                                                     2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false,
 	 "([&] { const O cdf = 0.5f * (1.0f + erff(b * 0.70710678118654752440f));"
-	 " const O pdf = expf(-0.5f * b * b) * 0x1.988454p-2f; return a * (cdf + b * pdf); }())"},
+	 " const O pdf = expf(-0.5f * b * b) * 0x1.988454p-2f; return a * (cdf + b * pdf); }())", false},
 	{"gelu_tanh_bwd", "GeluBackwardCUDAKernelImpl", 1,
 	                                                     2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false,
 	 "([&] { const O kB = 0.79788456080286535588f, kK = 0.044715f; const O x_sq = b * b;"
 	 " const O x_cube = x_sq * b; const O inner = kB * (b + kK * x_cube); const O t = tanhf(inner);"
 	 " const O left = 0.5f * b; const O right = 1.0f + t; const O ld = 0.5f * right;"
 	 " const O td = 1.0f - t * t; const O id = kB * (1.0f + 3.0f * kK * x_sq);"
-	 " const O rd = left * td * id; return a * (ld + rd); }())"},
-	{"fill",         "FillFunctor",                0, 0, F | I | B, -1, -1, 1, GPUOS_SC_ELEM,   false, false, RAW "rs0"},
+	 " const O rd = left * td * id; return a * (ld + rd); }())", false},
+	{"fill",         "FillFunctor",                0, 0, F | I | B, -1, -1, 1, GPUOS_SC_ELEM,   false, false, RAW "rs0", false},
 	/* its Half and BFloat16 kernels are of the dynamic-cast kind: not yet */
-	{"threshold",    "threshold_kernel_impl",      0, 2, GPUOS_DT_BIT(GPUOS_DT_F32), -1, -1, 2, GPUOS_SC_ELEM,   false, true,  RAW "a <= s0 ? rs1 : rb"},
-	{"addcmul",      "addcmul_cuda_kernel",        0, 3, F, -1, -1, 1, GPUOS_SC_OPMATH, false, true,  "s0 == 1.0f ? fmaf(b, c, a) : fmaf(s0, b * c, a)"},
-	{"addcdiv",      "addcdiv_cuda_kernel",        0, 3, F, -1, -1, 1, GPUOS_SC_OPMATH, false, true,  "s0 == 1.0f ? a + b / c : fmaf(s0, b / c, a)"},
-	{"lerp_scalar",  "lerp_scalar_kernel",         0, 2, F, -1, -1, 1, GPUOS_SC_OPMATH, false, true,  "fabsf(s0) < 0.5f ? fmaf(s0, b - a, a) : fmaf(-(b - a), 1.0f - s0, b)"},
-	{"lerp_tensor",  "lerp_tensor_kernel",         0, 3, F, -1, -1, 0, GPUOS_SC_OPMATH, false, true,  "fabsf(c) < 0.5f ? fmaf(c, b - a, a) : fmaf(-(b - a), 1.0f - c, b)"},
-	{"where",        "where_kernel_impl",          0, 3, F | I | B, GPUOS_DT_BOOL, -1, 0, GPUOS_SC_OPMATH, false, true, RAW "ra ? rb : rc"},
+	{"threshold",    "threshold_kernel_impl",      0, 2, GPUOS_DT_BIT(GPUOS_DT_F32), -1, -1, 2, GPUOS_SC_ELEM,   false, true,  RAW "a <= s0 ? rs1 : rb", false},
+	{"addcmul",      "addcmul_cuda_kernel",        0, 3, F, -1, -1, 1, GPUOS_SC_OPMATH, false, true,  "s0 == 1.0f ? fmaf(b, c, a) : fmaf(s0, b * c, a)", false},
+	{"addcdiv",      "addcdiv_cuda_kernel",        0, 3, F, -1, -1, 1, GPUOS_SC_OPMATH, false, true,  "s0 == 1.0f ? a + b / c : fmaf(s0, b / c, a)", false},
+	{"lerp_scalar",  "lerp_scalar_kernel",         0, 2, F, -1, -1, 1, GPUOS_SC_OPMATH, false, true,  "fabsf(s0) < 0.5f ? fmaf(s0, b - a, a) : fmaf(-(b - a), 1.0f - s0, b)", false},
+	{"lerp_tensor",  "lerp_tensor_kernel",         0, 3, F, -1, -1, 0, GPUOS_SC_OPMATH, false, true,  "fabsf(c) < 0.5f ? fmaf(c, b - a, a) : fmaf(-(b - a), 1.0f - c, b)", false},
+	{"where",        "where_kernel_impl",          0, 3, F | I | B, GPUOS_DT_BOOL, -1, 0, GPUOS_SC_OPMATH, false, true, RAW "ra ? rb : rc", false},
+	/* {lambda(T, bool)#}: its one capture, the value as T, where the mask is set */
+	{"masked_fill",  "masked_fill_kernel",         0, 2, F | I | B, -1, -1, 1, GPUOS_SC_ELEM,   false, true,  RAW "rb ? rs0 : ra", true},
 	/* integers and bools: C's arithmetic in the type itself (opmath_type<T> is T) */
-	{"add_int",      "CUDAFunctor_add",            0, 2, I, -1, -1, 1, GPUOS_SC_OPMATH, false, false, "a + s0 * b"},
-	{"add_scalar_int", "CUDAFunctorOnSelf_add",    0, 1, I, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "a + s1 * s0"},
-	{"rsub_scalar_int", "CUDAFunctorOnOther_add",  0, 1, I, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "s0 + s1 * a"},
-	{"mul_int",      "BinaryFunctor:MulFunctor",   0, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a * b"},
-	{"mul_scalar_int", "AUnaryFunctor:MulFunctor", 0, 1, I, -1, -1, 1, GPUOS_SC_OPMATH, true,  false, "s0 * a"},
-	{"mul_bool",     "BinaryFunctor:MulFunctor",   0, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a && b"},
-	{"and",          "BinaryFunctor:BitwiseAndFunctor", 0, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a & b"},
-	{"and_bool",     "BinaryFunctor:BitwiseAndFunctor", 0, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a && b"},
-	{"or",           "BinaryFunctor:BitwiseOrFunctor", 0, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a | b"},
-	{"or_bool",      "BinaryFunctor:BitwiseOrFunctor", 0, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a || b"},
-	{"xor",          "BinaryFunctor:BitwiseXorFunctor", 0, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a ^ b"},
-	{"xor_bool",     "BinaryFunctor:BitwiseXorFunctor", 0, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a != b"},
-	{"not",          "bitwise_not_kernel_cuda",    0, 1, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "~a"},
-	{"not_bool",     "bitwise_not_kernel_cuda",    0, 1, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "!a"},
+	{"add_int",      "CUDAFunctor_add",            0, 2, I, -1, -1, 1, GPUOS_SC_OPMATH, false, false, "a + s0 * b", false},
+	{"add_scalar_int", "CUDAFunctorOnSelf_add",    0, 1, I, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "a + s1 * s0", false},
+	{"rsub_scalar_int", "CUDAFunctorOnOther_add",  0, 1, I, -1, -1, 2, GPUOS_SC_OPMATH, false, false, "s0 + s1 * a", false},
+	{"mul_int",      "BinaryFunctor:MulFunctor",   0, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a * b", false},
+	{"mul_scalar_int", "AUnaryFunctor:MulFunctor", 0, 1, I, -1, -1, 1, GPUOS_SC_OPMATH, true,  false, "s0 * a", false},
+	{"mul_bool",     "BinaryFunctor:MulFunctor",   0, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a && b", false},
+	{"and",          "BinaryFunctor:BitwiseAndFunctor", 0, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a & b", false},
+	{"and_bool",     "BinaryFunctor:BitwiseAndFunctor", 0, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a && b", false},
+	{"or",           "BinaryFunctor:BitwiseOrFunctor", 0, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a | b", false},
+	{"or_bool",      "BinaryFunctor:BitwiseOrFunctor", 0, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a || b", false},
+	{"xor",          "BinaryFunctor:BitwiseXorFunctor", 0, 2, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a ^ b", false},
+	{"xor_bool",     "BinaryFunctor:BitwiseXorFunctor", 0, 2, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "a != b", false},
+	{"not",          "bitwise_not_kernel_cuda",    0, 1, I, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "~a", false},
+	{"not_bool",     "bitwise_not_kernel_cuda",    0, 1, B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "!a", false},
 	/* comparisons, in T (Half through float): op_ is GE, GT, LE, LT = 0..3; EQ, NE = 0, 1.
 	 * The op is picked without branches: ptxas may make a four-way branch a jump table in
 	 * the module's constant bank, which a call from the worker cannot read (ops.c). */
 	{"compare",      "CompareFunctor",             0, 2, F | I, -1, GPUOS_DT_BOOL, 1, GPUOS_SC_INT, false, false,
-	 RAW "(bool)((rs0 == 0) & (a >= b) | (rs0 == 1) & (a > b) | (rs0 == 2) & (a <= b) | (rs0 == 3) & (a < b))"},
+	 RAW "(bool)((rs0 == 0) & (a >= b) | (rs0 == 1) & (a > b) | (rs0 == 2) & (a <= b) | (rs0 == 3) & (a < b))", false},
 	{"compare_eq",   "BinaryFunctor:CompareEqFunctor", 0, 2, F | I | B, -1, GPUOS_DT_BOOL, 1, GPUOS_SC_INT, false, false,
-	 RAW "(bool)(rs0 == 0 ? a == b : a != b)"},
+	 RAW "(bool)(rs0 == 0 ? a == b : a != b)", false},
 	/* tensor == / != a CPU scalar: AUnaryFunctor {CompareEqFunctor (int op_); opmath_t a},
 	 * f(a, x); opmath is T itself for float and the integers (Half's holds a float) */
 	{"compare_eq_scalar", "AUnaryFunctor:CompareEqFunctor", 0, 1, GPUOS_DT_BIT(GPUOS_DT_F32) | I, -1, GPUOS_DT_BOOL, 2, GPUOS_SC_OP_ELEM, false, false,
-	 RAW "(bool)((int)sc0 == 0 ? s1 == a : s1 != a)"},
+	 RAW "(bool)((int)sc0 == 0 ? s1 == a : s1 != a)", false},
 	/* tensor <op> CPU scalar: {CompareFunctor (int op_); T rhs} captured; lhs op rhs */
 	{"compare_scalar", "compare_scalar_kernel",    0, 1, F | I, -1, GPUOS_DT_BOOL, 2, GPUOS_SC_OP_ELEM, false, true,
-	 RAW "(bool)(((int)sc0 == 0) & (a >= s1) | ((int)sc0 == 1) & (a > s1) | ((int)sc0 == 2) & (a <= s1) | ((int)sc0 == 3) & (a < s1))"},
+	 RAW "(bool)(((int)sc0 == 0) & (a >= s1) | ((int)sc0 == 1) & (a > s1) | ((int)sc0 == 2) & (a <= s1) | ((int)sc0 == 3) & (a < s1))", false},
 	/* x ** scalar: exponents 2, 3, -2 and the rest are four lambdas of one function, in
 	 * that order; 3 and -2 round to T after each step as PyTorch's T arithmetic does */
 	{"pow_square",   "pow_tensor_scalar_kernel_impl", 1,
-	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, true, "a * a"},
+	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, true, "a * a", false},
 	{"pow_cube",     "pow_tensor_scalar_kernel_impl", 2,
-	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, true, "I0_LD(OUT_ST(a * a)) * a"},
+	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, true, "I0_LD(OUT_ST(a * a)) * a", false},
 	{"pow_m2",       "pow_tensor_scalar_kernel_impl", 3,
-	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, true, "(float)(1.0 / (double)I0_LD(OUT_ST(a * a)))"},
+	                                                     1, F, -1, -1, 0, GPUOS_SC_OPMATH, false, true, "(float)(1.0 / (double)I0_LD(OUT_ST(a * a)))", false},
 	{"pow_scalar",   "pow_tensor_scalar_kernel_impl", 4,
-	                                                     1, F, -1, -1, 1, GPUOS_SC_ELEM, false, true, "powf(a, s0)"},
+	                                                     1, F, -1, -1, 1, GPUOS_SC_ELEM, false, true, "powf(a, s0)", false},
 	/* mse_loss: c10's T arithmetic, rounded to T after each step (Half, BFloat16);
 	 * the backward's lambda captures alpha (2/numel for a mean), a T */
-	{"mse",          "mse_kernel_cuda",            0, 2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "I0_LD(OUT_ST(a - b)) * I0_LD(OUT_ST(a - b))"},
-	{"mse_bwd",      "mse_backward_cuda_kernel",   0, 3, F, -1, -1, 1, GPUOS_SC_ELEM,   false, true,  "I0_LD(OUT_ST(s0 * I0_LD(OUT_ST(a - b)))) * c"},
+	{"mse",          "mse_kernel_cuda",            0, 2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false, "I0_LD(OUT_ST(a - b)) * I0_LD(OUT_ST(a - b))", false},
+	{"mse_bwd",      "mse_backward_cuda_kernel",   0, 3, F, -1, -1, 1, GPUOS_SC_ELEM,   false, true,  "I0_LD(OUT_ST(s0 * I0_LD(OUT_ST(a - b)))) * c", false},
 	/* Tensor.copy_ and .to(dtype) that are no memcpy: its identity lambda (lambda()#3's,
 	 * one a dtype), cast on load and store where the types differ */
-	{"copy",         "direct_copy_kernel_cuda",    3, 1, F | I | B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, RAW "ra"},
-	{"to_half",      "float16_copy_kernel_cuda",   0, 1, GPUOS_DT_BIT(GPUOS_DT_F32), -1, GPUOS_DT_F16, 0, GPUOS_SC_OPMATH, false, false, "a"},
-	{"to_bfloat16",  "bfloat16_copy_kernel_cuda",  0, 1, GPUOS_DT_BIT(GPUOS_DT_F32), -1, GPUOS_DT_BF16, 0, GPUOS_SC_OPMATH, false, false, "a"},
+	{"copy",         "direct_copy_kernel_cuda",    3, 1, F | I | B, -1, -1, 0, GPUOS_SC_OPMATH, false, false, RAW "ra", false},
+	{"to_half",      "float16_copy_kernel_cuda",   0, 1, GPUOS_DT_BIT(GPUOS_DT_F32), -1, GPUOS_DT_F16, 0, GPUOS_SC_OPMATH, false, false, "a", false},
+	{"to_bfloat16",  "bfloat16_copy_kernel_cuda",  0, 1, GPUOS_DT_BIT(GPUOS_DT_F32), -1, GPUOS_DT_BF16, 0, GPUOS_SC_OPMATH, false, false, "a", false},
 };
 /* clang-format on */
 const unsigned gpuos_cat_nentries = sizeof(gpuos_cat_entries) / sizeof(gpuos_cat_entries[0]);
@@ -217,6 +219,11 @@ static int elem_dtype(const struct gpuos_cat_entry *e, const struct gpuos_sig *s
 		memcpy(t, l, n);
 		t[n] = 0;
 		return gpuos_cat_dtype_of(t);
+	}
+	if (e->in1_bool) { /* {lambda(T, bool)#}: a mask of another type is not read */
+		const char *l = strrchr(s->functor, '{');
+		if (!l || !strstr(l, ", bool)#}"))
+			return -1;
 	}
 	return gpuos_cat_dtype_of(s->dtype);
 }
@@ -353,7 +360,7 @@ int gpuos_cat_match(const struct gpuos_sig *s, struct gpuos_cat_match *m)
 		if (dt < 0 || !(e->dtypes & GPUOS_DT_BIT(dt)))
 			continue; /* another entry may take this type */
 		if (m->layout == GPUOS_CAT_CAST &&
-		    (!(GPUOS_CAT_CAST_TYPES & GPUOS_DT_BIT(dt)) || e->in0_dtype >= 0 ||
+		    (!(GPUOS_CAT_CAST_TYPES & GPUOS_DT_BIT(dt)) || e->in0_dtype >= 0 || e->in1_bool ||
 		     (e->out_dtype >= 0 && !(GPUOS_CAT_CAST_TYPES & GPUOS_DT_BIT(e->out_dtype)))))
 			return -ENOENT;
 		/* the contiguous families name their arrays: outputs + inputs */
@@ -1157,7 +1164,9 @@ int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 		return -EINVAL;
 	opm = dtypes[di].opm;
 	for (unsigned k = 0; k < 3; k++) {
-		int dt = k == 0 && e->in0_dtype >= 0 ? e->in0_dtype : m->dtype;
+		int dt = k == 0 && e->in0_dtype >= 0 ? e->in0_dtype
+			 : k == 1 && e->in1_bool     ? GPUOS_DT_BOOL
+						     : m->dtype;
 		conv(dt, &it[k], &il[k], &dummy);
 	}
 	conv(odt, &ot, &dummy, &ost);

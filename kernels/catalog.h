@@ -83,6 +83,7 @@ struct gpuos_cat_entry {
 	bool after_f;	   /* the scalars follow a 1-byte functor (A/BUnaryFunctor's f) */
 	bool lambda;	   /* a lambda that captures: captures, 8-aligned, then a host pointer */
 	const char *expr;  /* the element, in opmath: inputs a, b, c; scalars s0, s1 */
+	bool in1_bool;	   /* input 1 is bool whatever the element type (masked_fill's mask) */
 };
 
 /*

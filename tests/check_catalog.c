@@ -903,6 +903,47 @@ START_TEST(test_concat_args)
 }
 END_TEST
 
+/*
+ * masked_fill (GPT-2's prefill, every attention mask): {lambda(T, bool)#} capturing the
+ * value as T, then the lambda's host pointer; its mask is read as bool whatever T is, and a
+ * lambda whose second parameter is not bool is not this entry's.
+ */
+START_TEST(test_masked_fill)
+{
+	static const char gpt2[] =
+	    "void at::native::vectorized_elementwise_kernel<2, at::native::(anonymous "
+	    "namespace)::masked_fill_kernel(at::TensorIterator&, c10::Scalar "
+	    "const&)::{lambda()#1}::operator()() const::{lambda()#4}::operator()() "
+	    "const::{lambda(long, bool)#1}, std::array<char*, 3ul> >(int, at::native::(anonymous "
+	    "namespace)::masked_fill_kernel(at::TensorIterator&, c10::Scalar "
+	    "const&)::{lambda()#1}::operator()() const::{lambda()#4}::operator()() "
+	    "const::{lambda(long, bool)#1}, std::array<char*, 3ul>)";
+	static struct gpuos_sig s;
+	static char name[sizeof(gpt2)], src[16384];
+	struct gpuos_cat_match m;
+	unsigned size, n, off[2], ss[2];
+	char key[64], *p;
+
+	ck_assert_int_eq(gpuos_sig_parse(gpt2, &s), 0);
+	ck_assert_int_eq(gpuos_cat_match(&s, &m), 0);
+	gpuos_cat_key(&m, key, sizeof(key));
+	ck_assert_str_eq(key, "masked_fill.int64.contig");
+	ck_assert_int_eq(gpuos_cat_functor(&s, &size, &n, off, ss), 0);
+	ck_assert_uint_eq(size, 16); /* the value, the host pointer */
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(ss[0], 8);
+	/* the operator loads input 1 (the mask) as bool */
+	ck_assert_int_gt(gpuos_cat_source(&m, src, sizeof(src)), 0);
+	ck_assert_ptr_nonnull(strstr(src, "#define I1_T bool"));
+	/* a uint8 mask (not in 2.11): not matched */
+	memcpy(name, gpt2, sizeof(gpt2));
+	while ((p = strstr(name, "long, bool)")))
+		memcpy(p, "long, char)", 11);
+	ck_assert_int_eq(gpuos_sig_parse(name, &s), 0);
+	ck_assert_int_eq(gpuos_cat_match(&s, &m), -ENOENT);
+}
+END_TEST
+
 /* The dispatch lambda's index in a mangled arange name: the second "UlvE" after
  * arange_cuda_out ("UlvE_" is #1, "UlvE<n>_" #n+2), 0 if absent. */
 static unsigned mangled_lambda(const char *mangled)
@@ -1127,6 +1168,7 @@ int main(void)
 	tcase_add_test(tc, test_reduce_params);
 	tcase_add_test(tc, test_layer_norm_args);
 	tcase_add_test(tc, test_concat_args);
+	tcase_add_test(tc, test_masked_fill);
 	tcase_add_test(tc, test_arange_names);
 	tcase_add_test(tc, test_arange_args);
 	if (jit && mkdtemp(cachedir)) {

@@ -119,6 +119,10 @@ OPS = {
     "pow_m2": (lambda a, b, c: a ** -2, 1),
     "pow_2_5": (lambda a, b, c: a ** 2.5, 1),
     "where": (lambda a, b, c: torch.where(c > 0, a, b), 3),
+    # an attention mask's fill (its value captured as T, the mask read as bool); in place:
+    # Tensor.masked_fill clones first, a copy the shim may divert at any size here
+    "masked_fill": (lambda a, b, c: a.masked_fill_(c > 0, -float("inf")), 3),
+    "masked_fill_v": (lambda a, b, c: a.masked_fill_(c > 0, 2.5), 3),
     # (full_like, not clone().fill_(): a clone is a copy the shim may divert too)
     "fill": (lambda a, b, c: torch.full_like(a, 1.25), 1),
     "zero": (lambda a, b, c: torch.zeros_like(a), 1),
@@ -142,6 +146,8 @@ INT_OPS = {
     "imul_scalar": (lambda a, b, c: a * 3, INT_TYPES),
     "ifill": (lambda a, b, c: torch.full_like(a, -5), INT_TYPES + (torch.bool,)),
     "iwhere": (lambda a, b, c: torch.where(c > 0, a, b), INT_TYPES + (torch.bool,)),
+    "imasked_fill": (lambda a, b, c: a.masked_fill_(c > 0, True if a.dtype == torch.bool else -5),
+                     INT_TYPES + (torch.bool,)),
     "iand": (lambda a, b, c: a & b, INT_TYPES + (torch.bool,)),
     "ior": (lambda a, b, c: a | b, INT_TYPES + (torch.bool,)),
     "ixor": (lambda a, b, c: a ^ b, INT_TYPES + (torch.bool,)),
