@@ -1093,6 +1093,7 @@ static const char concat_src[] =
  */
 static const char arange_src[] =
     "typedef T_STORE T;\n"
+    "typedef float O; /* STORE's (O) for float itself */\n"
     "static __device__ __forceinline__ T val(uint64_t s, uint64_t d, uint64_t i)\n"
     "{\n"
     "#if ACC_INT\n"
@@ -1124,19 +1125,16 @@ static const char arange_src[] =
 
 static int arange_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 {
-	const int di = dt_index(m->dtype);
-	const char *store = m->dtype == GPUOS_DT_F16	? "f2h"
-			    : m->dtype == GPUOS_DT_BF16 ? "f2b"
-							: "";
+	const char *ctype, *dummy, *st;
 	int n;
 
-	if (di < 0 || !(GPUOS_CAT_ARANGE_DTYPES & GPUOS_DT_BIT(m->dtype)))
+	if (!(GPUOS_CAT_ARANGE_DTYPES & GPUOS_DT_BIT(m->dtype)))
 		return -EINVAL;
+	conv(m->dtype, &ctype, &dummy, &st);
 	n = snprintf(buf, len,
 		     "#define T_STORE %s\n#define ACC_INT %d\n#define ACC_DOUBLE %d\n"
 		     "#define STORE %s\n%s%s",
-		     dtypes[di].ctype, m->acc == GPUOS_DT_I64, m->acc == GPUOS_DT_F64, store,
-		     prelude, arange_src);
+		     ctype, m->acc == GPUOS_DT_I64, m->acc == GPUOS_DT_F64, st, prelude, arange_src);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : n;
 }
 

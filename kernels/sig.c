@@ -311,6 +311,8 @@ static bool concat_parse(const char *buf, struct gpuos_sig *s)
  * element type: the second lambda's index in @dm (the raw name) does, being the case of
  * AT_DISPATCH_ALL_TYPES_AND2(Half, BFloat16) that the lambda is in.
  */
+static unsigned type_size(const char *t);
+
 static bool arange_parse(const char *buf, const char *dm, struct gpuos_sig *s)
 {
 	/* the dispatch's cases in PyTorch 2.11's order: the element type and its accumulator
@@ -347,7 +349,9 @@ static bool arange_parse(const char *buf, const char *dm, struct gpuos_sig *s)
 	snprintf(s->op, sizeof(s->op), "arange_cuda_out");
 	snprintf(s->dtype, sizeof(s->dtype), "%s", types[k - 1][0]);
 	snprintf(s->out_dtype, sizeof(s->out_dtype), "%s", types[k - 1][1]);
-	s->index = strcmp(index, "int") ? 8 : 4;
+	s->arange.index = strcmp(index, "int") ? 8 : 4;
+	s->arange.elem = type_size(s->dtype);
+	s->arange.acc = type_size(s->out_dtype);
 	s->fl.rc = -ENOTSUP; /* the decoder reads the lambda's captures itself */
 	s->fl_set = true;
 	return true;
@@ -1013,7 +1017,7 @@ int gpuos_sig_decode_arange(const struct gpuos_sig *s, const struct gpuos_kparam
 			    unsigned nparams, void *const *args, const unsigned grid[3],
 			    const unsigned block[3], struct gpuos_arange_args *out)
 {
-	const unsigned isz = s->index, esz = type_size(s->dtype), asz = type_size(s->out_dtype);
+	const unsigned isz = s->arange.index, esz = s->arange.elem, asz = s->arange.acc;
 	unsigned off[3], size[3];
 	int64_t n;
 

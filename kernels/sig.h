@@ -70,8 +70,10 @@ struct gpuos_sig {
 	struct gpuos_sig_functor fl; /* filled by gpuos_sig_parse; fl_set says so */
 	bool fl_set;
 	struct gpuos_sig_concat concat; /* CONCAT */
-	unsigned index;			/* ARANGE: index_t's bytes (int 4, long 8); dtype the
-					 * element type, out_dtype the accumulator (sig.c) */
+	struct {
+		unsigned index, elem, acc; /* bytes of index_t (int 4, long 8), the element and
+					    * the accumulator (dtype and out_dtype name them) */
+	} arange;			   /* ARANGE */
 };
 
 /* A family's short name ("vectorized", "layer_norm"); "" for NONE and unknown values. */
