@@ -257,6 +257,23 @@ static enum gpuos_why arange_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 	    gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, NULL, 0, c->dev));
 }
 
+/* index_select (embedding's lookups): the three TensorInfos decoded and validated into one
+ * task's block; its size is the elements it copies. */
+static enum gpuos_why isel_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
+				  cudaStream_t st, bool ptsz)
+{
+	const unsigned grid[3] = {g.x, g.y, g.z}, block[3] = {b.x, b.y, b.z};
+	struct gpuos_cat_isel p;
+	uint64_t elems;
+
+	if (gpuos_sig_decode_index_select(&c->sig, c->params, c->nparams, args, grid, block, &p,
+					  &elems))
+		return GPUOS_WHY_BAD_ARGS;
+	if (elems > gpuos_shim.cfg.max_elements)
+		return GPUOS_WHY_TOO_LARGE;
+	return submit_block(c, st, ptsz, &p, sizeof(p));
+}
+
 enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
 				    size_t smem, cudaStream_t st, bool ptsz)
 {
@@ -279,6 +296,9 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 				     : GPUOS_WHY_LAUNCH_CONFIG;
 	if (c->sig.family == GPUOS_SIG_ARANGE)
 		return args && !smem ? arange_launch(c, g, b, args, st, ptsz)
+				     : GPUOS_WHY_LAUNCH_CONFIG;
+	if (c->sig.family == GPUOS_SIG_INDEX_SELECT)
+		return args && !smem ? isel_launch(c, g, b, args, st, ptsz)
 				     : GPUOS_WHY_LAUNCH_CONFIG;
 	if (smem || !args)
 		return GPUOS_WHY_LAUNCH_CONFIG;

@@ -341,6 +341,17 @@ int gpuos_cat_match(const struct gpuos_sig *s, struct gpuos_cat_match *m)
 		m->layout = GPUOS_CAT_ARANGE;
 		return 0;
 	}
+	if (s->family == GPUOS_SIG_INDEX_SELECT) {
+		/* elements move as words of their size; 4- or 8-byte indices */
+		if (s->isel.elem != 1 && s->isel.elem != 2 && s->isel.elem != 4 &&
+		    s->isel.elem != 8 && s->isel.elem != 16)
+			return -ENOENT;
+		if (s->isel.index != 4 && s->isel.index != 8)
+			return -ENOENT;
+		m->layout = GPUOS_CAT_INDEX_SELECT;
+		m->dtype = m->acc = m->out = -1; /* bytes */
+		return 0;
+	}
 	if (s->family == GPUOS_SIG_VECTORIZED || s->family == GPUOS_SIG_UNROLLED)
 		m->layout = GPUOS_CAT_CONTIG;
 	else if (s->family == GPUOS_SIG_ELEMENTWISE && !s->dyncast)
@@ -399,6 +410,10 @@ void gpuos_cat_key(const struct gpuos_cat_match *m, char *buf, size_t len)
 	}
 	if (m->layout == GPUOS_CAT_ARANGE) {
 		snprintf(buf, len, "arange.%s", gpuos_cat_dtype_name(m->dtype));
+		return;
+	}
+	if (m->layout == GPUOS_CAT_INDEX_SELECT) {
+		snprintf(buf, len, "%s", GPUOS_CAT_ISEL_KEY);
 		return;
 	}
 	if (m->r) { /* sum.float16.float32.float16.reduce: input, accumulator, output */
@@ -1086,6 +1101,73 @@ static const char concat_src[] =
     "extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = gpuos_cat_op;\n";
 
 /*
+ * index_select (catalog.h): row d of the output is row si of the source, si the d-th index
+ * cut to 32 bits as the kernel's IndexType; an index at or past the source's size asserts,
+ * as CUDA_KERNEL_ASSERT does (the program gets cudaErrorAssert). Offsets are IndexToOffset's
+ * in the kernel's 32-bit arithmetic. PyTorch refuses an output that overlaps the source or
+ * the indices, and no two elements go to one place, so any order leaves what the kernel does.
+ */
+static const char isel_src[] =
+    "#include \"gpuos_task.h\"\n"
+    "#define IDIMS " RED_STR(GPUOS_CAT_ISEL_DIMS) "\n"
+    "struct gpuos_isel { " RED_STR(GPUOS_CAT_ISEL_FIELDS(IDIMS)) " };\n"
+    "extern \"C\" __device__ void __assertfail(const char *, const char *, unsigned,\n"
+    "                                         const char *, unsigned long);\n"
+    "/* IndexToOffset: the inner dims by division, the outermost by its stride alone */\n"
+    "static __device__ __forceinline__ uint32_t offset(uint32_t lin, const uint32_t *sizes,\n"
+    "                                                  const uint32_t *strides, uint32_t dims)\n"
+    "{\n"
+    "  uint32_t o = 0;\n"
+    "#pragma unroll 1\n"
+    "  for (int i = (int)dims - 1; i > 0; --i) {\n"
+    "    o += (lin % sizes[i]) * strides[i];\n"
+    "    lin /= sizes[i];\n"
+    "  }\n"
+    "  return o + lin * strides[0];\n"
+    "}\n"
+    "template <typename W>\n"
+    "static __device__ __forceinline__ void rows(const struct gpuos_isel &p)\n"
+    "{\n"
+    "#pragma unroll 1\n"
+    "  for (uint32_t d = 0; d < p.nidx; d++) {\n"
+    "    const uint32_t at = d * p.istride;\n"
+    "    const uint32_t si = p.isize == 8 ? (uint32_t)((const long long *)p.idx)[at]\n"
+    "                                     : (uint32_t)((const int *)p.idx)[at];\n"
+    "    if (!((long long)si < p.limit))\n"
+    "      __assertfail(\"srcIndex < srcSelectDimSize\", \"gpuos catalog (index_select)\", 0,\n"
+    "                   \"indexSelectSmallIndex\", 1);\n"
+    "#pragma unroll 1\n"
+    "    for (uint32_t e = gpuos_tid(); e < p.inner; e += gpuos_nthreads()) {\n"
+    "      const uint32_t o = offset(e, p.dst_sizes, p.dst_strides, p.dst_dims) + d * p.dst_sel;\n"
+    "      const uint32_t i = offset(e, p.src_sizes, p.src_strides, p.src_dims) + si * p.src_sel;\n"
+    "      ((W *)p.dst)[o] = ((const W *)p.src)[i];\n"
+    "    }\n"
+    "  }\n"
+    "}\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE(gpuos_cat_op)\n"
+    "{\n"
+    "  (void)smem;\n"
+    "#pragma unroll 1\n"
+    "  for (int k = 0; k < ntasks; k++) {\n"
+    "    const struct gpuos_isel &p = *(const struct gpuos_isel *)t[k].a[2];\n"
+    "    if (k)\n"
+    "      gpuos_sync(); /* the task before may have written what this one reads */\n"
+    "    /* ifs, not a switch: a jump table would be a constant bank of its own */\n"
+    "    if (p.unit == 16)\n"
+    "      rows<uint4>(p);\n"
+    "    else if (p.unit == 8)\n"
+    "      rows<unsigned long long>(p);\n"
+    "    else if (p.unit == 4)\n"
+    "      rows<unsigned>(p);\n"
+    "    else if (p.unit == 2)\n"
+    "      rows<unsigned short>(p);\n"
+    "    else\n"
+    "      rows<unsigned char>(p);\n"
+    "  }\n"
+    "}\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = gpuos_cat_op;\n";
+
+/*
  * torch.arange (catalog.h): element i is start + step * i in the accumulator type, as
  * RangeFactories.cu's lambda computes it, then converted to the element type: wrapping
  * 64-bit integers, or one fused multiply-add (nvcc contracts the lambda's product and sum;
@@ -1149,6 +1231,10 @@ int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 		return red_source(m, buf, len);
 	if (m->layout == GPUOS_CAT_ARANGE)
 		return arange_source(m, buf, len);
+	if (m->layout == GPUOS_CAT_INDEX_SELECT) {
+		n = snprintf(buf, len, "%s", isel_src);
+		return n < 0 || (size_t)n >= len ? -ENOSPC : n;
+	}
 	if (m->layout == GPUOS_CAT_LAYER_NORM || m->layout == GPUOS_CAT_CONCAT) {
 		n = snprintf(buf, len, "%s", m->layout == GPUOS_CAT_CONCAT ? concat_src : ln_src);
 		return n < 0 || (size_t)n >= len ? -ENOSPC : n;

@@ -55,6 +55,7 @@ enum gpuos_cat_layout {
 	GPUOS_CAT_LAYER_NORM,		      /* vectorized_layer_norm_kernel, float32 */
 	GPUOS_CAT_CONCAT,		      /* torch.cat, any dtype */
 	GPUOS_CAT_ARANGE,		      /* torch.arange: a0 out, a1 N, a2 start, a3 step */
+	GPUOS_CAT_INDEX_SELECT,		      /* index_select (embedding), any dtype */
 };
 
 /* arange's element types (every case of its dispatch) */
@@ -163,6 +164,26 @@ struct gpuos_cat_ln {
 struct gpuos_cat_concat {
 	GPUOS_CAT_CONCAT_FIELDS(GPUOS_SIG_CONCAT_INPUTS)
 };
+
+/*
+ * An index_select task's parameter block (a2), as gpuos_sig_decode_index_select writes it:
+ * one definition for the host and, stringised, the operator's. Row d < nidx of the output is
+ * row si = (uint32_t)idx[d * istride] of src, si < limit or the task asserts as the kernel
+ * does: element e < inner of it moves from src[off(e, src) + si * src_sel] to dst[off(e, dst)
+ * + d * dst_sel], off() being IndexToOffset over the TensorInfo's sizes and strides (in
+ * elements) in the kernel's 32-bit arithmetic. Elements are unit bytes moved as one word;
+ * isize is the index's bytes (4 or 8).
+ */
+#define GPUOS_CAT_ISEL_DIMS 4 /* dims a TensorInfo may have here (after collapsing) */
+#define GPUOS_CAT_ISEL_FIELDS(D)                                                                   \
+	uint64_t dst, src, idx;                                                                    \
+	int64_t limit;                                                                             \
+	uint32_t unit, isize, nidx, istride, inner, dst_sel, src_sel, dst_dims, src_dims;          \
+	uint32_t dst_sizes[D], dst_strides[D], src_sizes[D], src_strides[D];
+struct gpuos_cat_isel {
+	GPUOS_CAT_ISEL_FIELDS(GPUOS_CAT_ISEL_DIMS)
+};
+#define GPUOS_CAT_ISEL_KEY "index_select.units" /* every index_select kernel's one operator */
 
 /* The strided layout's parameter block (a2 of its tasks). */
 struct gpuos_cat_strided {

@@ -243,10 +243,10 @@ static int functor_done(struct gpuos_sig *s, const char *dm)
 const char *gpuos_sig_family_name(int family)
 {
 	static const char *const names[] = {
-	    [GPUOS_SIG_VECTORIZED] = "vectorized", [GPUOS_SIG_UNROLLED] = "unrolled",
+	    [GPUOS_SIG_VECTORIZED] = "vectorized",   [GPUOS_SIG_UNROLLED] = "unrolled",
 	    [GPUOS_SIG_ELEMENTWISE] = "elementwise", [GPUOS_SIG_REDUCE] = "reduce",
-	    [GPUOS_SIG_LAYER_NORM] = "layer_norm", [GPUOS_SIG_CONCAT] = "concat",
-	    [GPUOS_SIG_ARANGE] = "arange",
+	    [GPUOS_SIG_LAYER_NORM] = "layer_norm",   [GPUOS_SIG_CONCAT] = "concat",
+	    [GPUOS_SIG_ARANGE] = "arange",	     [GPUOS_SIG_INDEX_SELECT] = "index_select",
 	};
 
 	if (family <= 0 || (size_t)family >= sizeof(names) / sizeof(names[0]) || !names[family])
@@ -357,6 +357,78 @@ static bool arange_parse(const char *buf, const char *dm, struct gpuos_sig *s)
 	return true;
 }
 
+/*
+ * index_select's kernel (Indexing.cu; embedding looks rows up with it): true if @buf names
+ * at::native's indexSelectSmallIndex, with s->family INDEX_SELECT when its template reads
+ * <T, long|int, unsigned int, D, D, I>: T an element type of known size (its bits move as
+ * they are, whatever it is), D 1..3 or -1, I -2 or -1. Family NONE otherwise.
+ */
+static bool isel_parse(const char *buf, struct gpuos_sig *s)
+{
+	/* the dispatch's element types (AT_DISPATCH_V2 in index_select_out_cuda, and the
+	 * quantized ones' AT_DISPATCH_QINT_TYPES) and their bytes */
+	static const struct {
+		const char *name;
+		unsigned size;
+	} types[] = {
+	    {"bool", 1},
+	    {"unsigned char", 1},
+	    {"signed char", 1},
+	    {"c10::Float8_e5m2", 1},
+	    {"c10::Float8_e4m3fn", 1},
+	    {"c10::Float8_e5m2fnuz", 1},
+	    {"c10::Float8_e4m3fnuz", 1},
+	    {"c10::Float8_e8m0fnu", 1},
+	    {"c10::qint8", 1},
+	    {"c10::quint8", 1},
+	    {"short", 2},
+	    {"unsigned short", 2},
+	    {"c10::Half", 2},
+	    {"c10::BFloat16", 2},
+	    {"int", 4},
+	    {"unsigned int", 4},
+	    {"float", 4},
+	    {"c10::complex<c10::Half>", 4},
+	    {"c10::qint32", 4},
+	    {"long", 8},
+	    {"unsigned long", 8},
+	    {"double", 8},
+	    {"c10::complex<float>", 8},
+	    {"c10::complex<double>", 16},
+	};
+	static const char name[] = "at::native::(anonymous namespace)::indexSelectSmallIndex<";
+	const char *p = strstr(buf, name);
+	char arg[6][48];
+	size_t lt;
+	long dd, sd, id;
+
+	if (!p)
+		return false;
+	lt = (size_t)(p - buf) + sizeof(name) - 2;
+	snprintf(s->op, sizeof(s->op), "indexSelectSmallIndex");
+	s->fl.rc = -ENOTSUP; /* no functor */
+	s->fl_set = true;
+	for (unsigned i = 0; i < 6; i++)
+		if (targ(buf, lt, i, arg[i], sizeof(arg[i])))
+			return true;
+	for (unsigned i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (!strcmp(arg[0], types[i].name))
+			s->isel.elem = types[i].size;
+	dd = strtol(arg[3], NULL, 10);
+	sd = strtol(arg[4], NULL, 10);
+	id = strtol(arg[5], NULL, 10);
+	if (!s->isel.elem || (strcmp(arg[1], "long") && strcmp(arg[1], "int")) ||
+	    strcmp(arg[2], "unsigned int") || dd != sd || dd < -1 || !dd || dd > 3 ||
+	    (id != -2 && id != -1))
+		return true;
+	snprintf(s->dtype, sizeof(s->dtype), "%s", arg[0]);
+	s->isel.index = strcmp(arg[1], "int") ? 8 : 4;
+	s->isel.dst_dims = s->isel.src_dims = (int)dd;
+	s->isel.idx_dims = (int)id;
+	s->family = GPUOS_SIG_INDEX_SELECT;
+	return true;
+}
+
 int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 {
 	static __thread char buf[32768];
@@ -411,6 +483,8 @@ int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 		s->fl_set = true;
 		return 0;
 	} else if (arange_parse(buf, dm, s)) {
+		return 0;
+	} else if (isel_parse(buf, s)) {
 		return 0;
 	} else if (concat_parse(buf, s)) {
 		return s->family ? 0 : -EINVAL;
@@ -1048,5 +1122,95 @@ int gpuos_sig_decode_arange(const struct gpuos_sig *s, const struct gpuos_kparam
 	    (uint64_t)grid[0] != ((uint64_t)n + 63) / 64)
 		return -EINVAL;
 	out->n = (uint64_t)n;
+	return 0;
+}
+
+/* TensorInfo<T, unsigned int>: data, sizes[25], strides[25], dims; 216 bytes. */
+#define TI_DIMS	 25
+#define TI_BYTES 216
+
+/* One TensorInfo's dims (@want, or 1..GPUOS_CAT_ISEL_DIMS for -1), its sizes non-zero, with
+ * @sel a dimension of size 1 (the select one, reduced): the product of its sizes, or 0. */
+static uint64_t isel_info(const uint8_t *ti, int want, int sel, uint64_t *ptr, uint32_t *dims,
+			  uint32_t *sizes, uint32_t *strides)
+{
+	uint32_t sz[TI_DIMS], st[TI_DIMS];
+	uint64_t prod = 1;
+	int32_t n;
+
+	memcpy(ptr, ti, 8);
+	memcpy(sz, ti + 8, sizeof(sz));
+	memcpy(st, ti + 8 + sizeof(sz), sizeof(st));
+	memcpy(&n, ti + 8 + 2 * sizeof(sz), 4);
+	if (n < 1 || n > GPUOS_CAT_ISEL_DIMS || (want > 0 && n != want) || sel < 0 || sel >= n ||
+	    sz[sel] != 1)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		if (!sz[i])
+			return 0;
+		prod *= sz[i];
+		sizes[i] = sz[i];
+		strides[i] = st[i];
+	}
+	*dims = (uint32_t)n;
+	return prod;
+}
+
+int gpuos_sig_decode_index_select(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+				  unsigned nparams, void *const *args, const unsigned grid[3],
+				  const unsigned block[3], struct gpuos_cat_isel *out,
+				  uint64_t *elems)
+{
+	static const unsigned off[7] = {0,
+					TI_BYTES,
+					2 * TI_BYTES,
+					3 * TI_BYTES,
+					3 * TI_BYTES + 4,
+					3 * TI_BYTES + 8,
+					3 * TI_BYTES + 16};
+	static const unsigned size[7] = {TI_BYTES, TI_BYTES, TI_BYTES, 4, 4, 4, 8};
+	int32_t dsel, ssel, idims;
+	uint32_t inner, isz[TI_DIMS], ist[TI_DIMS];
+	const uint8_t *ix;
+
+	memset(out, 0, sizeof(*out));
+	*elems = 0;
+	if (s->family != GPUOS_SIG_INDEX_SELECT || nparams != 7 || !args)
+		return -EINVAL;
+	for (unsigned k = 0; k < 7; k++)
+		if (params[k].offset != off[k] || params[k].size != size[k] || !args[k])
+			return -EINVAL;
+	memcpy(&dsel, args[3], 4);
+	memcpy(&ssel, args[4], 4);
+	memcpy(&inner, args[5], 4);
+	memcpy(&out->limit, args[6], 8);
+	out->unit = s->isel.elem;
+	out->isize = s->isel.index;
+	out->inner = inner;
+	if (!inner ||
+	    isel_info(args[0], s->isel.dst_dims, dsel, &out->dst, &out->dst_dims, out->dst_sizes,
+		      out->dst_strides) != inner ||
+	    isel_info(args[1], s->isel.src_dims, ssel, &out->src, &out->src_dims, out->src_sizes,
+		      out->src_strides) != inner)
+		return -EINVAL;
+	out->dst_sel = out->dst_strides[dsel];
+	out->src_sel = out->src_strides[ssel];
+	/* the indices: one dimension (collapsed; a 0-dim index is one element), read through
+	 * its stride, or as contiguous where the template says so */
+	ix = args[2];
+	memcpy(&out->idx, ix, 8);
+	memcpy(isz, ix + 8, sizeof(isz));
+	memcpy(ist, ix + 8 + sizeof(isz), sizeof(ist));
+	memcpy(&idims, ix + 8 + 2 * sizeof(isz), 4);
+	out->nidx = isz[0];
+	out->istride = s->isel.idx_dims == -2 ? 1 : ist[0];
+	if (idims != 1 || !out->nidx || !out->dst || !out->src || !out->idx || !out->unit ||
+	    out->dst % out->unit || out->src % out->unit || !out->isize || out->idx % out->isize)
+		return -EINVAL;
+	/* Indexing.cu's launch: min(innerSize, 128) threads, up to ceil(innerSize / 128) blocks */
+	if (block[0] != (inner < 128 ? inner : 128) || block[1] != 1 || block[2] != 1 ||
+	    grid[1] != 1 || grid[2] != 1 || !grid[0] || (uint64_t)(grid[0] - 1) * block[0] >= inner)
+		return -EINVAL;
+	*elems = (uint64_t)out->nidx * inner;
 	return 0;
 }

@@ -22,7 +22,8 @@ enum gpuos_sig_family {
 	GPUOS_SIG_REDUCE,      /* reduce_kernel<nt, output_vec_size, ReduceOp<...>> */
 	GPUOS_SIG_LAYER_NORM,  /* vectorized_layer_norm_kernel<T, T_ACC, rms_norm> */
 	GPUOS_SIG_CONCAT,      /* CatArrayBatchedCopy{,_contig,_alignedK_contig,_vectorized}<...> */
-	GPUOS_SIG_ARANGE,      /* elementwise_kernel_with_index<index_t, arange_cuda_out's lambda> */
+	GPUOS_SIG_ARANGE,      /* elementwise_kernel_with_index<index_t, arange's lambda> */
+	GPUOS_SIG_INDEX_SELECT, /* indexSelectSmallIndex<T, IndicesType, unsigned, D, D, I> */
 };
 
 /* torch.cat's kernels (Shape.cu): which one, and the numbers of its template. */
@@ -74,6 +75,11 @@ struct gpuos_sig {
 		unsigned index, elem, acc; /* bytes of index_t (int 4, long 8), the element and
 					    * the accumulator (dtype and out_dtype name them) */
 	} arange;			   /* ARANGE */
+	struct {
+		unsigned elem, index;	/* bytes of T (its bits are copied) and of IndicesType */
+		int dst_dims, src_dims; /* DstDim, SrcDim: 1..3, or -1 (the TensorInfo's dims) */
+		int idx_dims;		/* IdxDim: -2 (contiguous) or -1 */
+	} isel;				/* INDEX_SELECT */
 };
 
 /* A family's short name ("vectorized", "layer_norm"); "" for NONE and unknown values. */
@@ -254,12 +260,32 @@ struct gpuos_arange_args {
 /*
  * Decode elementwise_kernel_with_index<index_t, F>(index_t N, F f, result_type *data), F
  * arange's lambda holding {acc xstart, xstep} and a host pointer: three parameters at the
- * offsets index_t and the accumulator give. Validates what the launch promises: N > 0, data non-null and aligned
- * for the element, the block (64, 1, 1) of one element a thread and the grid (ceil(N / 64),
- * 1, 1) (RangeFactories.cu's). -EINVAL otherwise.
+ * offsets index_t and the accumulator give. Validates what the launch promises: N > 0, data
+ * non-null and aligned for the element, the block (64, 1, 1) of one element a thread and the
+ * grid (ceil(N / 64), 1, 1) (RangeFactories.cu's). -EINVAL otherwise.
  */
 int gpuos_sig_decode_arange(const struct gpuos_sig *s, const struct gpuos_kparam *params,
 			    unsigned nparams, void *const *args, const unsigned grid[3],
 			    const unsigned block[3], struct gpuos_arange_args *out);
+
+/* index_select's parameter block (catalog.h) */
+struct gpuos_cat_isel;
+
+/*
+ * Decode indexSelectSmallIndex<T, IndicesType, unsigned int, DstDim, SrcDim, IdxDim>(
+ * TensorInfo<T, unsigned> dst, TensorInfo<const T, unsigned> src, TensorInfo<const
+ * IndicesType, unsigned> indices, int dstSelectDim, int srcSelectDim, unsigned innerSize,
+ * int64_t srcSelectDimSize): seven parameters at the offsets TensorInfo's layout gives (a
+ * pointer, sizes[25], strides[25], dims: 216 bytes). Validates what Indexing.cu's launch
+ * promises: each TensorInfo's dims the template's (or 1..GPUOS_CAT_ISEL_DIMS for -1), sizes
+ * non-zero, the select dimension inside them and reduced to size 1, innerSize the product of
+ * dst's and of src's sizes, one dimension of indices, non-null pointers aligned for their
+ * elements, the block (min(innerSize, 128), 1, 1) and a grid of 1..ceil(innerSize / 128)
+ * blocks (1, 1). -EINVAL otherwise. *out is the task's block; *elems the elements it copies.
+ */
+int gpuos_sig_decode_index_select(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+				  unsigned nparams, void *const *args, const unsigned grid[3],
+				  const unsigned block[3], struct gpuos_cat_isel *out,
+				  uint64_t *elems);
 
 #endif

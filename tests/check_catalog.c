@@ -477,8 +477,11 @@ START_TEST(test_sources_build)
 		    {GPUOS_DT_BF16, GPUOS_DT_F32}};
 
 		build_src(GPUOS_CAT_COPY_KEY, src, gpuos_cat_copy_source(src, sizeof(src)));
+		struct gpuos_cat_match isel = {.layout = GPUOS_CAT_INDEX_SELECT, .dtype = -1};
+
 		build_both(&ln);
 		build_both(&cat);
+		build_both(&isel);
 		for (unsigned i = 0; i < sizeof(ar) / sizeof(ar[0]); i++) {
 			struct gpuos_cat_match m = {
 			    .layout = GPUOS_CAT_ARANGE, .dtype = ar[i][0], .acc = ar[i][1]};
@@ -1045,6 +1048,209 @@ START_TEST(test_arange_names)
 }
 END_TEST
 
+/*
+ * index_select's kernels as libtorch_cuda 2.11 registers them (tests/data, from gpuos
+ * inspect on the GPU machine): 24 element types, each in 8 variants (1, 2, 3 and any dims,
+ * int and long indices). Every one is the family and matches the catalog's one operator.
+ */
+START_TEST(test_index_select_names)
+{
+	FILE *f = popen("gzip -dc tests/data/torch211_isel_names.gz", "r");
+	static char line[4096];
+	unsigned n = 0, by_index[2] = {0}, by_dims[5] = {0};
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f)) {
+		struct gpuos_sig s;
+		struct gpuos_cat_match m;
+		line[strcspn(line, "\n")] = 0;
+		char *dm = gpuos_demangle(line);
+		ck_assert_ptr_nonnull(dm);
+		ck_assert_int_eq(gpuos_sig_parse(dm, &s), 0);
+		ck_assert_msg(s.family == GPUOS_SIG_INDEX_SELECT, "%s", dm);
+		ck_assert_int_eq(gpuos_cat_match(&s, &m), 0);
+		ck_assert_int_eq(m.layout, GPUOS_CAT_INDEX_SELECT);
+		by_index[s.isel.index == 8]++;
+		by_dims[s.isel.dst_dims + 1]++;
+		free(dm);
+		n++;
+	}
+	pclose(f);
+	ck_assert_uint_eq(n, 192);
+	ck_assert_uint_eq(by_index[0], 96);
+	ck_assert_uint_eq(by_dims[0], 48); /* -1 */
+	ck_assert_uint_eq(by_dims[2], 48); /* 1 */
+	ck_assert_uint_eq(by_dims[4], 48); /* 3 */
+}
+END_TEST
+
+/* TensorInfo<T, unsigned int>'s 216 bytes: data, sizes[25], strides[25], dims. */
+static void tinfo(uint8_t *b, uint64_t data, int32_t dims, const uint32_t *sizes,
+		  const uint32_t *strides)
+{
+	memset(b, 0, 216);
+	memcpy(b, &data, 8);
+	memcpy(b + 8, sizes, 4 * (size_t)dims);
+	memcpy(b + 108, strides, 4 * (size_t)dims);
+	memcpy(b + 208, &dims, 4);
+}
+
+/*
+ * index_select's kernel: GPT-2's embedding lookup (recorded in shared/data) and the other
+ * variants parse to the family, element and index sizes; kernels of other templates or
+ * types are not read. Its launch decodes into the task's block; what the launch promises
+ * (dims, the reduced select dimension, innerSize, the block and grid) is checked.
+ */
+START_TEST(test_index_select)
+{
+	static const char gpt2[] =
+	    "void at::native::(anonymous namespace)::indexSelectSmallIndex<float, long, unsigned "
+	    "int, 2, 2, -2>(at::cuda::detail::TensorInfo<float, unsigned int>, "
+	    "at::cuda::detail::TensorInfo<float const, unsigned int>, "
+	    "at::cuda::detail::TensorInfo<long const, unsigned int>, int, int, unsigned int, long)";
+	static const struct {
+		const char *targs;
+		unsigned elem, index; /* 0: not read */
+		int dims, idx;
+	} names[] = {
+	    {"float, long, unsigned int, 2, 2, -2", 4, 8, 2, -2},
+	    {"c10::complex<double>, int, unsigned int, -1, -1, -1", 16, 4, -1, -1},
+	    {"bool, long, unsigned int, 1, 1, -2", 1, 8, 1, -2},
+	    {"c10::BFloat16, int, unsigned int, 3, 3, -2", 2, 4, 3, -2},
+	    {"float, long, unsigned int, 4, 4, -2", 0, 0, 0, 0},   /* not a variant of 2.11 */
+	    {"float, long, unsigned int, 2, 3, -2", 0, 0, 0, 0},   /* nor mixed dims */
+	    {"float, short, unsigned int, 2, 2, -2", 0, 0, 0, 0},  /* index types: int, long */
+	    {"float, long, unsigned long, 2, 2, -2", 0, 0, 0, 0},  /* 32-bit indexing only */
+	    {"at::Foo, long, unsigned int, 2, 2, -2", 0, 0, 0, 0}, /* a type of unknown size */
+	};
+	static struct gpuos_sig s;
+	static uint8_t ti[3][216];
+	struct gpuos_kparam kp[7];
+	struct gpuos_cat_isel p;
+	struct gpuos_cat_match m;
+	char name[512], key[64];
+	const uint32_t w_sizes[2] = {1, 128}, w_strides[2] = {128, 1};
+	const uint32_t i_sizes[1] = {1}, i_strides[1] = {1};
+	int32_t dsel = 0, ssel = 0;
+	uint32_t inner = 128;
+	int64_t limit = 50;
+	void *args[7] = {ti[0], ti[1], ti[2], &dsel, &ssel, &inner, &limit};
+	unsigned g[3] = {1, 1, 1}, b[3] = {128, 1, 1};
+	uint64_t elems;
+
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(name, sizeof(name),
+			 "void at::native::(anonymous namespace)::indexSelectSmallIndex<%s>(int)",
+			 names[i].targs);
+		ck_assert_int_eq(gpuos_sig_parse(name, &s), 0);
+		if (!names[i].elem) {
+			ck_assert_msg(s.family == GPUOS_SIG_NONE, "%s", name);
+			ck_assert_int_eq(gpuos_cat_match(&s, &m), -ENOENT);
+			continue;
+		}
+		ck_assert_msg(s.family == GPUOS_SIG_INDEX_SELECT, "%s", name);
+		ck_assert_uint_eq(s.isel.elem, names[i].elem);
+		ck_assert_uint_eq(s.isel.index, names[i].index);
+		ck_assert_int_eq(s.isel.dst_dims, names[i].dims);
+		ck_assert_int_eq(s.isel.idx_dims, names[i].idx);
+		ck_assert_int_eq(gpuos_cat_match(&s, &m), 0);
+		gpuos_cat_key(&m, key, sizeof(key));
+		ck_assert_str_eq(key, GPUOS_CAT_ISEL_KEY);
+	}
+	/* another namespace's kernel of that name */
+	ck_assert_int_eq(gpuos_sig_parse("void indexSelectSmallIndex<float, long, unsigned int, "
+					 "2, 2, -2>(int)",
+					 &s),
+			 0);
+	ck_assert_int_eq(s.family, GPUOS_SIG_NONE);
+
+	/* GPT-2's lookup of one token in a 50-row table of width 128 */
+	ck_assert_int_eq(gpuos_sig_parse(gpt2, &s), 0);
+	ck_assert_int_eq(s.family, GPUOS_SIG_INDEX_SELECT);
+	ck_assert_str_eq(s.dtype, "float");
+	for (unsigned k = 0; k < 7; k++) {
+		kp[k].ordinal = k;
+		kp[k].offset = k < 3 ? 216 * k : 648 + 4 * (k - 3) + (k == 6 ? 4 : 0);
+		kp[k].size = k < 3 ? 216 : k == 6 ? 8 : 4;
+	}
+	tinfo(ti[0], 0x7f0000200000, 2, w_sizes, w_strides);
+	tinfo(ti[1], 0x7f0000100000, 2, w_sizes, w_strides);
+	tinfo(ti[2], 0x7f0000300008, 1, i_sizes, i_strides);
+	ck_assert_int_eq(gpuos_sig_decode_index_select(&s, kp, 7, args, g, b, &p, &elems), 0);
+	ck_assert_uint_eq(elems, 128);
+	ck_assert_uint_eq(p.dst, 0x7f0000200000);
+	ck_assert_uint_eq(p.src, 0x7f0000100000);
+	ck_assert_uint_eq(p.idx, 0x7f0000300008);
+	ck_assert_uint_eq(p.unit, 4);
+	ck_assert_uint_eq(p.isize, 8);
+	ck_assert_uint_eq(p.nidx, 1);
+	ck_assert_uint_eq(p.istride, 1);
+	ck_assert_uint_eq(p.inner, 128);
+	ck_assert_uint_eq(p.dst_sel, 128);
+	ck_assert_uint_eq(p.src_sel, 128);
+	ck_assert_uint_eq(p.dst_dims, 2);
+	ck_assert_uint_eq(p.src_sizes[1], 128);
+	ck_assert_int_eq(p.limit, 50);
+
+	/* what the launch promises */
+	b[0] = 64; /* min(innerSize, 128) threads */
+	ck_assert_int_eq(gpuos_sig_decode_index_select(&s, kp, 7, args, g, b, &p, &elems), -EINVAL);
+	b[0] = 128, g[0] = 2; /* a block with nothing to do */
+	ck_assert_int_eq(gpuos_sig_decode_index_select(&s, kp, 7, args, g, b, &p, &elems), -EINVAL);
+	g[0] = 1, inner = 127; /* not the product of the sizes */
+	ck_assert_int_eq(gpuos_sig_decode_index_select(&s, kp, 7, args, g, b, &p, &elems), -EINVAL);
+	inner = 128, ssel = 1; /* a select dimension that was not reduced */
+	ck_assert_int_eq(gpuos_sig_decode_index_select(&s, kp, 7, args, g, b, &p, &elems), -EINVAL);
+	ssel = 0;
+	tinfo(ti[2], 0x7f0000300004, 1, i_sizes, i_strides); /* not aligned for long */
+	ck_assert_int_eq(gpuos_sig_decode_index_select(&s, kp, 7, args, g, b, &p, &elems), -EINVAL);
+	tinfo(ti[2], 0, 1, i_sizes, i_strides);
+	ck_assert_int_eq(gpuos_sig_decode_index_select(&s, kp, 7, args, g, b, &p, &elems), -EINVAL);
+	tinfo(ti[2], 0x7f0000300008, 1, i_sizes, i_strides);
+	{
+		const uint32_t sz3[3] = {1, 1, 128}, st3[3] = {128, 128, 1};
+		tinfo(ti[0], 0x7f0000200000, 3, sz3, st3); /* the template says 2 dims */
+		ck_assert_int_eq(gpuos_sig_decode_index_select(&s, kp, 7, args, g, b, &p, &elems),
+				 -EINVAL);
+		tinfo(ti[0], 0x7f0000200002, 2, w_sizes, w_strides); /* misaligned float */
+		ck_assert_int_eq(gpuos_sig_decode_index_select(&s, kp, 7, args, g, b, &p, &elems),
+				 -EINVAL);
+		tinfo(ti[0], 0x7f0000200000, 2, w_sizes, w_strides);
+	}
+	kp[5].size = 8; /* not the layout */
+	ck_assert_int_eq(gpuos_sig_decode_index_select(&s, kp, 7, args, g, b, &p, &elems), -EINVAL);
+	kp[5].size = 4;
+	ck_assert_int_eq(gpuos_sig_decode_index_select(&s, kp, 6, args, g, b, &p, &elems), -EINVAL);
+	ck_assert_int_eq(gpuos_sig_decode_index_select(&s, kp, 7, args, g, b, &p, &elems), 0);
+
+	/* any dims (-1): a 4-dim source, three indices read through their stride of 2 */
+	snprintf(name, sizeof(name), "%s", gpt2);
+	memcpy(strstr(name, "2, 2, -2"), "-1,-1,-1", 8);
+	ck_assert_int_eq(gpuos_sig_parse(name, &s), 0);
+	ck_assert_int_eq(s.isel.idx_dims, -1);
+	{
+		const uint32_t ssz[4] = {4, 6, 1, 5}, sst[4] = {1920, 160, 10, 2};
+		const uint32_t dsz[3] = {24, 1, 5}, dst[3] = {15, 5, 1};
+		const uint32_t isz[1] = {3}, ist[1] = {2};
+		const uint32_t s5[5] = {4, 6, 1, 5, 1}, t5[5] = {1920, 160, 10, 2, 1};
+		tinfo(ti[0], 0x7f0000200000, 3, dsz, dst);
+		tinfo(ti[1], 0x7f0000100000, 4, ssz, sst);
+		tinfo(ti[2], 0x7f0000300008, 1, isz, ist);
+		dsel = 1, ssel = 2, inner = 120, limit = 8, b[0] = 120;
+		ck_assert_int_eq(gpuos_sig_decode_index_select(&s, kp, 7, args, g, b, &p, &elems),
+				 0);
+		ck_assert_uint_eq(elems, 360);
+		ck_assert_uint_eq(p.istride, 2);
+		ck_assert_uint_eq(p.src_dims, 4);
+		ck_assert_uint_eq(p.dst_sel, 5);
+		ck_assert_uint_eq(p.src_sel, 10);
+		tinfo(ti[1], 0x7f0000100000, 5, s5, t5); /* more dims than the operator takes */
+		ck_assert_int_eq(gpuos_sig_decode_index_select(&s, kp, 7, args, g, b, &p, &elems),
+				 -EINVAL);
+	}
+}
+END_TEST
+
 /* The GPT-2 decode's arange (int64 positions, int index) and a float one decode from the
  * lambda's captures; the launch's shape and the pointer's alignment are checked. */
 START_TEST(test_arange_args)
@@ -1169,6 +1375,8 @@ int main(void)
 	tcase_add_test(tc, test_masked_fill);
 	tcase_add_test(tc, test_arange_names);
 	tcase_add_test(tc, test_arange_args);
+	tcase_add_test(tc, test_index_select);
+	tcase_add_test(tc, test_index_select_names);
 	if (jit && mkdtemp(cachedir)) {
 		tcase_add_test(tc, test_sources_build);
 		tcase_add_test(tc, test_stack);

@@ -46,3 +46,20 @@ for what, l in (("DIFFERENT", bad), ("should have diverted", missed), ("should n
 sys.exit(1 if bad or missed or extra else 0)
 PY
 echo "$DEVICE: catalog ops bit-identical under the shim"
+
+# an index past the end asserts in the worker as in PyTorch's kernel, and nothing hangs
+for mode in plain shim; do
+	if [ $mode = plain ]; then
+		run=(timeout 120 python3 tests/gpu/isel_assert.py)
+	else
+		run=(timeout 120 env GPUOS_CONFIG=/dev/null "$G" run -- python3 tests/gpu/isel_assert.py)
+	fi
+	rc=0
+	"${run[@]}" >"$T/assert.$mode.out" 2>"$T/assert.$mode.err" || rc=$?
+	cat "$T/assert.$mode.out"
+	[ $rc -ne 0 ] && [ $rc -ne 124 ] || { cat "$T/assert.$mode.err"; fail "$mode: exit $rc"; }
+	grep -q "device-side assert triggered" "$T/assert.$mode.err" ||
+		{ cat "$T/assert.$mode.err"; fail "$mode: no device-side assert"; }
+done
+grep -q "tasks: good 1, bad 1" "$T/assert.shim.out" || fail "the lookups did not run in the worker"
+echo "$DEVICE: an index out of range asserts under the shim as without it"

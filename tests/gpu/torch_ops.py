@@ -465,6 +465,77 @@ def cases():
                 return torch.arange(*args, dtype=dt, device=DEV)
             yield f"arange.{str(dt)[6:]}.{name}", ar, want
 
+    # index_select (Indexing.cu's indexSelectSmallIndex; embedding's lookups): each of the
+    # kernel's variants (1, 2 and 3 dims, any dims with strided indices or a 4-dim source),
+    # every element size, int64 and int32 indices with repeats, a 0-dim source and index,
+    # the size limit; more than 16 indices take PyTorch's gather, not this kernel
+    def isel_values(n, dt, seed):  # made on the CPU: the case's one GPU op is the lookup
+        g = torch.Generator().manual_seed(seed)
+        if dt.is_complex:
+            part = torch.float64 if dt == torch.complex128 else torch.float32
+            x = torch.randn(2 * n, generator=g, dtype=part).view(dt)
+        elif dt == torch.bool:
+            x = torch.randn(n, generator=g) > 0
+        elif dt.is_floating_point:
+            x = (torch.randn(n, generator=g) * 3).to(dt)
+            x[:1] = float("nan")
+        else:  # wraps into the narrow and unsigned types
+            x = torch.randint(-1000, 1000, (n,), generator=g).to(dt)
+        return x.to(DEV)
+
+    def isel_index(k, size, dt=torch.int64, seed=3):
+        g = torch.Generator().manual_seed(seed)
+        return torch.randint(0, size, (k,), generator=g).to(dt).to(DEV)
+
+    ISELS = {
+        # name: (source shape, dim, indices, how the source is made, expect)
+        "embedding": ((50, 128), 0, 1, None, True),  # GPT-2's token and position lookups
+        "rows": ((30, 16), 0, 5, None, True),
+        "cols": ((16, 30), 1, 4, None, True),
+        "vec": ((100,), 0, 7, None, True),
+        "mid": ((4, 6, 5), 1, 3, None, True),
+        "last": ((3, 4, 5), 2, 16, None, True),
+        "dims4": ((4, 6, 8, 10), 2, 3, "strided4", True),
+        "idx_strided": ((30, 16), 0, 6, "idx_strided", True),
+        "idx_int32": ((30, 16), 0, 5, "int32", True),
+        "src_scalar": ((), 0, 1, None, True),
+        "idx_scalar": ((30, 16), 0, 0, None, True),
+        "misaligned": ((30, 16), 0, 5, "misaligned", True),
+        "limit": ((20, 1024), 0, 16, None, True),
+        "above": ((20, 1025), 0, 16, None, False),
+        "gather": ((30, 16), 0, 17, None, False),
+    }
+    ISEL_TYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64,
+                  torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool,
+                  torch.complex64, torch.complex128, torch.uint16, torch.float8_e4m3fn)
+    for dt in ISEL_TYPES:
+        for name, (shape, dim, k, how, want) in ISELS.items():
+            if dt not in (torch.float32, torch.float16, torch.int64, torch.bool) and \
+                    name not in ("embedding", "cols", "dims4", "misaligned", "src_scalar"):
+                continue
+
+            def isel(dt=dt, shape=shape, dim=dim, k=k, how=how, name=name):
+                n = 1
+                for d in shape:
+                    n *= d
+                if how == "strided4":
+                    x = isel_values(4 * n, dt, 31).view(8, 12, 8, 10)[::2, ::2, :, ::2]
+                elif how == "misaligned":
+                    x = isel_values(n + 1, dt, 31)[1:].view(shape)
+                else:
+                    x = isel_values(n, dt, 31).view(shape)
+                size = x.shape[dim] if shape else 1
+                if name == "idx_scalar":
+                    idx = torch.tensor(size - 1, device=DEV)
+                elif how == "idx_strided":
+                    idx = isel_index(2 * k, size)[::2]
+                else:
+                    idx = isel_index(k, size, torch.int32 if how == "int32" else torch.int64)
+                if name == "embedding":
+                    return torch.nn.functional.embedding(idx.view(1, 1), x)
+                return torch.index_select(x, dim, idx)
+            yield f"index_select.{str(dt)[6:]}.{name}", isel, want
+
     def copies_in_order():
         """Copies between diverted ops, a cuBLAS matmul and another stream, in order."""
         x = values(1024, torch.float32, 1).view(32, 32)
