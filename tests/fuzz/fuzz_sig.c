@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* libFuzzer: the catalog's name parser on arbitrary text (as a demangled name), then its
  * matcher and, for a match, the operator source it generates; and the same bytes as a
- * reduce_kernel's ReduceOp (both sizes PyTorch's reductions have) for its decoder. */
+ * reduce_kernel's ReduceOp (both sizes PyTorch's reductions have) and as index_select's
+ * seven parameters (a fixed-dims and an any-dims variant) for their decoders. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			int rc = gpuos_sig_decode_reduce(&rs, &kp, 1, args, g, b, &a);
 			if (rc == 0 && (a.in_dims > 25 || a.out_dims > 25 || a.head > 24 ||
 					a.ctas_per_output != 1))
+				abort();
+		}
+	}
+
+	/* the bytes as indexSelectSmallIndex's parameters, the block the bytes' innerSize asks */
+	static struct gpuos_sig is[2];
+	static int is_ok = -1;
+	if (is_ok < 0)
+		is_ok = gpuos_sig_parse("void at::native::(anonymous namespace)::indexSelectSmallIndex"
+					"<float, long, unsigned int, 2, 2, -2>(int)",
+					&is[0]) |
+			gpuos_sig_parse("void at::native::(anonymous namespace)::indexSelectSmallIndex"
+					"<c10::complex<double>, int, unsigned int, -1, -1, -1>(int)",
+					&is[1]);
+	if (is_ok == 0) {
+		static const struct gpuos_kparam kp[7] = {{0, 0, 216},	 {1, 216, 216}, {2, 432, 216},
+							  {3, 648, 4},	 {4, 652, 4},	{5, 656, 4},
+							  {6, 664, 8}};
+		static uint8_t pb[672];
+		void *args[7] = {pb, pb + 216, pb + 432, pb + 648, pb + 652, pb + 656, pb + 664};
+		struct gpuos_cat_isel p;
+		uint64_t elems;
+		uint32_t inner;
+
+		memset(pb, 0, sizeof(pb));
+		memcpy(pb, data, size < sizeof(pb) ? size : sizeof(pb));
+		memcpy(&inner, pb + 656, 4);
+		unsigned g[3] = {1, 1, 1}, b[3] = {inner < 128 ? inner : 128, 1, 1};
+		for (unsigned k = 0; k < 2; k++) {
+			int rc = gpuos_sig_decode_index_select(&is[k], kp, 7, args, g, b, &p, &elems);
+			if (rc == 0 &&
+			    (p.dst_dims < 1 || p.dst_dims > GPUOS_CAT_ISEL_DIMS || p.src_dims < 1 ||
+			     p.src_dims > GPUOS_CAT_ISEL_DIMS || !p.nidx || !p.inner ||
+			     elems != (uint64_t)p.nidx * p.inner || !p.dst || !p.src || !p.idx))
 				abort();
 		}
 	}
