@@ -274,6 +274,27 @@ static enum gpuos_why isel_launch(const struct gpuos_catk *c, dim3 g, dim3 b, vo
 	return submit_block(c, st, ptsz, &p, sizeof(p));
 }
 
+/* softmax and log_softmax over short rows: the launch decoded and validated into one task's
+ * arguments (no block); its size is its rows' elements together. */
+static enum gpuos_why softmax_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
+				     cudaStream_t st, bool ptsz)
+{
+	const unsigned grid[3] = {g.x, g.y, g.z}, block[3] = {b.x, b.y, b.z};
+	struct gpuos_softmax_args sa;
+	uint64_t a[GPUOS_TASK_ARGS] = {0};
+
+	if (gpuos_sig_decode_softmax(&c->sig, c->params, c->nparams, args, grid, block, &sa))
+		return GPUOS_WHY_BAD_ARGS;
+	if ((uint64_t)sa.batch * (uint64_t)sa.count > gpuos_shim.cfg.max_elements)
+		return GPUOS_WHY_TOO_LARGE;
+	a[0] = sa.dst;
+	a[1] = sa.src;
+	a[2] = (uint32_t)sa.batch;
+	a[3] = (uint32_t)sa.count;
+	return gpuos_why_submitted(
+	    gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, NULL, 0, c->dev));
+}
+
 enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
 				    size_t smem, cudaStream_t st, bool ptsz)
 {
@@ -299,6 +320,9 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 				     : GPUOS_WHY_LAUNCH_CONFIG;
 	if (c->sig.family == GPUOS_SIG_INDEX_SELECT)
 		return args && !smem ? isel_launch(c, g, b, args, st, ptsz)
+				     : GPUOS_WHY_LAUNCH_CONFIG;
+	if (c->sig.family == GPUOS_SIG_SOFTMAX)
+		return args && !smem ? softmax_launch(c, g, b, args, st, ptsz)
 				     : GPUOS_WHY_LAUNCH_CONFIG;
 	if (smem || !args)
 		return GPUOS_WHY_LAUNCH_CONFIG;

@@ -352,6 +352,23 @@ int gpuos_cat_match(const struct gpuos_sig *s, struct gpuos_cat_match *m)
 		m->dtype = m->acc = m->out = -1; /* bytes */
 		return 0;
 	}
+	if (s->family == GPUOS_SIG_SOFTMAX) {
+		/* unmasked, of float and the 16-bit floats (float accumulators; double's exp
+		 * reads a constant bank of its own on sm_80), outputs of the input's type or
+		 * float (half_to_float), rows that fit the worker's registers and stack */
+		m->dtype = gpuos_cat_dtype_of(s->dtype);
+		m->out = gpuos_cat_dtype_of(s->out_dtype);
+		m->acc = gpuos_cat_dtype_of(s->softmax.acc);
+		if (s->softmax.masked || m->dtype < 0 || m->out < 0 ||
+		    !(GPUOS_DT_FLOATS & GPUOS_DT_BIT(m->dtype)) || m->acc != GPUOS_DT_F32 ||
+		    (m->out != m->dtype && m->out != GPUOS_DT_F32) ||
+		    s->softmax.l2e > GPUOS_CAT_SOFTMAX_L2E)
+			return -ENOENT;
+		m->layout = GPUOS_CAT_SOFTMAX;
+		m->l2e = s->softmax.l2e;
+		m->log = s->softmax.log;
+		return 0;
+	}
 	if (s->family == GPUOS_SIG_VECTORIZED || s->family == GPUOS_SIG_UNROLLED)
 		m->layout = GPUOS_CAT_CONTIG;
 	else if (s->family == GPUOS_SIG_ELEMENTWISE && !s->dyncast)
@@ -414,6 +431,11 @@ void gpuos_cat_key(const struct gpuos_cat_match *m, char *buf, size_t len)
 	}
 	if (m->layout == GPUOS_CAT_INDEX_SELECT) {
 		snprintf(buf, len, "%s", GPUOS_CAT_ISEL_KEY);
+		return;
+	}
+	if (m->layout == GPUOS_CAT_SOFTMAX) { /* log_softmax.float16.float32.7: in, out, rows */
+		snprintf(buf, len, "%s.%s.%s.%u", m->log ? "log_softmax" : "softmax",
+			 gpuos_cat_dtype_name(m->dtype), gpuos_cat_dtype_name(m->out), m->l2e);
 		return;
 	}
 	if (m->r) { /* sum.float16.float32.float16.reduce: input, accumulator, output */
@@ -1168,6 +1190,132 @@ static const char isel_src[] =
     "extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = gpuos_cat_op;\n";
 
 /*
+ * softmax and log_softmax over rows of up to 2^L2E elements (catalog.h), as PyTorch's
+ * softmax_warp_forward computes them: a warp of WS lanes takes WB rows, each lane the
+ * elements lane + it * WS; the lane's max in that order, then the warp's by a butterfly of
+ * shuffles (offsets WS / 2 down to 1), the same for the sum of exp(x - max), then x - max -
+ * log(sum) or exp(x - max) / sum. A worker warp runs 32 / WS of PyTorch's warps side by side,
+ * as a block of PyTorch's does (shuffles of width WS stay inside each), so every row meets
+ * the same operations in the same order.
+ */
+static const char softmax_src[] =
+    "typedef float O; /* acc_t */\n"
+    "#define NEG_INF __uint_as_float(0xff800000u)\n"
+    "#define QNAN __uint_as_float(0x7fc00000u) /* numeric_limits<float>::quiet_NaN() */\n"
+    "#define NP2 (1 << L2E)\n"
+    "#define WS (NP2 < 32 ? NP2 : 32)\n"
+    "#define WI (NP2 / WS)\n"
+    "#define WB (NP2 <= 128 ? 2 : 1)\n"
+    "static __device__ __forceinline__ void warp_rows(OUT_T *dst, const IN_T *src, int batch,\n"
+    "                                                 int count, int first, int lane)\n"
+    "{\n"
+    "  int local_batches = batch - first;\n"
+    "  if (local_batches > WB)\n"
+    "    local_batches = WB;\n"
+    "  const int off = first * count + lane;\n"
+    "  src += off;\n"
+    "  dst += off;\n"
+    "  O e[WB][WI];\n"
+    "#pragma unroll\n"
+    "  for (int i = 0; i < WB; ++i) {\n"
+    "    const int n = i >= local_batches ? 0 : count;\n"
+    "#pragma unroll\n"
+    "    for (int it = 0; it < WI; ++it)\n"
+    "      e[i][it] = lane + it * WS < n ? IN_LD(src[i * count + it * WS]) : NEG_INF;\n"
+    "  }\n"
+    "  O mx[WB], sum[WB];\n"
+    "#pragma unroll\n"
+    "  for (int i = 0; i < WB; ++i) {\n"
+    "    mx[i] = e[i][0];\n"
+    "#pragma unroll\n"
+    "    for (int it = 0; it < WI; ++it)\n"
+    "      mx[i] = mx[i] > e[i][it] ? mx[i] : e[i][it];\n"
+    "  }\n"
+    "#pragma unroll\n"
+    "  for (int o = WS / 2; o > 0; o /= 2)\n"
+    "#pragma unroll\n"
+    "    for (int i = 0; i < WB; ++i) {\n"
+    "      const O b = __shfl_xor_sync(0xffffffffu, mx[i], o, WS);\n"
+    "      mx[i] = mx[i] < b ? b : mx[i];\n"
+    "    }\n"
+    "#pragma unroll\n"
+    "  for (int i = 0; i < WB; ++i) {\n"
+    "    sum[i] = 0;\n"
+    "#pragma unroll\n"
+    "    for (int it = 0; it < WI; ++it) {\n"
+    "#if IS_LOG\n"
+    "      sum[i] += expf(e[i][it] - mx[i]);\n"
+    "#else\n"
+    "      e[i][it] = expf(e[i][it] - mx[i]);\n"
+    "      sum[i] += e[i][it];\n"
+    "#endif\n"
+    "    }\n"
+    "  }\n"
+    "#pragma unroll\n"
+    "  for (int o = WS / 2; o > 0; o /= 2)\n"
+    "#pragma unroll\n"
+    "    for (int i = 0; i < WB; ++i)\n"
+    "      sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], o, WS);\n"
+    "#pragma unroll\n"
+    "  for (int i = 0; i < WB; ++i) {\n"
+    "    if (i >= local_batches)\n"
+    "      break;\n"
+    "#if IS_LOG\n"
+    "    sum[i] = logf(sum[i]);\n"
+    "#endif\n"
+    "#pragma unroll\n"
+    "    for (int it = 0; it < WI; ++it) {\n"
+    "      if (lane + it * WS >= count)\n"
+    "        break;\n"
+    "#if IS_LOG\n"
+    "      dst[i * count + it * WS] = OUT_ST(e[i][it] - mx[i] - sum[i]);\n"
+    "#else\n"
+    "      dst[i * count + it * WS] = OUT_ST(sum[i] == 0 ? QNAN : e[i][it] / sum[i]);\n"
+    "#endif\n"
+    "    }\n"
+    "  }\n"
+    "}\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE(gpuos_cat_op)\n"
+    "{\n"
+    "  /* PyTorch's warps (WB rows each), 32 / WS of them a worker warp */\n"
+    "  const unsigned me = gpuos_tid(), per = 32 / WS, hw = me / 32, nhw = gpuos_nthreads() / 32;\n"
+    "  const int seg = (int)((me % 32) / WS), lane = (int)(me % WS);\n"
+    "  (void)smem;\n"
+    "#pragma unroll 1\n"
+    "  for (int k = 0; k < ntasks; k++) {\n"
+    "    OUT_T *dst = (OUT_T *)t[k].a[0];\n"
+    "    const IN_T *src = (const IN_T *)t[k].a[1];\n"
+    "    const int batch = (int)t[k].a[2], count = (int)t[k].a[3];\n"
+    "    const unsigned warps = ((unsigned)batch + WB - 1) / WB;\n"
+    "    if (k)\n"
+    "      gpuos_sync(); /* the task before may have written what this one reads */\n"
+    "    /* the whole worker warp goes round together: the shuffles need every lane */\n"
+    "#pragma unroll 1\n"
+    "    for (unsigned base = hw * per; base < warps; base += nhw * per)\n"
+    "      warp_rows(dst, src, batch, count, (int)(base + (unsigned)seg) * WB, lane);\n"
+    "  }\n"
+    "}\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = gpuos_cat_op;\n";
+
+static int softmax_source(const struct gpuos_cat_match *m, char *buf, size_t len)
+{
+	const char *it, *ild, *ot, *ost, *dummy;
+	int n;
+
+	if (m->layout != GPUOS_CAT_SOFTMAX || m->acc != GPUOS_DT_F32 ||
+	    !(GPUOS_DT_FLOATS & GPUOS_DT_BIT(m->dtype)) ||
+	    !(GPUOS_DT_FLOATS & GPUOS_DT_BIT(m->out)))
+		return -EINVAL;
+	conv(m->dtype, &it, &ild, &dummy);
+	conv(m->out, &ot, &dummy, &ost);
+	n = snprintf(buf, len,
+		     "#define L2E %u\n#define IS_LOG %d\n#define IN_T %s\n#define IN_LD %s\n"
+		     "#define OUT_T %s\n#define OUT_ST %s\n%s%s",
+		     m->l2e, m->log, it, ild, ot, ost, prelude, softmax_src);
+	return n < 0 || (size_t)n >= len ? -ENOSPC : n;
+}
+
+/*
  * torch.arange (catalog.h): element i is start + step * i in the accumulator type, as
  * RangeFactories.cu's lambda computes it, then converted to the element type: wrapping
  * 64-bit integers, or one fused multiply-add (nvcc contracts the lambda's product and sum;
@@ -1231,6 +1379,8 @@ int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 		return red_source(m, buf, len);
 	if (m->layout == GPUOS_CAT_ARANGE)
 		return arange_source(m, buf, len);
+	if (m->layout == GPUOS_CAT_SOFTMAX)
+		return softmax_source(m, buf, len);
 	if (m->layout == GPUOS_CAT_INDEX_SELECT) {
 		n = snprintf(buf, len, "%s", isel_src);
 		return n < 0 || (size_t)n >= len ? -ENOSPC : n;

@@ -56,7 +56,13 @@ enum gpuos_cat_layout {
 	GPUOS_CAT_CONCAT,		      /* torch.cat, any dtype */
 	GPUOS_CAT_ARANGE,		      /* torch.arange: a0 out, a1 N, a2 start, a3 step */
 	GPUOS_CAT_INDEX_SELECT,		      /* index_select (embedding), any dtype */
+	GPUOS_CAT_SOFTMAX,		      /* softmax_warp_forward: a0 dst, a1 src, a2 rows,
+					       * a3 elements a row */
 };
+
+/* softmax: the widest rows (log2) whose elements a worker thread holds within its registers
+ * and stack reserve (check_catalog measures the frames) */
+#define GPUOS_CAT_SOFTMAX_L2E 10
 
 /* arange's element types (every case of its dispatch) */
 #define GPUOS_CAT_ARANGE_DTYPES                                                                    \
@@ -112,6 +118,8 @@ struct gpuos_cat_match {
 	int layout;
 	int acc, out;	   /* a reduction's accumulator and output types */
 	unsigned vt0, ivs; /* ReduceOp's accumulators a thread, input vector width */
+	unsigned l2e;	   /* softmax: log2_elements */
+	bool log;	   /* softmax: log_softmax */
 };
 
 /*

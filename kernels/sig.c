@@ -247,6 +247,7 @@ const char *gpuos_sig_family_name(int family)
 	    [GPUOS_SIG_ELEMENTWISE] = "elementwise", [GPUOS_SIG_REDUCE] = "reduce",
 	    [GPUOS_SIG_LAYER_NORM] = "layer_norm",   [GPUOS_SIG_CONCAT] = "concat",
 	    [GPUOS_SIG_ARANGE] = "arange",	     [GPUOS_SIG_INDEX_SELECT] = "index_select",
+	    [GPUOS_SIG_SOFTMAX] = "softmax",
 	};
 
 	if (family <= 0 || (size_t)family >= sizeof(names) / sizeof(names[0]) || !names[family])
@@ -429,6 +430,44 @@ static bool isel_parse(const char *buf, struct gpuos_sig *s)
 	return true;
 }
 
+/*
+ * softmax's and log_softmax's kernel for rows of up to 2048 elements (PersistentSoftmax.cuh):
+ * true if @buf names softmax_warp_forward in the anonymous namespace, with s->family SOFTMAX
+ * when its template reads <input_t, output_t, acc_t, 0..11, bool, bool>; family NONE
+ * otherwise. The types' names are kept for the catalog to judge.
+ */
+static bool softmax_parse(const char *buf, struct gpuos_sig *s)
+{
+	static const char name[] = "void (anonymous namespace)::softmax_warp_forward<";
+	char arg[6][48];
+	size_t lt;
+	char *end;
+	long l2e;
+
+	if (strncmp(buf, name, sizeof(name) - 1))
+		return false;
+	lt = sizeof(name) - 2;
+	snprintf(s->op, sizeof(s->op), "softmax_warp_forward");
+	s->fl.rc = -ENOTSUP; /* no functor */
+	s->fl_set = true;
+	for (unsigned i = 0; i < 6; i++)
+		if (targ(buf, lt, i, arg[i], sizeof(arg[i])))
+			return true;
+	l2e = strtol(arg[3], &end, 10);
+	if (*end || end == arg[3] || l2e < 0 || l2e > 11 ||
+	    (strcmp(arg[4], "true") && strcmp(arg[4], "false")) ||
+	    (strcmp(arg[5], "true") && strcmp(arg[5], "false")))
+		return true;
+	snprintf(s->dtype, sizeof(s->dtype), "%s", arg[0]);
+	snprintf(s->out_dtype, sizeof(s->out_dtype), "%s", arg[1]);
+	snprintf(s->softmax.acc, sizeof(s->softmax.acc), "%s", arg[2]);
+	s->softmax.l2e = (unsigned)l2e;
+	s->softmax.log = !strcmp(arg[4], "true");
+	s->softmax.masked = !strcmp(arg[5], "true");
+	s->family = GPUOS_SIG_SOFTMAX;
+	return true;
+}
+
 int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 {
 	static __thread char buf[32768];
@@ -485,6 +524,8 @@ int gpuos_sig_parse(const char *dm, struct gpuos_sig *s)
 	} else if (arange_parse(buf, dm, s)) {
 		return 0;
 	} else if (isel_parse(buf, s)) {
+		return 0;
+	} else if (softmax_parse(buf, s)) {
 		return 0;
 	} else if (concat_parse(buf, s)) {
 		return s->family ? 0 : -EINVAL;
@@ -1212,5 +1253,45 @@ int gpuos_sig_decode_index_select(const struct gpuos_sig *s, const struct gpuos_
 	    grid[1] != 1 || grid[2] != 1 || !grid[0] || (uint64_t)(grid[0] - 1) * block[0] >= inner)
 		return -EINVAL;
 	*elems = (uint64_t)out->nidx * inner;
+	return 0;
+}
+
+int gpuos_sig_decode_softmax(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+			     unsigned nparams, void *const *args, const unsigned grid[3],
+			     const unsigned block[3], struct gpuos_softmax_args *out)
+{
+	static const unsigned off[8] = {0, 8, 16, 20, 24, 32, 40, 44};
+	static const unsigned size[8] = {8, 8, 4, 4, 4, 8, 4, 1};
+	const unsigned np2 = 1u << s->softmax.l2e, ws = np2 < 32 ? np2 : 32;
+	const unsigned rows_a_block = 128 / ws * (np2 <= 128 ? 2 : 1);
+	const unsigned isz = type_size(s->dtype), osz = type_size(s->out_dtype);
+	int32_t stride;
+	uint64_t mask;
+	uint8_t tmask;
+
+	memset(out, 0, sizeof(*out));
+	if (s->family != GPUOS_SIG_SOFTMAX || nparams != 8 || !args || !isz || !osz ||
+	    s->softmax.l2e > 11)
+		return -EINVAL;
+	for (unsigned k = 0; k < 8; k++)
+		if (params[k].offset != off[k] || params[k].size != size[k] || !args[k])
+			return -EINVAL;
+	memcpy(&out->dst, args[0], 8);
+	memcpy(&out->src, args[1], 8);
+	memcpy(&out->batch, args[2], 4);
+	memcpy(&stride, args[3], 4);
+	memcpy(&out->count, args[4], 4);
+	memcpy(&mask, args[5], 8);
+	memcpy(&tmask, args[7], 1);
+	/* element_count's next power of two is the template's (1 for 2^0) */
+	if (out->batch <= 0 || out->count <= 0 || stride != out->count ||
+	    (uint32_t)out->count > np2 || (np2 > 1 && (uint32_t)out->count <= np2 / 2) ||
+	    (uint64_t)out->batch * (uint64_t)out->count > INT32_MAX || mask || tmask || !out->dst ||
+	    !out->src || out->dst % osz || out->src % isz)
+		return -EINVAL;
+	if (block[0] != ws || block[1] != 128 / ws || block[2] != 1 || grid[1] != 1 ||
+	    grid[2] != 1 ||
+	    (uint64_t)grid[0] != ((uint64_t)out->batch + rows_a_block - 1) / rows_a_block)
+		return -EINVAL;
 	return 0;
 }

@@ -24,6 +24,7 @@ enum gpuos_sig_family {
 	GPUOS_SIG_CONCAT,      /* CatArrayBatchedCopy{,_contig,_alignedK_contig,_vectorized}<...> */
 	GPUOS_SIG_ARANGE,      /* elementwise_kernel_with_index<index_t, arange's lambda> */
 	GPUOS_SIG_INDEX_SELECT, /* indexSelectSmallIndex<T, IndicesType, unsigned, D, D, I> */
+	GPUOS_SIG_SOFTMAX,	/* softmax_warp_forward<in, out, acc, log2_elements, log, masked> */
 };
 
 /* torch.cat's kernels (Shape.cu): which one, and the numbers of its template. */
@@ -80,6 +81,12 @@ struct gpuos_sig {
 		int dst_dims, src_dims; /* DstDim, SrcDim: 1..3, or -1 (the TensorInfo's dims) */
 		int idx_dims;		/* IdxDim: -2 (contiguous) or -1 */
 	} isel;				/* INDEX_SELECT */
+	struct {
+		unsigned l2e; /* log2_elements: rows of up to 2^l2e elements */
+		bool log;     /* is_log_softmax */
+		bool masked;  /* is_masked */
+		char acc[48]; /* acc_t (dtype: input_t, out_dtype: output_t) */
+	} softmax;	      /* SOFTMAX */
 };
 
 /* A family's short name ("vectorized", "layer_norm"); "" for NONE and unknown values. */
@@ -287,5 +294,26 @@ int gpuos_sig_decode_index_select(const struct gpuos_sig *s, const struct gpuos_
 				  unsigned nparams, void *const *args, const unsigned grid[3],
 				  const unsigned block[3], struct gpuos_cat_isel *out,
 				  uint64_t *elems);
+
+/* A softmax_warp_forward launch, decoded: batch rows of count elements, dst[r][e] from
+ * src[r][...] (rows count elements apart). */
+struct gpuos_softmax_args {
+	uint64_t dst, src;
+	int32_t batch, count;
+};
+
+/*
+ * Decode softmax_warp_forward<input_t, output_t, acc_t, log2_elements, is_log_softmax,
+ * is_masked>(output_t *dst, const input_t *src, int batch_size, int stride, int
+ * element_count, const bool *mask, int head_chunk_size, bool is_transformer_mask) (PyTorch's
+ * PersistentSoftmax.cuh): eight parameters at their offsets. Validates what
+ * dispatch_softmax_forward's launch promises for an unmasked softmax: batch_size > 0, stride
+ * equal to element_count, whose next power of two is 2^log2_elements, no mask, non-null
+ * pointers aligned for their elements, the block (warp_size, 128 / warp_size, 1) and the grid
+ * (ceil(batch_size / rows a block), 1, 1). -EINVAL otherwise.
+ */
+int gpuos_sig_decode_softmax(const struct gpuos_sig *s, const struct gpuos_kparam *params,
+			     unsigned nparams, void *const *args, const unsigned grid[3],
+			     const unsigned block[3], struct gpuos_softmax_args *out);
 
 #endif

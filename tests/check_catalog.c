@@ -68,7 +68,7 @@ static const struct {
     {"mean", "mean.float32.float32.float32.reduce"},
     {"amax", "max.float32.float32.float32.reduce"},
     {"argmax", "argmax.float32.float32.int64.reduce"},
-    {"softmax", NULL},
+    {"softmax", "softmax.float32.float32.8"},
     {"layer_norm", "layer_norm.float32.rows"},
     {"rms_norm", NULL},
 };
@@ -482,6 +482,26 @@ START_TEST(test_sources_build)
 		build_both(&ln);
 		build_both(&cat);
 		build_both(&isel);
+		/* softmax: every width for float, three for the other types, both kinds */
+		static const int sm[][2] = {{GPUOS_DT_F32, GPUOS_DT_F32},
+					    {GPUOS_DT_F16, GPUOS_DT_F16},
+					    {GPUOS_DT_F16, GPUOS_DT_F32},
+					    {GPUOS_DT_BF16, GPUOS_DT_BF16},
+					    {GPUOS_DT_BF16, GPUOS_DT_F32}};
+		for (unsigned i = 0; i < sizeof(sm) / sizeof(sm[0]); i++)
+			for (unsigned l = 0; l <= GPUOS_CAT_SOFTMAX_L2E; l++) {
+				if (i && l && l != GPUOS_CAT_SOFTMAX_L2E && l != 5)
+					continue;
+				for (int lg = 0; lg < 2; lg++) {
+					struct gpuos_cat_match m = {.layout = GPUOS_CAT_SOFTMAX,
+								    .dtype = sm[i][0],
+								    .out = sm[i][1],
+								    .acc = GPUOS_DT_F32,
+								    .l2e = l,
+								    .log = lg};
+					build_both(&m);
+				}
+			}
 		for (unsigned i = 0; i < sizeof(ar) / sizeof(ar[0]); i++) {
 			struct gpuos_cat_match m = {
 			    .layout = GPUOS_CAT_ARANGE, .dtype = ar[i][0], .acc = ar[i][1]};
@@ -555,6 +575,35 @@ START_TEST(test_stack)
 			      ops[k].name, fr);
 		gpuos_cubin_close(c);
 		gpuos_jit_image_free(&img);
+	}
+	/* softmax's widest rows fit the worker's reserve: float, half to float, bfloat16 */
+	for (unsigned k = 0; k < 3; k++) {
+		const int in = k == 0 ? GPUOS_DT_F32 : k == 1 ? GPUOS_DT_F16 : GPUOS_DT_BF16;
+		struct gpuos_cat_match m = {.layout = GPUOS_CAT_SOFTMAX,
+					    .dtype = in,
+					    .out = k == 2 ? GPUOS_DT_BF16 : GPUOS_DT_F32,
+					    .acc = GPUOS_DT_F32,
+					    .l2e = GPUOS_CAT_SOFTMAX_L2E};
+		for (int lg = 0; lg < 2; lg++) {
+			m.log = lg;
+			int len = gpuos_cat_source(&m, src, sizeof(src));
+			struct gpuos_jit_req r = {.src = src,
+						  .len = (size_t)len,
+						  .name = "softmax",
+						  .sm = 90,
+						  .cache_dir = cachedir,
+						  .opts = &opt,
+						  .nopts = 1};
+			struct gpuos_jit_image img;
+			ck_assert_int_eq(gpuos_jit_build(&r, &img), 0);
+			ck_assert_int_eq(gpuos_cubin_open(img.data, img.size, &c), 0);
+			unsigned fr = gpuos_cubin_frames(c);
+			fprintf(stderr, "check_catalog: %ssoftmax.%s 2^%u's frames: %u bytes\n",
+				lg ? "log_" : "", gpuos_cat_dtype_name(in), m.l2e, fr);
+			ck_assert_uint_le(fr, GPUOS_OP_STACK);
+			gpuos_cubin_close(c);
+			gpuos_jit_image_free(&img);
+		}
 	}
 	/* reductions keep their VT0 x 4 accumulators within the worker's reserve: sum of
 	 * int64 and float32, argmax's (value, index) pairs */
@@ -1084,6 +1133,151 @@ START_TEST(test_index_select_names)
 }
 END_TEST
 
+/*
+ * softmax's kernels as libtorch_cuda 2.11 has them (tests/data: 16 type and flag
+ * combinations x log2_elements 0..11): all are the family; the catalog takes the unmasked
+ * ones of float and the 16-bit floats up to 2^10 elements a row, 110 of the 192.
+ */
+START_TEST(test_softmax_names)
+{
+	FILE *f = popen("gzip -dc tests/data/torch211_softmax_names.gz", "r");
+	static char line[1024];
+	unsigned n = 0, matched = 0, masked = 0;
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f)) {
+		struct gpuos_sig s;
+		struct gpuos_cat_match m;
+		line[strcspn(line, "\n")] = 0;
+		ck_assert_int_eq(gpuos_sig_parse(line, &s), 0);
+		ck_assert_msg(s.family == GPUOS_SIG_SOFTMAX, "%s", line);
+		masked += s.softmax.masked;
+		if (!gpuos_cat_match(&s, &m)) {
+			ck_assert_int_eq(m.layout, GPUOS_CAT_SOFTMAX);
+			ck_assert(!s.softmax.masked && m.l2e == s.softmax.l2e);
+			matched++;
+		}
+		n++;
+	}
+	pclose(f);
+	ck_assert_uint_eq(n, 192);
+	ck_assert_uint_eq(masked, 48);
+	ck_assert_uint_eq(matched, 110);
+}
+END_TEST
+
+/* softmax_warp_forward's names and launches: what the catalog takes, and what dispatch's
+ * launch promises (rows of the template's width, no mask, its block and grid). */
+START_TEST(test_softmax_args)
+{
+	static const struct {
+		const char *targs;
+		const char *key; /* NULL: not in the catalog */
+	} names[] = {
+	    {"float, float, float, 7, false, false", "softmax.float32.float32.7"},
+	    {"c10::Half, float, float, 10, true, false", "log_softmax.float16.float32.10"},
+	    {"c10::BFloat16, c10::BFloat16, float, 0, false, false", "softmax.bfloat16.bfloat16.0"},
+	    {"double, double, double, 9, true, false", NULL}, /* double's exp: its own bank */
+	    {"float, float, float, 11, false, false", NULL},  /* past the registers */
+	    {"float, float, float, 7, false, true", NULL},    /* masked */
+	    {"c10::Half, c10::Half, double, 7, false, false", NULL}, /* not PyTorch's acc */
+	    {"float, c10::Half, float, 7, false, false", NULL},	     /* nor its output */
+	};
+	static struct gpuos_sig s;
+	struct gpuos_cat_match m;
+	struct gpuos_softmax_args a;
+	struct gpuos_kparam kp[8];
+	static const unsigned off[8] = {0, 8, 16, 20, 24, 32, 40, 44};
+	static const unsigned size[8] = {8, 8, 4, 4, 4, 8, 4, 1};
+	uint64_t dst = 0x7f0000200000, src = 0x7f0000100000, mask = 0;
+	int32_t batch = 12, stride = 100, count = 100, chunk = -1;
+	uint8_t tmask = 0;
+	void *args[8] = {&dst, &src, &batch, &stride, &count, &mask, &chunk, &tmask};
+	unsigned g[3] = {2, 1, 1}, b[3] = {32, 4, 1};
+	char name[512], key[64];
+
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(name, sizeof(name),
+			 "void (anonymous namespace)::softmax_warp_forward<%s>(int)",
+			 names[i].targs);
+		ck_assert_int_eq(gpuos_sig_parse(name, &s), 0);
+		ck_assert_msg(s.family == GPUOS_SIG_SOFTMAX, "%s", name);
+		if (!names[i].key) {
+			ck_assert_msg(gpuos_cat_match(&s, &m) == -ENOENT, "%s", name);
+			continue;
+		}
+		ck_assert_int_eq(gpuos_cat_match(&s, &m), 0);
+		gpuos_cat_key(&m, key, sizeof(key));
+		ck_assert_str_eq(key, names[i].key);
+	}
+	/* another library's kernel of that name */
+	ck_assert_int_eq(gpuos_sig_parse("void softmax_warp_forward<float, float, float, 7, "
+					 "false, false>(int)",
+					 &s),
+			 0);
+	ck_assert_int_eq(s.family, GPUOS_SIG_NONE);
+
+	/* 12 rows of 100 (2^7): warps of 32 lanes, 4 a block, 2 rows each: 2 blocks */
+	ck_assert_int_eq(gpuos_sig_parse("void (anonymous namespace)::softmax_warp_forward<float, "
+					 "float, float, 7, false, false>(float*, float const*, "
+					 "int, int, int, bool const*, int, bool)",
+					 &s),
+			 0);
+	for (unsigned k = 0; k < 8; k++)
+		kp[k] = (struct gpuos_kparam){.ordinal = k, .offset = off[k], .size = size[k]};
+	ck_assert_int_eq(gpuos_sig_decode_softmax(&s, kp, 8, args, g, b, &a), 0);
+	ck_assert_uint_eq(a.dst, dst);
+	ck_assert_uint_eq(a.src, src);
+	ck_assert_int_eq(a.batch, 12);
+	ck_assert_int_eq(a.count, 100);
+	count = stride = 64; /* 2^6: another kernel's width */
+	ck_assert_int_eq(gpuos_sig_decode_softmax(&s, kp, 8, args, g, b, &a), -EINVAL);
+	count = 100; /* rows further apart than their elements */
+	ck_assert_int_eq(gpuos_sig_decode_softmax(&s, kp, 8, args, g, b, &a), -EINVAL);
+	stride = 100, mask = 0x7f0000300000;
+	ck_assert_int_eq(gpuos_sig_decode_softmax(&s, kp, 8, args, g, b, &a), -EINVAL);
+	mask = 0, g[0] = 3;
+	ck_assert_int_eq(gpuos_sig_decode_softmax(&s, kp, 8, args, g, b, &a), -EINVAL);
+	g[0] = 2, b[1] = 2;
+	ck_assert_int_eq(gpuos_sig_decode_softmax(&s, kp, 8, args, g, b, &a), -EINVAL);
+	b[1] = 4, dst += 2;
+	ck_assert_int_eq(gpuos_sig_decode_softmax(&s, kp, 8, args, g, b, &a), -EINVAL);
+	dst -= 2, batch = 0;
+	ck_assert_int_eq(gpuos_sig_decode_softmax(&s, kp, 8, args, g, b, &a), -EINVAL);
+	batch = 12, kp[7].size = 4;
+	ck_assert_int_eq(gpuos_sig_decode_softmax(&s, kp, 8, args, g, b, &a), -EINVAL);
+	kp[7].size = 1;
+	ck_assert_int_eq(gpuos_sig_decode_softmax(&s, kp, 7, args, g, b, &a), -EINVAL);
+	ck_assert_int_eq(gpuos_sig_decode_softmax(&s, kp, 8, args, g, b, &a), 0);
+
+	/* the recorded launch: 4 rows of 256 (2^8), one a warp, one block */
+	for (size_t i = 0; i < NRECS; i++) {
+		static uint8_t store[256];
+		struct gpuos_kparam rk[16];
+		void *ra[16];
+		unsigned rg[3] = {1, 1, 1}, rb[3] = {32, 4, 1};
+		if (!recs[i].op || strcmp(recs[i].op, "softmax") ||
+		    !rec_of(i, GPUOS_SIG_SOFTMAX, &s))
+			continue;
+		ck_assert_str_eq(recs[i].launch, "G 1 1 1 B 32 4 1 S 0");
+		unsigned n = layout(recs[i].params, rk, ra, store);
+		ck_assert_int_eq(gpuos_sig_decode_softmax(&s, rk, n, ra, rg, rb, &a), 0);
+		ck_assert_int_eq(a.batch, 4);
+		ck_assert_int_eq(a.count, 256);
+	}
+
+	/* one element a row (2^0): warps of one lane, 128 a block, 2 rows each */
+	ck_assert_int_eq(gpuos_sig_parse("void (anonymous namespace)::softmax_warp_forward<float, "
+					 "float, float, 0, true, false>(int)",
+					 &s),
+			 0);
+	batch = 300, count = stride = 1, g[0] = 2, b[0] = 1, b[1] = 128;
+	ck_assert_int_eq(gpuos_sig_decode_softmax(&s, kp, 8, args, g, b, &a), 0);
+	count = stride = 2;
+	ck_assert_int_eq(gpuos_sig_decode_softmax(&s, kp, 8, args, g, b, &a), -EINVAL);
+}
+END_TEST
+
 /* TensorInfo<T, unsigned int>'s 216 bytes: data, sizes[25], strides[25], dims. */
 static void tinfo(uint8_t *b, uint64_t data, int32_t dims, const uint32_t *sizes,
 		  const uint32_t *strides)
@@ -1377,6 +1571,8 @@ int main(void)
 	tcase_add_test(tc, test_arange_args);
 	tcase_add_test(tc, test_index_select);
 	tcase_add_test(tc, test_index_select_names);
+	tcase_add_test(tc, test_softmax_names);
+	tcase_add_test(tc, test_softmax_args);
 	if (jit && mkdtemp(cachedir)) {
 		tcase_add_test(tc, test_sources_build);
 		tcase_add_test(tc, test_stack);

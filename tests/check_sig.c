@@ -350,14 +350,15 @@ END_TEST
 /* Every family has a name (gpuos inspect prints it); other values have none. */
 START_TEST(test_family_names)
 {
-	for (int f = GPUOS_SIG_VECTORIZED; f <= GPUOS_SIG_INDEX_SELECT; f++)
+	for (int f = GPUOS_SIG_VECTORIZED; f <= GPUOS_SIG_SOFTMAX; f++)
 		ck_assert_msg(gpuos_sig_family_name(f)[0], "family %d has no name", f);
 	ck_assert_str_eq(gpuos_sig_family_name(GPUOS_SIG_LAYER_NORM), "layer_norm");
 	ck_assert_str_eq(gpuos_sig_family_name(GPUOS_SIG_CONCAT), "concat");
 	ck_assert_str_eq(gpuos_sig_family_name(GPUOS_SIG_NONE), "");
 	ck_assert_str_eq(gpuos_sig_family_name(GPUOS_SIG_ARANGE), "arange");
 	ck_assert_str_eq(gpuos_sig_family_name(GPUOS_SIG_INDEX_SELECT), "index_select");
-	ck_assert_str_eq(gpuos_sig_family_name(GPUOS_SIG_INDEX_SELECT + 1), "");
+	ck_assert_str_eq(gpuos_sig_family_name(GPUOS_SIG_SOFTMAX), "softmax");
+	ck_assert_str_eq(gpuos_sig_family_name(GPUOS_SIG_SOFTMAX + 1), "");
 	ck_assert_str_eq(gpuos_sig_family_name(-1), "");
 }
 END_TEST

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* libFuzzer: the catalog's name parser on arbitrary text (as a demangled name), then its
  * matcher and, for a match, the operator source it generates; and the same bytes as a
- * reduce_kernel's ReduceOp (both sizes PyTorch's reductions have) and as index_select's
- * seven parameters (a fixed-dims and an any-dims variant) for their decoders. */
+ * reduce_kernel's ReduceOp (both sizes PyTorch's reductions have), as index_select's seven
+ * parameters (a fixed-dims and an any-dims variant) and as softmax's eight for their
+ * decoders. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			     elems != (uint64_t)p.nidx * p.inner || !p.dst || !p.src || !p.idx))
 				abort();
 		}
+	}
+
+	/* the bytes as softmax_warp_forward's parameters (rows of 65..128), the grid they ask */
+	static struct gpuos_sig sm;
+	static int sm_ok = -1;
+	if (sm_ok < 0)
+		sm_ok = gpuos_sig_parse("void (anonymous namespace)::softmax_warp_forward<float, "
+					"float, float, 7, false, false>(int)",
+					&sm);
+	if (sm_ok == 0) {
+		static const struct gpuos_kparam kp[8] = {{0, 0, 8},  {1, 8, 8},  {2, 16, 4},
+							  {3, 20, 4}, {4, 24, 4}, {5, 32, 8},
+							  {6, 40, 4}, {7, 44, 1}};
+		static uint8_t pb[48];
+		void *args[8] = {pb, pb + 8, pb + 16, pb + 20, pb + 24, pb + 32, pb + 40, pb + 44};
+		struct gpuos_softmax_args a;
+		int32_t batch;
+
+		memset(pb, 0, sizeof(pb));
+		memcpy(pb, data, size < sizeof(pb) ? size : sizeof(pb));
+		memcpy(&batch, pb + 16, 4);
+		unsigned g[3] = {batch > 0 ? (unsigned)(((int64_t)batch + 7) / 8) : 1, 1, 1};
+		unsigned b[3] = {32, 4, 1};
+		if (gpuos_sig_decode_softmax(&sm, kp, 8, args, g, b, &a) == 0 &&
+		    (a.batch <= 0 || a.count <= 64 || a.count > 128 || !a.dst || !a.src ||
+		     (int64_t)a.batch * a.count > INT32_MAX))
+			abort();
 	}
 	return 0;
 }

@@ -536,6 +536,67 @@ def cases():
                 return torch.index_select(x, dim, idx)
             yield f"index_select.{str(dt)[6:]}.{name}", isel, want
 
+    # softmax and log_softmax over the last dim (PersistentSoftmax.cuh's softmax_warp_forward):
+    # every row width class up to 1024, odd widths, the awkward values, a row of -inf, half
+    # to float, the size limit; rows of 1025..2048 (a kernel too wide for the worker) and
+    # other dims (another kernel) fall through
+    SOFTMAXES = {
+        # name: (shape, dim, expect)
+        "w1": ((3, 1), -1, True),
+        "w2": ((3, 2), -1, True),
+        "w7": ((5, 7), -1, True),
+        "w16": ((4, 16), -1, True),
+        "w31": ((3, 31), -1, True),
+        "w32": ((2, 32), -1, True),
+        "w33": ((3, 33), -1, True),
+        "w64": ((9, 64), -1, True),
+        "w100": ((3, 100), -1, True),
+        "w128": ((2, 128), -1, True),
+        "w129": ((3, 129), -1, True),
+        "w256": ((5, 256), -1, True),
+        "w500": ((2, 500), -1, True),
+        "w1000": ((3, 1000), -1, True),
+        "w1024": ((2, 1024), -1, True),
+        "rows3d": ((2, 3, 50), -1, True),
+        "many_rows": ((300, 3), -1, True),
+        "limit": ((16, 1024), -1, True),
+        "above": ((17, 1024), -1, False),
+        "w1500": ((2, 1500), -1, False),
+        "dim0": ((50, 3), 0, False),
+        "neg_inf_row": ((2, 40), -1, True),
+    }
+    for fname, fn in (("softmax", torch.softmax), ("log_softmax", torch.log_softmax)):
+        for dt in FLOATS:
+            for name, (shape, dim, want) in SOFTMAXES.items():
+                if dt != torch.float32 and name in ("w2", "w31", "w33", "w129", "w500",
+                                                    "rows3d", "many_rows", "dim0"):
+                    continue
+
+                def sm(fn=fn, dt=dt, shape=shape, dim=dim, name=name):
+                    n = 1
+                    for d in shape:
+                        n *= d
+                    g = torch.Generator().manual_seed(41)
+                    x = torch.randn(n, generator=g) * 4
+                    special = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0,
+                                            1e-40, 3e38, -3e38, 88.7, -104.0])
+                    if n >= 64:  # one row of each width holds them
+                        x[n // 2:n // 2 + special.numel()] = special
+                    if name == "neg_inf_row":
+                        x[:40] = -float("inf")
+                    x = x.view(shape).to(dt).to(DEV)
+                    return fn(x, dim)
+                yield f"{fname}.{str(dt)[6:]}.{name}", sm, want
+        for name in ("w7", "w100", "w1024", "neg_inf_row"):  # half in, float out
+            def h2f(fn=fn, name=name):
+                shape = SOFTMAXES[name][0]
+                g = torch.Generator().manual_seed(43)
+                x = (torch.randn(shape, generator=g) * 4)
+                if name == "neg_inf_row":
+                    x[0] = -float("inf")
+                return fn(x.to(torch.float16).to(DEV), -1, dtype=torch.float32)
+            yield f"{fname}.float16_to_float32.{name}", h2f, True
+
     def copies_in_order():
         """Copies between diverted ops, a cuBLAS matmul and another stream, in order."""
         x = values(1024, torch.float32, 1).view(32, 32)
