@@ -3,7 +3,7 @@
 """Host cost of single PyTorch ops, plain and under shim configurations, each in its own
 child process, the configurations alternating round by round; prints the medians and each
 configuration's difference from plain per op. What it separates: a diverted op alone
-(add; clone, a device-to-device copy), an op the catalog lacks alone (ln, mm, addmm, query,
+(add, softmax; clone, a device-to-device copy), an op the catalog lacks alone (ln, mm, addmm, query,
 cat: what the shim adds to a launch it passes through, the driver-call observer included),
 a diverted op next to one it lacks (add_ln, add_mm, add3_mm, clone_mm: a batch opened and
 closed per iteration), and the driver's pointer query a diverted copy makes (ptrq, less ctx).
@@ -25,6 +25,7 @@ if len(sys.argv) > 1 and sys.argv[1] == "child":
     kv = torch.randn(1, 2, 16, 64, device=d); kv1 = torch.randn(1, 2, 1, 64, device=d)
     ops = {
         "add": lambda: torch.add(x, y, out=z),
+        "softmax": lambda: torch.softmax(x, -1),
         "ln": lambda: F.layer_norm(x, (128,), w, b),
         "mm": lambda: torch.mm(x, W),
         "addmm": lambda: torch.addmm(b, x, W),
@@ -53,6 +54,10 @@ if len(sys.argv) > 1 and sys.argv[1] == "child":
     for f in ops.values():
         for _ in range(200): f()
     torch.cuda.synchronize()
+    try:  # under the shim: the operators those ops started are in before timing
+        ctypes.CDLL(None).gpuos_op_wait_all()
+    except AttributeError:
+        pass
     out = {}
     names = list(ops)
     for rep in range(5):
