@@ -121,11 +121,12 @@ static uint64_t fnv(const void *p, size_t n, uint64_t h = 1469598103934665603ull
 
 #define NBUF 6
 #define MAXN 4096
+#define NSTREAMS 4 /* a lane's streams, below */
 struct lane {
 	int id;
 	unsigned seed;
-	cudaStream_t s[4]; /* blocking, non-blocking, per-thread default, legacy default */
-	float *buf[4][NBUF];
+	cudaStream_t s[NSTREAMS]; /* blocking, non-blocking, per-thread default, legacy default */
+	float *buf[NSTREAMS][NBUF];
 	uint64_t hash;
 	std::atomic<unsigned> hostfn;
 };
@@ -154,7 +155,7 @@ static void *order_lane(void *arg)
 	L->s[2] = cudaStreamPerThread;
 	L->s[3] = cudaStreamLegacy;
 	CK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
-	for (int k = 0; k < 4; k++)
+	for (int k = 0; k < NSTREAMS; k++)
 		for (int i = 0; i < NBUF; i++) {
 			CK(cudaMalloc(&L->buf[k][i], MAXN * 4));
 			for (int j = 0; j < MAXN; j++)
@@ -164,7 +165,7 @@ static void *order_lane(void *arg)
 	L->hash = 1469598103934665603ull;
 	for (int step = 0; step < 3000; step++) {
 		unsigned r = rnd(&L->seed) % 100;
-		int k = rnd(&L->seed) % 4, i = rnd(&L->seed) % NBUF, j = rnd(&L->seed) % NBUF;
+		int k = rnd(&L->seed) % NSTREAMS, i = rnd(&L->seed) % NBUF, j = rnd(&L->seed) % NBUF;
 		size_t n = 1 + rnd(&L->seed) % MAXN;
 		cudaStream_t s = L->s[k];
 		float a = 0.5f + (rnd(&L->seed) % 64) / 128.0f, b = (rnd(&L->seed) % 16) / 16.0f;
@@ -185,7 +186,7 @@ static void *order_lane(void *arg)
 			CK(cudaMemsetAsync(L->buf[k][i], 0, n * 4, s));
 		} else if (r < 84) {
 			/* cross-stream: k2 waits for k, reads k's buffer, k waits back */
-			int k2 = (k + 1) % 4;
+			int k2 = (k + 1) % NSTREAMS;
 			CK(cudaEventRecord(ev, s));
 			CK(cudaStreamWaitEvent(L->s[k2], ev, 0));
 			add(L->s[k2], L->buf[k2][i], L->buf[k][j], L->buf[k2][i], n);
@@ -218,9 +219,9 @@ static void *order_lane(void *arg)
 			L->hash = fnv(host, n * 4, L->hash);
 		}
 	}
-	for (int k = 0; k < 4; k++)
+	for (int k = 0; k < NSTREAMS; k++)
 		CK(cudaStreamSynchronize(L->s[k]));
-	for (int k = 0; k < 4; k++)
+	for (int k = 0; k < NSTREAMS; k++)
 		for (int i = 0; i < NBUF; i++) {
 			CK(cudaMemcpy(host, L->buf[k][i], MAXN * 4, cudaMemcpyDeviceToHost));
 			L->hash = fnv(host, MAXN * 4, L->hash);
