@@ -274,8 +274,8 @@ static enum gpuos_why isel_launch(const struct gpuos_catk *c, dim3 g, dim3 b, vo
 	return submit_block(c, st, ptsz, &p, sizeof(p));
 }
 
-/* softmax and log_softmax over short rows: the launch decoded and validated into one task's
- * arguments (no block); its size is its rows' elements together. */
+/* softmax and log_softmax over short rows, and their gradients: the launch decoded and
+ * validated into one task's arguments (no block); its size is its rows' elements together. */
 static enum gpuos_why softmax_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
 				     cudaStream_t st, bool ptsz)
 {
@@ -291,6 +291,7 @@ static enum gpuos_why softmax_launch(const struct gpuos_catk *c, dim3 g, dim3 b,
 	a[1] = sa.src;
 	a[2] = (uint32_t)sa.batch;
 	a[3] = (uint32_t)sa.count;
+	a[4] = sa.output; /* backward: the forward's output */
 	return gpuos_why_submitted(
 	    gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, NULL, 0, c->dev));
 }

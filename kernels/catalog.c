@@ -354,19 +354,24 @@ int gpuos_cat_match(const struct gpuos_sig *s, struct gpuos_cat_match *m)
 	}
 	if (s->family == GPUOS_SIG_SOFTMAX) {
 		/* unmasked, of float and the 16-bit floats (float accumulators; double's exp
-		 * reads a constant bank of its own on sm_80), outputs of the input's type or
-		 * float (half_to_float), rows that fit the worker's registers and stack */
+		 * reads a constant bank of its own on sm_80), rows that fit the worker's
+		 * registers and stack. half_to_float: the forward reads the 16-bit type and
+		 * writes float, the backward reads float and writes the 16-bit gradient */
 		m->dtype = gpuos_cat_dtype_of(s->dtype);
 		m->out = gpuos_cat_dtype_of(s->out_dtype);
 		m->acc = gpuos_cat_dtype_of(s->softmax.acc);
 		if (s->softmax.masked || m->dtype < 0 || m->out < 0 ||
-		    !(GPUOS_DT_FLOATS & GPUOS_DT_BIT(m->dtype)) || m->acc != GPUOS_DT_F32 ||
-		    (m->out != m->dtype && m->out != GPUOS_DT_F32) ||
-		    s->softmax.l2e > GPUOS_CAT_SOFTMAX_L2E)
+		    !(GPUOS_DT_FLOATS & GPUOS_DT_BIT(m->dtype)) ||
+		    !(GPUOS_DT_FLOATS & GPUOS_DT_BIT(m->out)) || m->acc != GPUOS_DT_F32 ||
+		    (m->out != m->dtype &&
+		     (s->softmax.backward ? m->dtype : m->out) != GPUOS_DT_F32) ||
+		    s->softmax.l2e >
+			(s->softmax.backward ? GPUOS_CAT_SOFTMAX_BWD_L2E : GPUOS_CAT_SOFTMAX_L2E))
 			return -ENOENT;
 		m->layout = GPUOS_CAT_SOFTMAX;
 		m->l2e = s->softmax.l2e;
 		m->log = s->softmax.log;
+		m->backward = s->softmax.backward;
 		return 0;
 	}
 	if (s->family == GPUOS_SIG_VECTORIZED || s->family == GPUOS_SIG_UNROLLED)
@@ -434,8 +439,9 @@ void gpuos_cat_key(const struct gpuos_cat_match *m, char *buf, size_t len)
 		return;
 	}
 	if (m->layout == GPUOS_CAT_SOFTMAX) { /* log_softmax.float16.float32.7: in, out, rows */
-		snprintf(buf, len, "%s.%s.%s.%u", m->log ? "log_softmax" : "softmax",
-			 gpuos_cat_dtype_name(m->dtype), gpuos_cat_dtype_name(m->out), m->l2e);
+		snprintf(buf, len, "%s%s.%s.%s.%u", m->log ? "log_softmax" : "softmax",
+			 m->backward ? "_backward" : "", gpuos_cat_dtype_name(m->dtype),
+			 gpuos_cat_dtype_name(m->out), m->l2e);
 		return;
 	}
 	if (m->r) { /* sum.float16.float32.float16.reduce: input, accumulator, output */
@@ -1297,6 +1303,86 @@ static const char softmax_src[] =
     "}\n"
     "extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = gpuos_cat_op;\n";
 
+/*
+ * Their gradients, as softmax_warp_backward computes them: the lanes' sums of grad in the
+ * elements' order from 0, the warp's butterfly, then grad - exp(output) * sum (log_softmax)
+ * or grad - output * sum, written as the kernel writes it (nvcc and NVRTC contract it alike;
+ * the GPU test compares every element).
+ */
+static const char softmax_bwd_src[] =
+    "typedef float O; /* acc_t */\n"
+    "#define NP2 (1 << L2E)\n"
+    "#define WS (NP2 < 32 ? NP2 : 32)\n"
+    "#define WI (NP2 / WS)\n"
+    "#define WB (NP2 <= 128 ? 2 : 1)\n"
+    "static __device__ __forceinline__ void warp_rows(OUT_T *gi, const IN_T *grad,\n"
+    "                                                 const IN_T *output, int batch, int count,\n"
+    "                                                 int first, int lane)\n"
+    "{\n"
+    "  int local_batches = batch - first;\n"
+    "  if (local_batches > WB)\n"
+    "    local_batches = WB;\n"
+    "  const int off = first * count + lane;\n"
+    "  grad += off;\n"
+    "  output += off;\n"
+    "  gi += off;\n"
+    "  O g[WB][WI], o[WB][WI], sum[WB];\n"
+    "#pragma unroll\n"
+    "  for (int i = 0; i < WB; ++i) {\n"
+    "    const int n = i >= local_batches ? 0 : count;\n"
+    "#pragma unroll\n"
+    "    for (int it = 0; it < WI; ++it) {\n"
+    "      const bool in = lane + it * WS < n;\n"
+    "      g[i][it] = in ? IN_LD(grad[i * count + it * WS]) : (O)0;\n"
+    "      o[i][it] = in ? IN_LD(output[i * count + it * WS]) : (O)0;\n"
+    "    }\n"
+    "  }\n"
+    "#pragma unroll\n"
+    "  for (int i = 0; i < WB; ++i) {\n"
+    "    sum[i] = 0;\n"
+    "#pragma unroll\n"
+    "    for (int it = 0; it < WI; ++it)\n"
+    "      sum[i] += g[i][it];\n"
+    "  }\n"
+    "#pragma unroll\n"
+    "  for (int s = WS / 2; s > 0; s /= 2)\n"
+    "#pragma unroll\n"
+    "    for (int i = 0; i < WB; ++i)\n"
+    "      sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], s, WS);\n"
+    "#pragma unroll\n"
+    "  for (int i = 0; i < WB; ++i) {\n"
+    "    if (i >= local_batches)\n"
+    "      break;\n"
+    "#pragma unroll\n"
+    "    for (int it = 0; it < WI; ++it)\n"
+    "      if (lane + it * WS < count)\n"
+    "#if IS_LOG\n"
+    "        gi[i * count + it * WS] = OUT_ST((g[i][it] - expf(o[i][it]) * sum[i]));\n"
+    "#else\n"
+    "        gi[i * count + it * WS] = OUT_ST((g[i][it] - o[i][it] * sum[i]));\n"
+    "#endif\n"
+    "  }\n"
+    "}\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE(gpuos_cat_op)\n"
+    "{\n"
+    "  const unsigned me = gpuos_tid(), per = 32 / WS, hw = me / 32, nhw = gpuos_nthreads() / 32;\n"
+    "  const int seg = (int)((me % 32) / WS), lane = (int)(me % WS);\n"
+    "  (void)smem;\n"
+    "#pragma unroll 1\n"
+    "  for (int k = 0; k < ntasks; k++) {\n"
+    "    OUT_T *gi = (OUT_T *)t[k].a[0];\n"
+    "    const IN_T *grad = (const IN_T *)t[k].a[1], *output = (const IN_T *)t[k].a[4];\n"
+    "    const int batch = (int)t[k].a[2], count = (int)t[k].a[3];\n"
+    "    const unsigned warps = ((unsigned)batch + WB - 1) / WB;\n"
+    "    if (k)\n"
+    "      gpuos_sync(); /* the task before may have written what this one reads */\n"
+    "#pragma unroll 1\n"
+    "    for (unsigned base = hw * per; base < warps; base += nhw * per)\n"
+    "      warp_rows(gi, grad, output, batch, count, (int)(base + (unsigned)seg) * WB, lane);\n"
+    "  }\n"
+    "}\n"
+    "extern \"C\" __device__ GPUOS_OP_SIGNATURE((*gpuos_op_entry)) = gpuos_cat_op;\n";
+
 static int softmax_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 {
 	const char *it, *ild, *ot, *ost, *dummy;
@@ -1311,7 +1397,8 @@ static int softmax_source(const struct gpuos_cat_match *m, char *buf, size_t len
 	n = snprintf(buf, len,
 		     "#define L2E %u\n#define IS_LOG %d\n#define IN_T %s\n#define IN_LD %s\n"
 		     "#define OUT_T %s\n#define OUT_ST %s\n%s%s",
-		     m->l2e, m->log, it, ild, ot, ost, prelude, softmax_src);
+		     m->l2e, m->log, it, ild, ot, ost, prelude,
+		     m->backward ? softmax_bwd_src : softmax_src);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : n;
 }
 

@@ -57,12 +57,14 @@ enum gpuos_cat_layout {
 	GPUOS_CAT_ARANGE,		      /* torch.arange: a0 out, a1 N, a2 start, a3 step */
 	GPUOS_CAT_INDEX_SELECT,		      /* index_select (embedding), any dtype */
 	GPUOS_CAT_SOFTMAX,		      /* softmax_warp_forward: a0 dst, a1 src, a2 rows,
-					       * a3 elements a row */
+					       * a3 elements a row; _backward: a0 gradInput,
+					       * a1 grad, a4 the forward's output */
 };
 
 /* softmax: the widest rows (log2) whose elements a worker thread holds within its registers
  * and stack reserve (check_catalog measures the frames) */
-#define GPUOS_CAT_SOFTMAX_L2E 10
+#define GPUOS_CAT_SOFTMAX_L2E	  10
+#define GPUOS_CAT_SOFTMAX_BWD_L2E 9 /* the gradient holds grad and output: 280 bytes at 10 */
 
 /* arange's element types (every case of its dispatch) */
 #define GPUOS_CAT_ARANGE_DTYPES                                                                    \
@@ -120,6 +122,7 @@ struct gpuos_cat_match {
 	unsigned vt0, ivs; /* ReduceOp's accumulators a thread, input vector width */
 	unsigned l2e;	   /* softmax: log2_elements */
 	bool log;	   /* softmax: log_softmax */
+	bool backward;	   /* softmax: its gradient */
 };
 
 /*

@@ -431,23 +431,27 @@ static bool isel_parse(const char *buf, struct gpuos_sig *s)
 }
 
 /*
- * softmax's and log_softmax's kernel for rows of up to 2048 elements (PersistentSoftmax.cuh):
- * true if @buf names softmax_warp_forward in the anonymous namespace, with s->family SOFTMAX
- * when its template reads <input_t, output_t, acc_t, 0..11, bool, bool>; family NONE
- * otherwise. The types' names are kept for the catalog to judge.
+ * softmax's and log_softmax's kernels for rows of up to 2048 elements (PersistentSoftmax.cuh),
+ * and their gradients': true if @buf names softmax_warp_forward or softmax_warp_backward in
+ * the anonymous namespace, with s->family SOFTMAX when its template reads <input_t,
+ * output_t, acc_t, 0..11, bool, bool>; family NONE otherwise. The types' names are kept for
+ * the catalog to judge.
  */
 static bool softmax_parse(const char *buf, struct gpuos_sig *s)
 {
-	static const char name[] = "void (anonymous namespace)::softmax_warp_forward<";
+	static const char fwd[] = "void (anonymous namespace)::softmax_warp_forward<",
+			  bwd[] = "void (anonymous namespace)::softmax_warp_backward<";
+	const bool backward = !strncmp(buf, bwd, sizeof(bwd) - 1);
 	char arg[6][48];
 	size_t lt;
 	char *end;
 	long l2e;
 
-	if (strncmp(buf, name, sizeof(name) - 1))
+	if (!backward && strncmp(buf, fwd, sizeof(fwd) - 1))
 		return false;
-	lt = sizeof(name) - 2;
-	snprintf(s->op, sizeof(s->op), "softmax_warp_forward");
+	lt = (backward ? sizeof(bwd) : sizeof(fwd)) - 2;
+	snprintf(s->op, sizeof(s->op), backward ? "softmax_warp_backward" : "softmax_warp_forward");
+	s->softmax.backward = backward;
 	s->fl.rc = -ENOTSUP; /* no functor */
 	s->fl_set = true;
 	for (unsigned i = 0; i < 6; i++)
@@ -1260,34 +1264,46 @@ int gpuos_sig_decode_softmax(const struct gpuos_sig *s, const struct gpuos_kpara
 			     unsigned nparams, void *const *args, const unsigned grid[3],
 			     const unsigned block[3], struct gpuos_softmax_args *out)
 {
-	static const unsigned off[8] = {0, 8, 16, 20, 24, 32, 40, 44};
-	static const unsigned size[8] = {8, 8, 4, 4, 4, 8, 4, 1};
+	/* forward: dst, src, batch_size, stride, element_count, mask, head_chunk_size,
+	 * is_transformer_mask; backward: gradInput, grad, output, batch_size, stride,
+	 * element_count, mask */
+	static const unsigned foff[8] = {0, 8, 16, 20, 24, 32, 40, 44};
+	static const unsigned fsize[8] = {8, 8, 4, 4, 4, 8, 4, 1};
+	static const unsigned boff[7] = {0, 8, 16, 24, 28, 32, 40};
+	static const unsigned bsize[7] = {8, 8, 8, 4, 4, 4, 8};
+	const bool bw = s->softmax.backward;
+	const unsigned *off = bw ? boff : foff, *size = bw ? bsize : fsize, np = bw ? 7 : 8;
 	const unsigned np2 = 1u << s->softmax.l2e, ws = np2 < 32 ? np2 : 32;
 	const unsigned rows_a_block = 128 / ws * (np2 <= 128 ? 2 : 1);
 	const unsigned isz = type_size(s->dtype), osz = type_size(s->out_dtype);
+	const unsigned at = bw ? 3 : 2; /* batch_size's parameter */
 	int32_t stride;
 	uint64_t mask;
-	uint8_t tmask;
+	uint8_t tmask = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (s->family != GPUOS_SIG_SOFTMAX || nparams != 8 || !args || !isz || !osz ||
+	if (s->family != GPUOS_SIG_SOFTMAX || nparams != np || !args || !isz || !osz ||
 	    s->softmax.l2e > 11)
 		return -EINVAL;
-	for (unsigned k = 0; k < 8; k++)
+	for (unsigned k = 0; k < np; k++)
 		if (params[k].offset != off[k] || params[k].size != size[k] || !args[k])
 			return -EINVAL;
 	memcpy(&out->dst, args[0], 8);
 	memcpy(&out->src, args[1], 8);
-	memcpy(&out->batch, args[2], 4);
-	memcpy(&stride, args[3], 4);
-	memcpy(&out->count, args[4], 4);
-	memcpy(&mask, args[5], 8);
-	memcpy(&tmask, args[7], 1);
+	if (bw)
+		memcpy(&out->output, args[2], 8);
+	memcpy(&out->batch, args[at], 4);
+	memcpy(&stride, args[at + 1], 4);
+	memcpy(&out->count, args[at + 2], 4);
+	memcpy(&mask, args[at + 3], 8);
+	if (!bw)
+		memcpy(&tmask, args[7], 1);
 	/* element_count's next power of two is the template's (1 for 2^0) */
 	if (out->batch <= 0 || out->count <= 0 || stride != out->count ||
 	    (uint32_t)out->count > np2 || (np2 > 1 && (uint32_t)out->count <= np2 / 2) ||
 	    (uint64_t)out->batch * (uint64_t)out->count > INT32_MAX || mask || tmask || !out->dst ||
-	    !out->src || out->dst % osz || out->src % isz)
+	    !out->src || out->dst % osz || out->src % isz ||
+	    (bw && (!out->output || out->output % isz)))
 		return -EINVAL;
 	if (block[0] != ws || block[1] != 128 / ws || block[2] != 1 || grid[1] != 1 ||
 	    grid[2] != 1 ||

@@ -24,7 +24,7 @@ enum gpuos_sig_family {
 	GPUOS_SIG_CONCAT,      /* CatArrayBatchedCopy{,_contig,_alignedK_contig,_vectorized}<...> */
 	GPUOS_SIG_ARANGE,      /* elementwise_kernel_with_index<index_t, arange's lambda> */
 	GPUOS_SIG_INDEX_SELECT, /* indexSelectSmallIndex<T, IndicesType, unsigned, D, D, I> */
-	GPUOS_SIG_SOFTMAX,	/* softmax_warp_forward<in, out, acc, log2_elements, log, masked> */
+	GPUOS_SIG_SOFTMAX,	/* softmax_warp_forward and _backward<in, out, acc, l2e, ...> */
 };
 
 /* torch.cat's kernels (Shape.cu): which one, and the numbers of its template. */
@@ -85,6 +85,7 @@ struct gpuos_sig {
 		unsigned l2e; /* log2_elements: rows of up to 2^l2e elements */
 		bool log;     /* is_log_softmax */
 		bool masked;  /* is_masked */
+		bool backward; /* softmax_warp_backward (its gradient) */
 		char acc[48]; /* acc_t (dtype: input_t, out_dtype: output_t) */
 	} softmax;	      /* SOFTMAX */
 };
@@ -296,9 +297,10 @@ int gpuos_sig_decode_index_select(const struct gpuos_sig *s, const struct gpuos_
 				  uint64_t *elems);
 
 /* A softmax_warp_forward launch, decoded: batch rows of count elements, dst[r][e] from
- * src[r][...] (rows count elements apart). */
+ * src[r][...] (rows count elements apart); a backward one reads the softmax's output too. */
 struct gpuos_softmax_args {
-	uint64_t dst, src;
+	uint64_t dst, src; /* backward: gradInput, grad */
+	uint64_t output;   /* backward: the forward's output */
 	int32_t batch, count;
 };
 
@@ -310,7 +312,9 @@ struct gpuos_softmax_args {
  * dispatch_softmax_forward's launch promises for an unmasked softmax: batch_size > 0, stride
  * equal to element_count, whose next power of two is 2^log2_elements, no mask, non-null
  * pointers aligned for their elements, the block (warp_size, 128 / warp_size, 1) and the grid
- * (ceil(batch_size / rows a block), 1, 1). -EINVAL otherwise.
+ * (ceil(batch_size / rows a block), 1, 1). -EINVAL otherwise. softmax_warp_backward's seven,
+ * (output_t *gradInput, const input_t *grad, const input_t *output, int batch_size, int
+ * stride, int element_count, const bool *mask), are checked the same way.
  */
 int gpuos_sig_decode_softmax(const struct gpuos_sig *s, const struct gpuos_kparam *params,
 			     unsigned nparams, void *const *args, const unsigned grid[3],

@@ -492,13 +492,16 @@ START_TEST(test_sources_build)
 			for (unsigned l = 0; l <= GPUOS_CAT_SOFTMAX_L2E; l++) {
 				if (i && l && l != GPUOS_CAT_SOFTMAX_L2E && l != 5)
 					continue;
-				for (int lg = 0; lg < 2; lg++) {
+				for (int lg = 0; lg < 4; lg++) { /* 2, 3: the gradient */
+					if (lg >= 2 && l > GPUOS_CAT_SOFTMAX_BWD_L2E)
+						break;
 					struct gpuos_cat_match m = {.layout = GPUOS_CAT_SOFTMAX,
-								    .dtype = sm[i][0],
-								    .out = sm[i][1],
+								    .dtype = sm[i][lg / 2],
+								    .out = sm[i][1 - lg / 2],
 								    .acc = GPUOS_DT_F32,
 								    .l2e = l,
-								    .log = lg};
+								    .log = lg & 1,
+								    .backward = lg >= 2};
 					build_both(&m);
 				}
 			}
@@ -584,8 +587,14 @@ START_TEST(test_stack)
 					    .out = k == 2 ? GPUOS_DT_BF16 : GPUOS_DT_F32,
 					    .acc = GPUOS_DT_F32,
 					    .l2e = GPUOS_CAT_SOFTMAX_L2E};
-		for (int lg = 0; lg < 2; lg++) {
-			m.log = lg;
+		for (int lg = 0; lg < 4; lg++) { /* 2, 3: the gradient */
+			m.log = lg & 1;
+			m.backward = lg >= 2;
+			if (lg == 2) { /* it reads float and writes the input's type */
+				m.dtype = m.out;
+				m.out = in;
+				m.l2e = GPUOS_CAT_SOFTMAX_BWD_L2E;
+			}
 			int len = gpuos_cat_source(&m, src, sizeof(src));
 			struct gpuos_jit_req r = {.src = src,
 						  .len = (size_t)len,
@@ -598,8 +607,9 @@ START_TEST(test_stack)
 			ck_assert_int_eq(gpuos_jit_build(&r, &img), 0);
 			ck_assert_int_eq(gpuos_cubin_open(img.data, img.size, &c), 0);
 			unsigned fr = gpuos_cubin_frames(c);
-			fprintf(stderr, "check_catalog: %ssoftmax.%s 2^%u's frames: %u bytes\n",
-				lg ? "log_" : "", gpuos_cat_dtype_name(in), m.l2e, fr);
+			fprintf(stderr, "check_catalog: %ssoftmax%s.%s 2^%u's frames: %u bytes\n",
+				m.log ? "log_" : "", m.backward ? "_backward" : "",
+				gpuos_cat_dtype_name(in), m.l2e, fr);
 			ck_assert_uint_le(fr, GPUOS_OP_STACK);
 			gpuos_cubin_close(c);
 			gpuos_jit_image_free(&img);
@@ -1183,6 +1193,18 @@ START_TEST(test_softmax_args)
 	    {"c10::Half, c10::Half, double, 7, false, false", NULL}, /* not PyTorch's acc */
 	    {"float, c10::Half, float, 7, false, false", NULL},	     /* nor its output */
 	};
+	static const struct {
+		const char *targs;
+		const char *key;
+	} bwd[] = {
+	    {"float, float, float, 7, false, false", "softmax_backward.float32.float32.7"},
+	    {"float, c10::Half, float, 9, true, false", "log_softmax_backward.float32.float16.9"},
+	    {"float, float, float, 10, false, false", NULL}, /* past the stack reserve */
+	    {"c10::BFloat16, c10::BFloat16, float, 3, true, false",
+	     "log_softmax_backward.bfloat16.bfloat16.3"},
+	    {"c10::Half, float, float, 7, false, false", NULL}, /* not half_to_float's way */
+	    {"float, float, float, 7, false, true", NULL},
+	};
 	static struct gpuos_sig s;
 	struct gpuos_cat_match m;
 	struct gpuos_softmax_args a;
@@ -1209,6 +1231,20 @@ START_TEST(test_softmax_args)
 		ck_assert_int_eq(gpuos_cat_match(&s, &m), 0);
 		gpuos_cat_key(&m, key, sizeof(key));
 		ck_assert_str_eq(key, names[i].key);
+	}
+	for (unsigned i = 0; i < sizeof(bwd) / sizeof(bwd[0]); i++) {
+		snprintf(name, sizeof(name),
+			 "void (anonymous namespace)::softmax_warp_backward<%s>(int)",
+			 bwd[i].targs);
+		ck_assert_int_eq(gpuos_sig_parse(name, &s), 0);
+		ck_assert_msg(s.family == GPUOS_SIG_SOFTMAX && s.softmax.backward, "%s", name);
+		if (!bwd[i].key) {
+			ck_assert_msg(gpuos_cat_match(&s, &m) == -ENOENT, "%s", name);
+			continue;
+		}
+		ck_assert_int_eq(gpuos_cat_match(&s, &m), 0);
+		gpuos_cat_key(&m, key, sizeof(key));
+		ck_assert_str_eq(key, bwd[i].key);
 	}
 	/* another library's kernel of that name */
 	ck_assert_int_eq(gpuos_sig_parse("void softmax_warp_forward<float, float, float, 7, "
@@ -1275,6 +1311,32 @@ START_TEST(test_softmax_args)
 	ck_assert_int_eq(gpuos_sig_decode_softmax(&s, kp, 8, args, g, b, &a), 0);
 	count = stride = 2;
 	ck_assert_int_eq(gpuos_sig_decode_softmax(&s, kp, 8, args, g, b, &a), -EINVAL);
+
+	/* the gradient: gradInput, grad, output, then the forward's numbers and the mask */
+	ck_assert_int_eq(gpuos_sig_parse("void (anonymous namespace)::softmax_warp_backward<float, "
+					 "float, float, 7, true, false>(int)",
+					 &s),
+			 0);
+	{
+		static const unsigned boff[7] = {0, 8, 16, 24, 28, 32, 40};
+		static const unsigned bsize[7] = {8, 8, 8, 4, 4, 4, 8};
+		uint64_t out = 0x7f0000300000;
+		void *bargs[7] = {&dst, &src, &out, &batch, &stride, &count, &mask};
+		struct gpuos_kparam bk[7];
+		for (unsigned k = 0; k < 7; k++)
+			bk[k] = (struct gpuos_kparam){
+			    .ordinal = k, .offset = boff[k], .size = bsize[k]};
+		batch = 12, count = stride = 100, g[0] = 2, b[0] = 32, b[1] = 4;
+		ck_assert_int_eq(gpuos_sig_decode_softmax(&s, bk, 7, bargs, g, b, &a), 0);
+		ck_assert_uint_eq(a.output, out);
+		ck_assert_int_eq(a.batch, 12);
+		/* the forward's layout is not the backward's */
+		ck_assert_int_eq(gpuos_sig_decode_softmax(&s, kp, 8, args, g, b, &a), -EINVAL);
+		out = 0;
+		ck_assert_int_eq(gpuos_sig_decode_softmax(&s, bk, 7, bargs, g, b, &a), -EINVAL);
+		out = 0x7f0000300002; /* misaligned */
+		ck_assert_int_eq(gpuos_sig_decode_softmax(&s, bk, 7, bargs, g, b, &a), -EINVAL);
+	}
 }
 END_TEST
 

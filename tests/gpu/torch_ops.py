@@ -597,6 +597,46 @@ def cases():
                 return fn(x.to(torch.float16).to(DEV), -1, dtype=torch.float32)
             yield f"{fname}.float16_to_float32.{name}", h2f, True
 
+    # their gradients (softmax_warp_backward), called directly so that the case's GPU ops are
+    # the gradient's (log_softmax's: the kernel alone; softmax's: a mul of grad by output,
+    # then the kernel): widths up to 512 run in the worker (the 1024-wide kernel's registers
+    # pass the worker's stack reserve), half_to_float's (float grads, float16 gradient) too
+    SM_BACKWARDS = {
+        "w1": ((3, 1), True),
+        "w7": ((5, 7), True),
+        "w32": ((2, 32), True),
+        "w33": ((3, 33), True),
+        "w100": ((3, 100), True),
+        "w256": ((5, 256), True),
+        "w500": ((2, 500), True),
+        "limit": ((32, 512), True),
+        "above": ((33, 512), False),
+        # 2^10: past the worker's stack reserve. softmax's gradient (not log_softmax's)
+        # multiplies grad by output first, a mul the catalog runs: no expectation here
+        "w1000": ((3, 1000), None),
+    }
+    for fname, bw, fwd in (("softmax", torch._softmax_backward_data, torch.softmax),
+                           ("log_softmax", torch._log_softmax_backward_data,
+                            torch.log_softmax)):
+        for dt in FLOATS + (None,):  # None: half_to_float's, float in, float16 out
+            for name, (shape, want) in SM_BACKWARDS.items():
+                if dt is not torch.float32 and name not in ("w7", "w100", "w500", "limit"):
+                    continue
+
+                def smb(bw=bw, fwd=fwd, dt=dt, shape=shape, name=name):
+                    g = torch.Generator().manual_seed(47)
+                    x = torch.randn(shape, generator=g) * 3
+                    go = torch.randn(shape, generator=g)
+                    if name == "w100":
+                        go.view(-1)[7:12] = torch.tensor([float("nan"), float("inf"),
+                                                          -float("inf"), 3e38, -0.0])
+                    store = torch.float32 if dt is None else dt
+                    out = fwd(x, -1).to(store).to(DEV)
+                    go = go.to(store).to(DEV)
+                    return bw(go, out, -1, torch.float16 if dt is None else dt)
+                label = "float32_to_float16" if dt is None else str(dt)[6:]
+                yield f"{fname}_backward.{label}.{name}", smb, want
+
     def copies_in_order():
         """Copies between diverted ops, a cuBLAS matmul and another stream, in order."""
         x = values(1024, torch.float32, 1).view(32, 32)
