@@ -365,8 +365,7 @@ int gpuos_cat_match(const struct gpuos_sig *s, struct gpuos_cat_match *m)
 		    !(GPUOS_DT_FLOATS & GPUOS_DT_BIT(m->out)) || m->acc != GPUOS_DT_F32 ||
 		    (m->out != m->dtype &&
 		     (s->softmax.backward ? m->dtype : m->out) != GPUOS_DT_F32) ||
-		    s->softmax.l2e >
-			(s->softmax.backward ? GPUOS_CAT_SOFTMAX_BWD_L2E : GPUOS_CAT_SOFTMAX_L2E))
+		    s->softmax.l2e > GPUOS_CAT_SOFTMAX_L2E)
 			return -ENOENT;
 		m->layout = GPUOS_CAT_SOFTMAX;
 		m->l2e = s->softmax.l2e;
@@ -1307,7 +1306,9 @@ static const char softmax_src[] =
  * Their gradients, as softmax_warp_backward computes them: the lanes' sums of grad in the
  * elements' order from 0, the warp's butterfly, then grad - exp(output) * sum (log_softmax)
  * or grad - output * sum, written as the kernel writes it (nvcc and NVRTC contract it alike;
- * the GPU test compares every element).
+ * the GPU test compares every element). The kernel holds output from the start; the operator
+ * reads each element where it uses it (a lane reads and writes only its own elements, so
+ * even a gradient written over output reads what the kernel read).
  */
 static const char softmax_bwd_src[] =
     "typedef float O; /* acc_t */\n"
@@ -1326,16 +1327,13 @@ static const char softmax_bwd_src[] =
     "  grad += off;\n"
     "  output += off;\n"
     "  gi += off;\n"
-    "  O g[WB][WI], o[WB][WI], sum[WB];\n"
+    "  O g[WB][WI], sum[WB];\n"
     "#pragma unroll\n"
     "  for (int i = 0; i < WB; ++i) {\n"
     "    const int n = i >= local_batches ? 0 : count;\n"
     "#pragma unroll\n"
-    "    for (int it = 0; it < WI; ++it) {\n"
-    "      const bool in = lane + it * WS < n;\n"
-    "      g[i][it] = in ? IN_LD(grad[i * count + it * WS]) : (O)0;\n"
-    "      o[i][it] = in ? IN_LD(output[i * count + it * WS]) : (O)0;\n"
-    "    }\n"
+    "    for (int it = 0; it < WI; ++it)\n"
+    "      g[i][it] = lane + it * WS < n ? IN_LD(grad[i * count + it * WS]) : (O)0;\n"
     "  }\n"
     "#pragma unroll\n"
     "  for (int i = 0; i < WB; ++i) {\n"
@@ -1354,13 +1352,17 @@ static const char softmax_bwd_src[] =
     "    if (i >= local_batches)\n"
     "      break;\n"
     "#pragma unroll\n"
-    "    for (int it = 0; it < WI; ++it)\n"
-    "      if (lane + it * WS < count)\n"
+    "    for (int it = 0; it < WI; ++it) {\n"
+    "      if (lane + it * WS >= count)\n"
+    "        continue;\n"
+    "      /* read here, not held from the start: the same value, fewer registers */\n"
+    "      const O o = IN_LD(output[i * count + it * WS]);\n"
     "#if IS_LOG\n"
-    "        gi[i * count + it * WS] = OUT_ST((g[i][it] - expf(o[i][it]) * sum[i]));\n"
+    "      gi[i * count + it * WS] = OUT_ST((g[i][it] - expf(o) * sum[i]));\n"
     "#else\n"
-    "        gi[i * count + it * WS] = OUT_ST((g[i][it] - o[i][it] * sum[i]));\n"
+    "      gi[i * count + it * WS] = OUT_ST((g[i][it] - o * sum[i]));\n"
     "#endif\n"
+    "    }\n"
     "  }\n"
     "}\n"
     "extern \"C\" __device__ GPUOS_OP_SIGNATURE(gpuos_cat_op)\n"

@@ -63,8 +63,7 @@ enum gpuos_cat_layout {
 
 /* softmax: the widest rows (log2) whose elements a worker thread holds within its registers
  * and stack reserve (check_catalog measures the frames) */
-#define GPUOS_CAT_SOFTMAX_L2E	  10
-#define GPUOS_CAT_SOFTMAX_BWD_L2E 9 /* the gradient holds grad and output: 280 bytes at 10 */
+#define GPUOS_CAT_SOFTMAX_L2E 10
 
 /* arange's element types (every case of its dispatch) */
 #define GPUOS_CAT_ARANGE_DTYPES                                                                    \

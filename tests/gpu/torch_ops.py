@@ -599,8 +599,7 @@ def cases():
 
     # their gradients (softmax_warp_backward), called directly so that the case's GPU ops are
     # the gradient's (log_softmax's: the kernel alone; softmax's: a mul of grad by output,
-    # then the kernel): widths up to 512 run in the worker (the 1024-wide kernel's registers
-    # pass the worker's stack reserve), half_to_float's (float grads, float16 gradient) too
+    # then the kernel), half_to_float's (float grads, float16 gradient) too
     SM_BACKWARDS = {
         "w1": ((3, 1), True),
         "w7": ((5, 7), True),
@@ -611,9 +610,7 @@ def cases():
         "w500": ((2, 500), True),
         "limit": ((32, 512), True),
         "above": ((33, 512), False),
-        # 2^10: past the worker's stack reserve. softmax's gradient (not log_softmax's)
-        # multiplies grad by output first, a mul the catalog runs: no expectation here
-        "w1000": ((3, 1000), None),
+        "w1000": ((3, 1000), True),
     }
     for fname, bw, fwd in (("softmax", torch._softmax_backward_data, torch.softmax),
                            ("log_softmax", torch._log_softmax_backward_data,
