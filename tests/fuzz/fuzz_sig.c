@@ -2,8 +2,8 @@
 /* libFuzzer: the catalog's name parser on arbitrary text (as a demangled name), then its
  * matcher and, for a match, the operator source it generates; and the same bytes as a
  * reduce_kernel's ReduceOp (both sizes PyTorch's reductions have), as index_select's seven
- * parameters (a fixed-dims and an any-dims variant) and as softmax's eight for their
- * decoders. */
+ * parameters (a fixed-dims and an any-dims variant) and as softmax's eight and its
+ * gradient's seven for their decoders. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +122,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (gpuos_sig_decode_softmax(&sm, kp, 8, args, g, b, &a) == 0 &&
 		    (a.batch <= 0 || a.count <= 64 || a.count > 128 || !a.dst || !a.src ||
 		     (int64_t)a.batch * a.count > INT32_MAX))
+			abort();
+	}
+
+	/* the same bytes as softmax_warp_backward's seven (gradInput, grad, output first) */
+	static struct gpuos_sig smb;
+	static int smb_ok = -1;
+	if (smb_ok < 0)
+		smb_ok = gpuos_sig_parse("void (anonymous namespace)::softmax_warp_backward<float, "
+					 "float, float, 7, true, false>(int)",
+					 &smb);
+	if (smb_ok == 0) {
+		static const struct gpuos_kparam kp[7] = {{0, 0, 8},  {1, 8, 8},  {2, 16, 8},
+							  {3, 24, 4}, {4, 28, 4}, {5, 32, 4},
+							  {6, 40, 8}};
+		static uint8_t pb[48];
+		void *args[7] = {pb, pb + 8, pb + 16, pb + 24, pb + 28, pb + 32, pb + 40};
+		struct gpuos_softmax_args a;
+		int32_t batch;
+
+		memset(pb, 0, sizeof(pb));
+		memcpy(pb, data, size < sizeof(pb) ? size : sizeof(pb));
+		memcpy(&batch, pb + 24, 4);
+		unsigned g[3] = {batch > 0 ? (unsigned)(((int64_t)batch + 7) / 8) : 1, 1, 1};
+		unsigned b[3] = {32, 4, 1};
+		if (gpuos_sig_decode_softmax(&smb, kp, 7, args, g, b, &a) == 0 &&
+		    (a.batch <= 0 || a.count <= 64 || a.count > 128 || !a.dst || !a.src ||
+		     !a.output || (int64_t)a.batch * a.count > INT32_MAX))
 			abort();
 	}
 	return 0;
