@@ -160,14 +160,15 @@ static bool grid_ok(dim3 g, dim3 b, int32_t n)
 	return false;
 }
 
-/* One task of @c's operator whose arguments are the @n bytes at @blk (through the arena). */
-static enum gpuos_why submit_block(const struct gpuos_catk *c, cudaStream_t st, bool ptsz,
-				   const void *blk, size_t n)
+/* One task of @c's operator: arguments @a (NULL: none) and the @n bytes at @blk, if any
+ * (through the arena; the operator finds them at a2). */
+static enum gpuos_why submit_task(const struct gpuos_catk *c, cudaStream_t st, bool ptsz,
+				  const uint64_t *a, const void *blk, size_t n)
 {
-	const uint64_t a[GPUOS_TASK_ARGS] = {0};
+	static const uint64_t none[GPUOS_TASK_ARGS];
 
-	return gpuos_why_submitted(
-	    gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, blk, n, c->dev));
+	return gpuos_why_submitted(gpuos_fusion_submit_params(
+	    st, c->op, a ? a : none, ptsz ? GPUOS_PTSZ : 0, blk, n, c->dev));
 }
 
 /*
@@ -192,7 +193,7 @@ static enum gpuos_why reduce_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 		return rc == -ENOTSUP ? GPUOS_WHY_LAUNCH_CONFIG : GPUOS_WHY_BAD_ARGS;
 	if ((uint64_t)ra.num_inputs * (uint64_t)ra.num_outputs > gpuos_shim.cfg.max_elements)
 		return GPUOS_WHY_TOO_LARGE;
-	return submit_block(c, st, ptsz, &p, sizeof(p));
+	return submit_task(c, st, ptsz, NULL, &p, sizeof(p));
 }
 
 /*
@@ -213,7 +214,7 @@ static enum gpuos_why layer_norm_launch(const struct gpuos_catk *c, dim3 g, dim3
 		return GPUOS_WHY_LAUNCH_CONFIG;
 	if ((uint64_t)p.rows * (uint64_t)p.n > gpuos_shim.cfg.max_elements)
 		return GPUOS_WHY_TOO_LARGE;
-	return submit_block(c, st, ptsz, &p, sizeof(p));
+	return submit_task(c, st, ptsz, NULL, &p, sizeof(p));
 }
 
 /*
@@ -233,8 +234,8 @@ static enum gpuos_why concat_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 		return rc == -ENOTSUP ? GPUOS_WHY_LAUNCH_CONFIG : GPUOS_WHY_BAD_ARGS;
 	if (units * p.unit / c->sig.concat.elem > gpuos_shim.cfg.max_elements)
 		return GPUOS_WHY_TOO_LARGE;
-	return submit_block(c, st, ptsz, &p,
-			    offsetof(struct gpuos_cat_concat, in) + p.nin * sizeof(p.in[0]));
+	return submit_task(c, st, ptsz, NULL, &p,
+			   offsetof(struct gpuos_cat_concat, in) + p.nin * sizeof(p.in[0]));
 }
 
 /* torch.arange: its three arguments decoded and validated into one task's (no block). */
@@ -253,8 +254,7 @@ static enum gpuos_why arange_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 	a[1] = ar.n;
 	a[2] = ar.start;
 	a[3] = ar.step;
-	return gpuos_why_submitted(
-	    gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, NULL, 0, c->dev));
+	return submit_task(c, st, ptsz, a, NULL, 0);
 }
 
 /* index_select (embedding's lookups): the three TensorInfos decoded and validated into one
@@ -271,7 +271,7 @@ static enum gpuos_why isel_launch(const struct gpuos_catk *c, dim3 g, dim3 b, vo
 		return GPUOS_WHY_BAD_ARGS;
 	if (elems > gpuos_shim.cfg.max_elements)
 		return GPUOS_WHY_TOO_LARGE;
-	return submit_block(c, st, ptsz, &p, sizeof(p));
+	return submit_task(c, st, ptsz, NULL, &p, sizeof(p));
 }
 
 /* softmax and log_softmax over short rows, and their gradients: the launch decoded and
@@ -292,8 +292,7 @@ static enum gpuos_why softmax_launch(const struct gpuos_catk *c, dim3 g, dim3 b,
 	a[2] = (uint32_t)sa.batch;
 	a[3] = (uint32_t)sa.count;
 	a[4] = sa.output; /* backward: the forward's output */
-	return gpuos_why_submitted(
-	    gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, NULL, 0, c->dev));
+	return submit_task(c, st, ptsz, a, NULL, 0);
 }
 
 enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
@@ -309,25 +308,22 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 
 	if (rc <= 0) /* acquire inside: the operator is in before its tasks go */
 		return rc ? GPUOS_WHY_NO_ENGINE : GPUOS_WHY_BUILDING;
+	/* reductions and layer norm take their dynamic shared memory as scratch */
 	if (c->sig.family == GPUOS_SIG_REDUCE)
 		return reduce_launch(c, g, b, args, st, ptsz);
 	if (c->sig.family == GPUOS_SIG_LAYER_NORM)
 		return args ? layer_norm_launch(c, g, b, args, st, ptsz) : GPUOS_WHY_LAUNCH_CONFIG;
-	if (c->sig.family == GPUOS_SIG_CONCAT)
-		return args && !smem ? concat_launch(c, g, b, args, st, ptsz)
-				     : GPUOS_WHY_LAUNCH_CONFIG;
-	if (c->sig.family == GPUOS_SIG_ARANGE)
-		return args && !smem ? arange_launch(c, g, b, args, st, ptsz)
-				     : GPUOS_WHY_LAUNCH_CONFIG;
-	if (c->sig.family == GPUOS_SIG_INDEX_SELECT)
-		return args && !smem ? isel_launch(c, g, b, args, st, ptsz)
-				     : GPUOS_WHY_LAUNCH_CONFIG;
-	if (c->sig.family == GPUOS_SIG_SOFTMAX)
-		return args && !smem ? softmax_launch(c, g, b, args, st, ptsz)
-				     : GPUOS_WHY_LAUNCH_CONFIG;
 	if (smem || !args)
 		return GPUOS_WHY_LAUNCH_CONFIG;
 	switch (c->sig.family) {
+	case GPUOS_SIG_CONCAT:
+		return concat_launch(c, g, b, args, st, ptsz);
+	case GPUOS_SIG_ARANGE:
+		return arange_launch(c, g, b, args, st, ptsz);
+	case GPUOS_SIG_INDEX_SELECT:
+		return isel_launch(c, g, b, args, st, ptsz);
+	case GPUOS_SIG_SOFTMAX:
+		return softmax_launch(c, g, b, args, st, ptsz);
 	case GPUOS_SIG_VECTORIZED:
 		rc = gpuos_sig_decode_vectorized(&c->sig, c->params, c->nparams, args, &ur.ew);
 		ew = &ur.ew;
@@ -357,9 +353,7 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 		if (c->m.layout == GPUOS_CAT_CAST && gpuos_cat_cast_word(&c->m, &ur, &a[4]))
 			return GPUOS_WHY_BAD_ARGS;
 		GPUOS_PROBE_END(DECODE, t0);
-		rc = gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, NULL, 0,
-						c->dev);
-		return gpuos_why_submitted(rc);
+		return submit_task(c, st, ptsz, a, NULL, 0);
 	}
 	memset(&blk, 0, sizeof(blk));
 	memcpy(blk.ptr, ew->ptr, ew->narrays * sizeof(blk.ptr[0]));
@@ -371,7 +365,5 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 	a[1] = (uint32_t)oc.dims;
 	a[3] = ew->scalar_bits[1];
 	a[5] = ew->scalar_bits[0];
-	rc = gpuos_fusion_submit_params(st, c->op, a, ptsz ? GPUOS_PTSZ : 0, &blk, sizeof(blk),
-					c->dev);
-	return gpuos_why_submitted(rc);
+	return submit_task(c, st, ptsz, a, &blk, sizeof(blk));
 }

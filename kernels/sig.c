@@ -466,6 +466,12 @@ static bool softmax_parse(const char *buf, struct gpuos_sig *s)
 	snprintf(s->out_dtype, sizeof(s->out_dtype), "%s", arg[1]);
 	snprintf(s->softmax.acc, sizeof(s->softmax.acc), "%s", arg[2]);
 	s->softmax.l2e = (unsigned)l2e;
+	/* dispatch_softmax_forward's launch: warps of min(2^l2e, 32) lanes, 128 threads a
+	 * block, each warp two rows up to 128 wide and one beyond */
+	s->softmax.ws = (1u << l2e) < 32 ? 1u << l2e : 32;
+	s->softmax.rows = 128 / s->softmax.ws * ((1u << l2e) <= 128 ? 2 : 1);
+	s->softmax.in_size = type_size(s->dtype);
+	s->softmax.out_size = type_size(s->out_dtype);
 	s->softmax.log = !strcmp(arg[4], "true");
 	s->softmax.masked = !strcmp(arg[5], "true");
 	s->family = GPUOS_SIG_SOFTMAX;
@@ -992,6 +998,18 @@ int gpuos_sig_decode_reduce(const struct gpuos_sig *s, const struct gpuos_kparam
 	return 0;
 }
 
+/* The cubin's layout is @n parameters at @off of @size bytes, and the launch gave each. */
+static bool layout_is(const struct gpuos_kparam *params, unsigned nparams, void *const *args,
+		      const unsigned *off, const unsigned *size, unsigned n)
+{
+	if (nparams != n || !args)
+		return false;
+	for (unsigned k = 0; k < n; k++)
+		if (params[k].offset != off[k] || params[k].size != size[k] || !args[k])
+			return false;
+	return true;
+}
+
 int gpuos_sig_decode_layer_norm(const struct gpuos_sig *s, const struct gpuos_kparam *params,
 				unsigned nparams, void *const *args, const unsigned grid[3],
 				const unsigned block[3], struct gpuos_cat_ln *out)
@@ -1001,11 +1019,8 @@ int gpuos_sig_decode_layer_norm(const struct gpuos_sig *s, const struct gpuos_kp
 	uint64_t *ptr[6] = {&out->x, &out->gamma, &out->beta, &out->mean, &out->rstd, &out->y};
 
 	memset(out, 0, sizeof(*out));
-	if (s->family != GPUOS_SIG_LAYER_NORM || nparams != 8 || !args)
+	if (s->family != GPUOS_SIG_LAYER_NORM || !layout_is(params, nparams, args, off, size, 8))
 		return -EINVAL;
-	for (unsigned k = 0; k < 8; k++)
-		if (params[k].offset != off[k] || params[k].size != size[k] || !args[k])
-			return -EINVAL;
 	memcpy(&out->n, args[0], 4);
 	memcpy(&out->eps, args[1], 4);
 	for (unsigned k = 0; k < 6; k++)
@@ -1073,11 +1088,9 @@ int gpuos_sig_decode_concat(const struct gpuos_sig *s, const struct gpuos_kparam
 
 	memset(out, 0, sizeof(*out));
 	*units = 0;
-	if (s->family != GPUOS_SIG_CONCAT || nparams != 5 || !args || !gpuos_sig_concat_known(k))
+	if (s->family != GPUOS_SIG_CONCAT || !gpuos_sig_concat_known(k) ||
+	    !layout_is(params, nparams, args, off, size, 5))
 		return -EINVAL;
-	for (unsigned i = 0; i < 5; i++)
-		if (params[i].offset != off[i] || params[i].size != size[i] || !args[i])
-			return -EINVAL;
 	out->unit = align = vec ? 16 : k->elem; /* align: what the kernel's loads need */
 	if (k->kind == GPUOS_CONCAT_ALIGNED) {
 		/* kILP elements a load: aligned_vec_load_bytes of them, or 16 bytes' */
@@ -1141,17 +1154,16 @@ int gpuos_sig_decode_arange(const struct gpuos_sig *s, const struct gpuos_kparam
 	int64_t n;
 
 	memset(out, 0, sizeof(*out));
-	if (s->family != GPUOS_SIG_ARANGE || nparams != 3 || !args || (isz != 4 && isz != 8) ||
-	    !esz || (asz != 4 && asz != 8))
+	if (s->family != GPUOS_SIG_ARANGE || (isz != 4 && isz != 8) || !esz ||
+	    (asz != 4 && asz != 8))
 		return -EINVAL;
 	/* N; the lambda, an extended one: {acc xstart, xstep}, 8-aligned, then its 8-byte host
 	 * pointer (catalog.c's lambdas); the output pointer */
 	off[0] = 0, size[0] = isz;
 	off[1] = 8, size[1] = (2 * asz + 7) / 8 * 8 + 8;
 	off[2] = off[1] + size[1], size[2] = 8;
-	for (unsigned i = 0; i < 3; i++)
-		if (params[i].offset != off[i] || params[i].size != size[i] || !args[i])
-			return -EINVAL;
+	if (!layout_is(params, nparams, args, off, size, 3))
+		return -EINVAL;
 	if (isz == 4) {
 		int32_t n32;
 		memcpy(&n32, args[0], 4);
@@ -1220,11 +1232,8 @@ int gpuos_sig_decode_index_select(const struct gpuos_sig *s, const struct gpuos_
 
 	memset(out, 0, sizeof(*out));
 	*elems = 0;
-	if (s->family != GPUOS_SIG_INDEX_SELECT || nparams != 7 || !args)
+	if (s->family != GPUOS_SIG_INDEX_SELECT || !layout_is(params, nparams, args, off, size, 7))
 		return -EINVAL;
-	for (unsigned k = 0; k < 7; k++)
-		if (params[k].offset != off[k] || params[k].size != size[k] || !args[k])
-			return -EINVAL;
 	memcpy(&dsel, args[3], 4);
 	memcpy(&ssel, args[4], 4);
 	memcpy(&inner, args[5], 4);
@@ -1273,21 +1282,17 @@ int gpuos_sig_decode_softmax(const struct gpuos_sig *s, const struct gpuos_kpara
 	static const unsigned bsize[7] = {8, 8, 8, 4, 4, 4, 8};
 	const bool bw = s->softmax.backward;
 	const unsigned *off = bw ? boff : foff, *size = bw ? bsize : fsize, np = bw ? 7 : 8;
-	const unsigned np2 = 1u << s->softmax.l2e, ws = np2 < 32 ? np2 : 32;
-	const unsigned rows_a_block = 128 / ws * (np2 <= 128 ? 2 : 1);
-	const unsigned isz = type_size(s->dtype), osz = type_size(s->out_dtype);
+	const unsigned np2 = 1u << s->softmax.l2e, ws = s->softmax.ws, rows = s->softmax.rows;
+	const unsigned isz = s->softmax.in_size, osz = s->softmax.out_size;
 	const unsigned at = bw ? 3 : 2; /* batch_size's parameter */
 	int32_t stride;
 	uint64_t mask;
 	uint8_t tmask = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (s->family != GPUOS_SIG_SOFTMAX || nparams != np || !args || !isz || !osz ||
-	    s->softmax.l2e > 11)
+	if (s->family != GPUOS_SIG_SOFTMAX || !isz || !osz ||
+	    !layout_is(params, nparams, args, off, size, np))
 		return -EINVAL;
-	for (unsigned k = 0; k < np; k++)
-		if (params[k].offset != off[k] || params[k].size != size[k] || !args[k])
-			return -EINVAL;
 	memcpy(&out->dst, args[0], 8);
 	memcpy(&out->src, args[1], 8);
 	if (bw)
@@ -1305,9 +1310,10 @@ int gpuos_sig_decode_softmax(const struct gpuos_sig *s, const struct gpuos_kpara
 	    !out->src || out->dst % osz || out->src % isz ||
 	    (bw && (!out->output || out->output % isz)))
 		return -EINVAL;
-	if (block[0] != ws || block[1] != 128 / ws || block[2] != 1 || grid[1] != 1 ||
-	    grid[2] != 1 ||
-	    (uint64_t)grid[0] != ((uint64_t)out->batch + rows_a_block - 1) / rows_a_block)
+	/* warps of ws lanes, 128 threads a block, blocks to cover the rows (no division) */
+	if (block[0] != ws || block[0] * block[1] != 128 || block[2] != 1 || grid[1] != 1 ||
+	    grid[2] != 1 || !grid[0] || (uint64_t)grid[0] * rows < (uint64_t)out->batch ||
+	    (uint64_t)(grid[0] - 1) * rows >= (uint64_t)out->batch)
 		return -EINVAL;
 	return 0;
 }

@@ -86,6 +86,8 @@ struct gpuos_sig {
 		bool log;     /* is_log_softmax */
 		bool masked;  /* is_masked */
 		bool backward; /* softmax_warp_backward (its gradient) */
+		unsigned ws, rows;	    /* its launch: lanes a warp, rows a block of 128 */
+		unsigned in_size, out_size; /* input_t's and output_t's bytes (0: other types) */
 		char acc[48]; /* acc_t (dtype: input_t, out_dtype: output_t) */
 	} softmax;	      /* SOFTMAX */
 };

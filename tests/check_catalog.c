@@ -529,6 +529,32 @@ START_TEST(test_sources_build)
 }
 END_TEST
 
+/* The stack frames @m's operator needs, built for sm_90 under the worker's register cap. */
+static unsigned frames_of(const struct gpuos_cat_match *m, const char *name)
+{
+	static char src[16384];
+	const char *opt = "-maxrregcount=64";
+	int len = gpuos_cat_source(m, src, sizeof(src));
+	struct gpuos_jit_req r = {.src = src,
+				  .len = (size_t)len,
+				  .name = name,
+				  .sm = 90,
+				  .cache_dir = cachedir,
+				  .opts = &opt,
+				  .nopts = 1};
+	struct gpuos_jit_image img;
+	struct gpuos_cubin *c;
+	unsigned fr;
+
+	ck_assert_int_gt(len, 0);
+	ck_assert_int_eq(gpuos_jit_build(&r, &img), 0);
+	ck_assert_int_eq(gpuos_cubin_open(img.data, img.size, &c), 0);
+	fr = gpuos_cubin_frames(c);
+	gpuos_cubin_close(c);
+	gpuos_jit_image_free(&img);
+	return fr;
+}
+
 /*
  * Operators with a stack frame: the worker reserves GPUOS_OP_STACK bytes below every operator
  * call (its never-run stack_reserve), and the host measures an operator's frames before it
@@ -536,12 +562,10 @@ END_TEST
  */
 START_TEST(test_stack)
 {
-	static char src[16384];
 	static const struct {
 		const char *name;
 		int min, max;
 	} ops[] = {{"mul", 0, 0}, {"div", 16, GPUOS_OP_STACK}};
-	const char *opt = "-maxrregcount=64";
 	struct gpuos_cubin *c;
 	FILE *f = fopen("build/kernels/worker_sm90.cubin", "rb");
 	static char w[1 << 22];
@@ -560,22 +584,9 @@ START_TEST(test_stack)
 				e = &gpuos_cat_entries[i];
 		ck_assert_ptr_nonnull(e);
 		struct gpuos_cat_match m = {.e = e, .dtype = GPUOS_DT_F32, .layout = GPUOS_CAT_CONTIG};
-		int len = gpuos_cat_source(&m, src, sizeof(src));
-		struct gpuos_jit_req r = {.src = src,
-					  .len = (size_t)len,
-					  .name = ops[k].name,
-					  .sm = 90,
-					  .cache_dir = cachedir,
-					  .opts = &opt,
-					  .nopts = 1};
-		struct gpuos_jit_image img;
-		ck_assert_int_eq(gpuos_jit_build(&r, &img), 0);
-		ck_assert_int_eq(gpuos_cubin_open(img.data, img.size, &c), 0);
-		unsigned fr = gpuos_cubin_frames(c);
+		unsigned fr = frames_of(&m, ops[k].name);
 		ck_assert_msg((int)fr >= ops[k].min && (int)fr <= ops[k].max, "%s: %u bytes",
 			      ops[k].name, fr);
-		gpuos_cubin_close(c);
-		gpuos_jit_image_free(&img);
 	}
 	/* softmax's widest rows fit the worker's reserve: float, half to float, bfloat16 */
 	for (unsigned k = 0; k < 3; k++) {
@@ -592,24 +603,11 @@ START_TEST(test_stack)
 				m.dtype = m.out;
 				m.out = in;
 			}
-			int len = gpuos_cat_source(&m, src, sizeof(src));
-			struct gpuos_jit_req r = {.src = src,
-						  .len = (size_t)len,
-						  .name = "softmax",
-						  .sm = 90,
-						  .cache_dir = cachedir,
-						  .opts = &opt,
-						  .nopts = 1};
-			struct gpuos_jit_image img;
-			ck_assert_int_eq(gpuos_jit_build(&r, &img), 0);
-			ck_assert_int_eq(gpuos_cubin_open(img.data, img.size, &c), 0);
-			unsigned fr = gpuos_cubin_frames(c);
+			unsigned fr = frames_of(&m, "softmax");
 			fprintf(stderr, "check_catalog: %ssoftmax%s.%s 2^%u's frames: %u bytes\n",
 				m.log ? "log_" : "", m.backward ? "_backward" : "",
 				gpuos_cat_dtype_name(in), m.l2e, fr);
 			ck_assert_uint_le(fr, GPUOS_OP_STACK);
-			gpuos_cubin_close(c);
-			gpuos_jit_image_free(&img);
 		}
 	}
 	/* reductions keep their VT0 x 4 accumulators within the worker's reserve: sum of
@@ -623,20 +621,11 @@ START_TEST(test_stack)
 		struct gpuos_cat_match m = {.r = red, .dtype = dt,
 					    .layout = GPUOS_CAT_REDUCE, .acc = dt,
 					    .out = k == 2 ? GPUOS_DT_I64 : dt, .vt0 = 4, .ivs = 4};
-		int len = gpuos_cat_source(&m, src, sizeof(src));
-		struct gpuos_jit_req r = {.src = src, .len = (size_t)len, .name = "sum",
-					  .sm = 90, .cache_dir = cachedir, .opts = &opt,
-					  .nopts = 1};
-		struct gpuos_jit_image img;
-		ck_assert_int_eq(gpuos_jit_build(&r, &img), 0);
-		ck_assert_int_eq(gpuos_cubin_open(img.data, img.size, &c), 0);
-		unsigned fr = gpuos_cubin_frames(c);
+		unsigned fr = frames_of(&m, "sum");
 		ck_assert_msg(fr <= GPUOS_OP_STACK, "%s %s: %u bytes", red->name,
 			      gpuos_cat_dtype_name(dt), fr);
 		fprintf(stderr, "check_catalog: %s.%s's frames: %u bytes\n", red->name,
 			gpuos_cat_dtype_name(dt), fr);
-		gpuos_cubin_close(c);
-		gpuos_jit_image_free(&img);
 	}
 }
 END_TEST
