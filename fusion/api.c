@@ -267,6 +267,7 @@ GPUOS_EXPORT int gpuos_init(const struct gpuos_options *opt)
 		    clampu(o.idle_ms ? o.idle_ms : (unsigned)cfg->worker_idle_ms, 1, 600000, 100);
 		snprintf(g->cache_dir, sizeof(g->cache_dir), "%s",
 			 o.cache_dir ? o.cache_dir : gpuos_shim.cfg.cache_dir);
+		gpuos_jit_set_threads((unsigned)cfg->jit_threads);
 		gpuos_batch_init(&g->batches, &batch_ops, g);
 		if (!gpuos_cu_get())
 			rc = -ENODEV;

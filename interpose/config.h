@@ -25,6 +25,7 @@ struct gpuos_cfg {
 	bool lift;		  /* run kernels that ship PTX in the worker */
 	uint64_t lift_max_threads; /* largest lifted launch, grid x block threads */
 	char cache_dir[4096]; /* compiled operators; "" = $XDG_CACHE_HOME/gpuos */
+	uint64_t jit_threads; /* operators compiled at once; 0 = by the CPU count */
 	uint64_t workers;	 /* worker blocks (rings) a device */
 	uint64_t worker_threads; /* threads a worker block */
 	uint64_t worker_idle_ms; /* idle time before a worker exits */

@@ -59,7 +59,9 @@ static _Atomic unsigned st_nvrtc_loaded, st_compiles, st_hits, st_misses;
 
 static pthread_once_t jit_once = PTHREAD_ONCE_INIT;
 static void jit_atfork(void);
-static pthread_mutex_t compile_lock = PTHREAD_MUTEX_INITIALIZER; /* see gpuos_jit_build */
+/* Held shared by each compile, exclusive by fork (see gpuos_jit_build); a waiting fork goes
+ * before new compiles, so that a busy pool cannot hold it off. */
+static pthread_rwlock_t compile_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 
 /* ---- SHA-256 (FIPS 180-4), for the key and the file digest ---- */
 
@@ -793,9 +795,9 @@ int gpuos_jit_build(const struct gpuos_jit_req *req, struct gpuos_jit_image *out
 		/* NVRTC and nvJitLink keep locks of their own: a fork() in the middle of a
 		 * compile would leave the child's copies held. jit_fork_prepare takes this lock,
 		 * so a fork waits for the compile to end. */
-		pthread_mutex_lock(&compile_lock);
+		pthread_rwlock_rdlock(&compile_lock);
 		ret = jit_compile(req, name, out);
-		pthread_mutex_unlock(&compile_lock);
+		pthread_rwlock_unlock(&compile_lock);
 	}
 	if (!ret && jit_check_cubin(out->data, out->size, req->sm)) {
 		gpuos_warn("jit: %s: nvJitLink gave no executable cubin for sm_%u", name, req->sm);
@@ -839,12 +841,15 @@ static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct jit_job *head, **tail;
-	pthread_t thread;
-	bool running, stopping;
+	pthread_t thread[GPUOS_JIT_MAX_THREADS];
+	unsigned nthreads, idle, want;
+	unsigned queued; /* jobs in the list */
+	bool stopping;
 } jq = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .cond = PTHREAD_COND_INITIALIZER,
     .tail = &jq.head,
+    .want = 1,
 };
 
 /* Fork with every lock held (no compile under way), so that the child's copies are
@@ -852,7 +857,7 @@ static struct {
  * another order (a compile holds compile_lock alone). */
 static void jit_fork_prepare(void)
 {
-	pthread_mutex_lock(&compile_lock);
+	pthread_rwlock_wrlock(&compile_lock);
 	pthread_mutex_lock(&jq.lock);
 	pthread_mutex_lock(&tc.lock);
 }
@@ -861,11 +866,11 @@ static void jit_fork_parent(void)
 {
 	pthread_mutex_unlock(&tc.lock);
 	pthread_mutex_unlock(&jq.lock);
-	pthread_mutex_unlock(&compile_lock);
+	pthread_rwlock_unlock(&compile_lock);
 }
 
 /*
- * The child has no jit thread; its queue holds the parent's requests, which are not ours.
+ * The child has no jit threads; its queue holds the parent's requests, which are not ours.
  * Its one thread is the one that took the locks in jit_fork_prepare, so it may unlock them.
  */
 static void jit_fork_child(void)
@@ -877,11 +882,14 @@ static void jit_fork_child(void)
 		free(j);
 	}
 	jq.tail = &jq.head;
-	jq.running = jq.stopping = false;
-	pthread_cond_init(&jq.cond, NULL); /* the parent's jit thread may have been waiting */
+	jq.nthreads = jq.idle = jq.queued = 0;
+	jq.stopping = false;
+	pthread_cond_init(&jq.cond, NULL); /* the parent's jit threads may have been waiting */
 	pthread_mutex_unlock(&tc.lock);
 	pthread_mutex_unlock(&jq.lock);
-	pthread_mutex_unlock(&compile_lock);
+	/* made anew, not unlocked: glibc takes an unlock by another thread id than the
+	 * writer's (the child's is new) for a reader's and would leave it write-locked */
+	compile_lock = (pthread_rwlock_t)PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 }
 
 static void jit_atfork(void)
@@ -898,11 +906,14 @@ static void *jit_thread(void *arg)
 		int err;
 
 		pthread_mutex_lock(&jq.lock);
+		jq.idle++;
 		while (!jq.head && !jq.stopping)
 			pthread_cond_wait(&jq.cond, &jq.lock);
+		jq.idle--;
 		j = jq.head;
 		if (j && !(jq.head = j->next))
 			jq.tail = &jq.head;
+		jq.queued -= j != NULL;
 		pthread_mutex_unlock(&jq.lock);
 		if (!j)
 			return NULL; /* stopping, and the queue is empty */
@@ -911,6 +922,27 @@ static void *jit_thread(void *arg)
 		gpuos_jit_image_free(&img);
 		free(j);
 	}
+}
+
+/* Under jq.lock: whether the calling thread is one of the pool's. */
+static bool jit_is_pool_thread(void)
+{
+	for (unsigned i = 0; i < jq.nthreads; i++)
+		if (pthread_equal(jq.thread[i], pthread_self()))
+			return true;
+	return false;
+}
+
+void gpuos_jit_set_threads(unsigned n)
+{
+	if (!n) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		n = cpus >= 8 ? (unsigned)(cpus / 4) : 1;
+	}
+	pthread_mutex_lock(&jq.lock);
+	jq.want = n < GPUOS_JIT_MAX_THREADS ? n : GPUOS_JIT_MAX_THREADS;
+	pthread_mutex_unlock(&jq.lock);
 }
 
 static char *jit_put(char **p, const char *s, size_t n)
@@ -971,19 +1003,22 @@ int gpuos_jit_request(const struct gpuos_jit_req *req,
 	pthread_mutex_lock(&jq.lock);
 	if (jq.stopping) {
 		ret = -ESHUTDOWN;
-	} else if (!jq.running) {
-		/* The application's signals are not for our thread: it starts with all blocked. */
+	} else if (jq.queued >= jq.idle && jq.nthreads < jq.want) {
+		/* no idle thread left for this one: one more, up to the pool's size. The
+		 * application's signals are not for our threads: they start with all blocked. */
 		sigfillset(&all);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
-		ret = -pthread_create(&jq.thread, NULL, jit_thread, NULL);
+		ret = -pthread_create(&jq.thread[jq.nthreads], NULL, jit_thread, NULL);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (!ret)
-			pthread_setname_np(jq.thread, "gpuos-jit");
-		jq.running = !ret;
+			pthread_setname_np(jq.thread[jq.nthreads++], "gpuos-jit");
+		else if (jq.nthreads)
+			ret = 0; /* the threads there are will build it */
 	}
 	if (!ret) {
 		*jq.tail = j;
 		jq.tail = &j->next;
+		jq.queued++;
 		pthread_cond_signal(&jq.cond);
 	}
 	pthread_mutex_unlock(&jq.lock);
@@ -1000,6 +1035,7 @@ void gpuos_jit_cancel(void)
 	j = jq.head;
 	jq.head = NULL;
 	jq.tail = &jq.head;
+	jq.queued = 0;
 	pthread_mutex_unlock(&jq.lock);
 	while (j) {
 		struct jit_job *next = j->next;
@@ -1013,19 +1049,23 @@ void gpuos_jit_cancel(void)
 
 void gpuos_jit_shutdown(void)
 {
-	pthread_t t;
+	pthread_t t[GPUOS_JIT_MAX_THREADS];
+	unsigned n;
 
 	pthread_mutex_lock(&jq.lock);
-	if (!jq.running || jq.stopping || pthread_equal(jq.thread, pthread_self())) {
+	if (!jq.nthreads || jq.stopping || jit_is_pool_thread()) {
 		pthread_mutex_unlock(&jq.lock);
 		return;
 	}
 	jq.stopping = true;
-	t = jq.thread;
-	pthread_cond_signal(&jq.cond);
+	n = jq.nthreads;
+	memcpy(t, jq.thread, n * sizeof(t[0]));
+	pthread_cond_broadcast(&jq.cond);
 	pthread_mutex_unlock(&jq.lock);
-	pthread_join(t, NULL);
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
 	pthread_mutex_lock(&jq.lock);
-	jq.running = jq.stopping = false;
+	jq.nthreads = 0;
+	jq.stopping = false;
 	pthread_mutex_unlock(&jq.lock);
 }

@@ -64,10 +64,17 @@ struct gpuos_jit_stats {
  */
 int gpuos_jit_build(const struct gpuos_jit_req *req, struct gpuos_jit_image *out);
 
+/* Threads that may build queued requests at once (1 until set; at most
+ * GPUOS_JIT_MAX_THREADS); 0: a quarter of the online CPUs from 8 on, else 1. The pool grows
+ * as requests find every thread busy and shrinks only at gpuos_jit_shutdown(). */
+#define GPUOS_JIT_MAX_THREADS 8
+void gpuos_jit_set_threads(unsigned n);
+
 /*
- * Queue a build of @req for the background jit thread (started on first use) so that a cold
- * compile never blocks the caller. @req is copied. Requests complete in order: @done runs
- * once for each, on the jit thread, with gpuos_jit_build()'s result; @img (NULL on error)
+ * Queue a build of @req for the background jit threads (started on first use) so that a cold
+ * compile never blocks the caller. @req is copied. Requests start in order, and with one
+ * thread complete in order: @done runs once for each, on a jit thread, with
+ * gpuos_jit_build()'s result; @img (NULL on error)
  * lives until @done returns, which may keep the image by moving it out (*mine = *img;
  * img->data = NULL). Returns 0, -EINVAL, -ENOMEM, -ESHUTDOWN while gpuos_jit_shutdown() runs,
  * or a pthread_create() error. In a child of fork() the parent's queued requests are dropped
@@ -77,14 +84,14 @@ int gpuos_jit_request(const struct gpuos_jit_req *req,
 		      void (*done)(void *ctx, int err, struct gpuos_jit_image *img), void *ctx);
 
 /*
- * Finish the queued requests and join the jit thread. Safe when it never started, twice, and
+ * Finish the queued requests and join the jit threads. Safe when none started, twice, and
  * from @done (which returns at once: a thread cannot join itself).
  */
 void gpuos_jit_shutdown(void);
 
 /*
- * Drop the queued requests (each @done gets -ECANCELED), wait for the one being built and
- * join the jit thread: at process exit, before the CUDA runtime tears the context down under
+ * Drop the queued requests (each @done gets -ECANCELED), wait for those being built and
+ * join the jit threads: at process exit, before the CUDA runtime tears the context down under
  * a build that would load its module.
  */
 void gpuos_jit_cancel(void);

@@ -659,6 +659,74 @@ START_TEST(test_async_order)
 }
 END_TEST
 
+/*
+ * A pool of three: six cold compiles of different sources, queued at once, run on more than
+ * one thread; each is answered once, built for its sm, and the cache serves them afterwards.
+ */
+static struct {
+	pthread_mutex_t lock;
+	pthread_t seen[NREQ];
+	unsigned nseen;
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void done_pool(void *ctx, int err, struct gpuos_jit_image *img)
+{
+	bool known = false;
+
+	pthread_mutex_lock(&pool.lock);
+	for (unsigned i = 0; i < pool.nseen; i++)
+		known |= pthread_equal(pool.seen[i], pthread_self());
+	if (!known && pool.nseen < NREQ)
+		pool.seen[pool.nseen++] = pthread_self();
+	pthread_mutex_unlock(&pool.lock);
+	done(ctx, err, img);
+}
+
+START_TEST(test_async_pool)
+{
+	const char *dir = newdir();
+	char src[6][sizeof(op_scale) + 32];
+	struct gpuos_jit_req req;
+	bool got[6] = {false};
+
+	cb_reset();
+	pool.nseen = 0;
+	gpuos_jit_set_threads(3);
+	for (int i = 0; i < 6; i++) {
+		snprintf(src[i], sizeof(src[i]), OP_SCALE("%d.0f"), i + 2);
+		req = mkreq(src[i], i % 2 ? 80 : 90, dir);
+		ck_assert_int_eq(gpuos_jit_request(&req, done_pool, (void *)(intptr_t)i), 0);
+	}
+	gpuos_jit_shutdown();
+	gpuos_jit_set_threads(1);
+	ck_assert_int_eq(cb.n, 6);
+	for (int i = 0; i < 6; i++) {
+		int k = cb.ctx[i];
+
+		ck_assert(k >= 0 && k < 6 && !got[k]);
+		got[k] = true;
+		ck_assert_int_eq(cb.err[i], 0);
+		ck_assert_uint_eq(cb.sm[i], k % 2 ? 80 : 90);
+		ck_assert(!cb.cached[i]);
+	}
+	ck_assert_uint_ge(pool.nseen, 2);
+	ck_assert_uint_le(pool.nseen, 3);
+	gpuos_jit_image_free(&cb.kept);
+
+	/* the same six again: every one from the cache */
+	cb_reset();
+	for (int i = 0; i < 6; i++) {
+		req = mkreq(src[i], i % 2 ? 80 : 90, dir);
+		ck_assert_int_eq(gpuos_jit_request(&req, done, (void *)(intptr_t)i), 0);
+	}
+	gpuos_jit_shutdown();
+	ck_assert_int_eq(cb.n, 6);
+	for (int i = 0; i < 6; i++)
+		ck_assert(cb.cached[i] && cb.err[i] == 0);
+	gpuos_jit_image_free(&cb.kept);
+}
+END_TEST
+
 /* At exit: queued requests are dropped with -ECANCELED, each answered once, none hangs. */
 START_TEST(test_cancel)
 {
@@ -801,6 +869,7 @@ static Suite *jit_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_async);
 	tcase_add_test(tc, test_async_order);
+	tcase_add_test(tc, test_async_pool);
 	tcase_add_test(tc, test_shutdown_unstarted);
 	tcase_add_test(tc, test_shutdown_from_callback);
 	tcase_add_test(tc, test_exit_during_compile);
