@@ -343,6 +343,9 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 		return GPUOS_WHY_BAD_ARGS;
 	if ((uint64_t)ew->n > gpuos_shim.cfg.max_elements)
 		return GPUOS_WHY_TOO_LARGE;
+	/* clamp's ClampLimits: Min, Max or MinMax, or the captures are not where we read them */
+	if (c->m.e->scalar_kind == GPUOS_SC_CLAMP && (uint32_t)ew->scalar_bits[0] > 2)
+		return GPUOS_WHY_BAD_ARGS;
 	if (c->m.layout != GPUOS_CAT_STRIDED) {
 		for (unsigned k = 0; k < ew->narrays; k++)
 			a[k] = ew->ptr[k];

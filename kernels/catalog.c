@@ -69,6 +69,25 @@ const struct gpuos_cat_entry gpuos_cat_entries[] = {
 	 " const O left = 0.5f * b; const O right = 1.0f + t; const O ld = 0.5f * right;"
 	 " const O td = 1.0f - t * t; const O id = kB * (1.0f + 3.0f * kK * x_sq);"
 	 " const O rd = left * td * id; return a * (ld + rd); }())", false},
+	/* silu's gradient (inputs dy, x): its statements, the one multiply-add nvcc contracts */
+	{"silu_bwd",     "silu_backward_kernel",       0, 2, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false,
+	 "([&] { const O s = 1.0f / (1.0f + expf(-b)); return a * s * fmaf(b, 1.0f - s, 1.0f); }())", false},
+	/* clamp with CPU scalars, relu (clamp_min 0) and relu6 among them: one lambda that
+	 * captures {ClampLimits minmax (Min, Max, MinMax); opmath lim0, lim1}; a NaN comes back
+	 * as stored, the rest through ::max and ::min (fmaxf, fminf: relu(-0.0) is +0.0) */
+	{"clamp_scalar", "launch_clamp_scalar",        0, 1, F, -1, -1, 2, GPUOS_SC_CLAMP,  false, true,
+	 RAW "([&] { const O l0 = __uint_as_float((unsigned)rs1), l1 = __uint_as_float((unsigned)(rs1 >> 32));"
+	 " const O hi = fmaxf(a, l0), lo = fminf(a, l0), both = fminf(hi, l1);"
+	 " const O r = (int)sc0 == 0 ? hi : (int)sc0 == 1 ? lo : both;"
+	 " return a != a ? ra : OUT_ST(r); }())", false},
+	/* {lambda(T v, T lower, T upper)}: a NaN of v, lower, upper in turn, else
+	 * ::min(::max(v, lower), upper) in opmath (fminf, fmaxf) */
+	{"clamp_tensor", "clamp_kernel_impl",          0, 3, F, -1, -1, 0, GPUOS_SC_OPMATH, false, false,
+	 RAW "(a != a ? ra : b != b ? rb : c != c ? rc : OUT_ST(fminf(fmaxf(a, b), c)))", false},
+	{"isneginf",     "isneginf_kernel_impl",       0, 1, F, -1, GPUOS_DT_BOOL, 0, GPUOS_SC_OPMATH, false, false,
+	 RAW "(bool)(a == -__int_as_float(0x7f800000))", false},
+	{"isposinf",     "isposinf_kernel_impl",       0, 1, F, -1, GPUOS_DT_BOOL, 0, GPUOS_SC_OPMATH, false, false,
+	 RAW "(bool)(a == __int_as_float(0x7f800000))", false},
 	{"fill",         "FillFunctor",                0, 0, F | I | B, -1, -1, 1, GPUOS_SC_ELEM,   false, false, RAW "rs0", false},
 	/* its Half and BFloat16 kernels are of the dynamic-cast kind: not yet */
 	{"threshold",    "threshold_kernel_impl",      0, 2, GPUOS_DT_BIT(GPUOS_DT_F32), -1, -1, 2, GPUOS_SC_ELEM,   false, true,  RAW "a <= s0 ? rs1 : rb", false},
@@ -258,6 +277,9 @@ static unsigned layout(const struct gpuos_cat_entry *e, int dtype, unsigned off[
 	if (e->scalar_kind == GPUOS_SC_OP_ELEM) { /* {int op; T v} */
 		ss[0] = 4, ss[1] = s;
 		off[0] = 0, off[1] = s > 4 ? s : 4;
+	} else if (e->scalar_kind == GPUOS_SC_CLAMP) { /* {int; float lim0, lim1} */
+		ss[0] = 4, ss[1] = 8;
+		off[0] = 0, off[1] = 4;
 	} else {
 		for (unsigned k = 0; k < 2; k++) {
 			ss[k] = s;
@@ -1501,6 +1523,9 @@ int gpuos_cat_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 		break;
 	case GPUOS_SC_INT:
 		sct = "int", scl = "(O)", scraw = "((int)(x))";
+		break;
+	case GPUOS_SC_CLAMP: /* the expression reads the words sc0 and rs1 itself */
+		sct = "uint64_t", scl = "(O)", scraw = "(x)";
 		break;
 	default: /* opmath: float for the 16-bit floats */
 		sct = opm, scl = "(O)";

@@ -72,10 +72,12 @@ enum gpuos_cat_layout {
 
 /* Where the functor's scalars come from, and in which type they are held. */
 enum gpuos_cat_scalar {
-	GPUOS_SC_OPMATH = 0, /* at::opmath_type<T>: float for Half and BFloat16 */
-	GPUOS_SC_ELEM = 1,   /* T itself (FillFunctor, threshold's captures) */
-	GPUOS_SC_INT = 2,    /* a 4-byte int whatever T is (the comparisons' op_) */
+	GPUOS_SC_OPMATH = 0,  /* at::opmath_type<T>: float for Half and BFloat16 */
+	GPUOS_SC_ELEM = 1,    /* T itself (FillFunctor, threshold's captures) */
+	GPUOS_SC_INT = 2,     /* a 4-byte int whatever T is (the comparisons' op_) */
 	GPUOS_SC_OP_ELEM = 3, /* an int op at 0, then a T (compare_scalar's captures) */
+	GPUOS_SC_CLAMP = 4,   /* an int at 0, then two 4-byte opmath values read as one word
+			       * (launch_clamp_scalar's {ClampLimits; lim0; lim1}) */
 };
 
 struct gpuos_cat_entry {

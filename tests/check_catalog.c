@@ -42,7 +42,7 @@ static const struct {
     {"div", "div.float32.contig"},
     {"div_s", "mul_scalar_b.float32.contig"},
     {"neg", "neg.float32.contig"},
-    {"relu", NULL},
+    {"relu", "clamp_scalar.float32.contig"},
     {"threshold", "threshold.float32.contig"},
     {"sigmoid", "sigmoid.float32.contig"},
     {"tanh", "tanh.float32.contig"},
@@ -194,6 +194,7 @@ START_TEST(test_recorded_scalars)
 	    {"addcmul", 0x3f000000u, 0},
 	    {"fill", 0x3f800000u, 0},
 	    {"add_half", 0x3f800000u, 0},
+	    {"relu", 0, 0}, /* clamp_min(0): ClampLimits::Min, lim0 = lim1 = 0.0f */
 	};
 	unsigned checked = 0;
 
@@ -219,7 +220,7 @@ START_TEST(test_recorded_scalars)
 			checked++;
 		}
 	}
-	ck_assert_uint_eq(checked, 8);
+	ck_assert_uint_eq(checked, 9);
 }
 END_TEST
 

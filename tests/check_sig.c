@@ -160,8 +160,8 @@ static const struct {
     {"div_s", 0, 1, 0.4f, 0},	 {"neg", 0, 0, 0, 0},
     {"sigmoid", 0, 0, 0, 0},	 {"fill", 0, 1, 1.0, 0},
     {"zero", 0, 1, 0.0, 0},	 {"to_half", 0, 0, 0, 0},
-    {"relu", -ENOTSUP, 0, 0, 0}, {"threshold", 0, 2, 0.1f, 0.0},
-    {"pow2", 0, 0, 0, 0}, {"addcmul", 0, 1, 0.5, 0},
+    {"relu", 0, 2, 0, 0},	 {"threshold", 0, 2, 0.1f, 0.0},
+    {"pow2", 0, 0, 0, 0},	 {"addcmul", 0, 1, 0.5, 0},
     {"where", 0, 0, 0, 0},	 {"add_half", 0, 1, 1.0, 0},
     {"mul_bf16", 0, 0, 0, 0},	 {"silu_bf16", 0, 0, 0, 0},
 };

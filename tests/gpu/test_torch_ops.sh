@@ -23,8 +23,11 @@ for name, a in p["results"].items():
     ab = a.contiguous().view(-1).view(torch.uint8)
     bb = b.contiguous().view(-1).view(torch.uint8)
     if a.dtype != b.dtype or a.shape != b.shape or not torch.equal(ab, bb):
-        i = int((a.view(-1) != b.view(-1)).nonzero()[0]) if a.shape == b.shape else -1
-        bad.append(f"{name}: differs at {i}: {a.view(-1)[i].item()!r} vs {b.view(-1)[i].item()!r}")
+        # the first byte that differs (a -0.0 against a 0.0 compares equal as a value)
+        d = (ab != bb).nonzero() if a.shape == b.shape and a.dtype == b.dtype else []
+        i = int(d[0]) // a.element_size() if len(d) else 0
+        bad.append(f"{name}: differs at {i}: {a.view(-1)[i].item()!r} vs {b.view(-1)[i].item()!r}"
+                   if a.numel() else f"{name}: {a.dtype} {tuple(a.shape)} vs {b.dtype} {tuple(b.shape)}")
     want, got = s["expect"][name], s["diverted"][name]
     if want is True and got == 0:
         missed.append(name)

@@ -106,6 +106,18 @@ OPS = {
     "gelu_bwd": (lambda a, b, c: torch.ops.aten.gelu_backward(a, b), 2),
     "gelu_tanh_bwd": (lambda a, b, c: torch.ops.aten.gelu_backward(a, b, approximate="tanh"), 2),
     "threshold": (lambda a, b, c: torch.nn.functional.threshold(a, 0.1, 20.0), 1),
+    # clamp with CPU scalars (launch_clamp_scalar: Min, Max, MinMax); relu is clamp_min(0),
+    # relu6 a MinMax whose lower limit is 0.0 (its bits those of Min's tag)
+    "relu": (lambda a, b, c: torch.relu(a), 1),
+    "relu6": (lambda a, b, c: torch.nn.functional.relu6(a), 1),
+    "clamp": (lambda a, b, c: torch.clamp(a, -0.5, 0.7), 1),
+    "clamp_min": (lambda a, b, c: torch.clamp(a, min=0.25), 1),
+    "clamp_max": (lambda a, b, c: torch.clamp(a, max=-0.3), 1),
+    # tensor limits (clamp_kernel_impl), lower above upper where b > c
+    "clamp_tensor": (lambda a, b, c: torch.clamp(a, b, c), 3),
+    "silu_bwd": (lambda a, b, c: torch.ops.aten.silu_backward(a, b), 2),
+    "isneginf": (lambda a, b, c: torch.isneginf(a), 1),
+    "isposinf": (lambda a, b, c: torch.isposinf(a), 1),
     "addcmul": (lambda a, b, c: torch.addcmul(a, b, c, value=0.5), 3),
     "addcmul1": (lambda a, b, c: torch.addcmul(a, b, c), 3),
     "addcdiv": (lambda a, b, c: torch.addcdiv(a, b, c, value=0.3), 3),
