@@ -71,41 +71,16 @@ if len(sys.argv) > 1 and sys.argv[1] == "child":
             out.setdefault(n, []).append((t1 - t0) / k * 1e6)
     print(json.dumps({n: min(v) for n, v in out.items()}))
     sys.exit(0)
-if len(sys.argv) < 2 or not sys.argv[1].isdigit():
-    print(__doc__.split("\n\n")[1], file=sys.stderr)
-    sys.exit(2)
-try:
-    import torch
-    if not torch.cuda.is_available():
-        raise ImportError
-except ImportError:
-    print("bench_ops: needs torch with a GPU", file=sys.stderr)
-    sys.exit(77)
-print(f"device: {torch.cuda.get_device_name()}")
-rounds = int(sys.argv[1])
-cfgs = [("plain", "")] + [tuple(c.split(":", 1)) for c in sys.argv[2:]]  # name:SHIM=path;K=V
-res = {c: [] for c, _ in cfgs}
-for r in range(rounds):
-    for name, shim in cfgs:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GPUOS_") and k != "LD_PRELOAD"}
-        kv = dict(x.split("=", 1) for x in shim.split(";") if x)
-        if "SHIM" in kv:
-            env.update(LD_PRELOAD=os.path.abspath(kv.pop("SHIM")), GPUOS_CONFIG="/dev/null", GPUOS_CATALOG="on")
-        env.update(kv)
-        p = subprocess.run(["taskset", "-c", "2,3", sys.executable, __file__, "child"], env=env,
-                           capture_output=True, text=True, timeout=120)
-        if r == rounds - 1:
-            for l in p.stderr.splitlines():
-                if l.startswith("gpuos probe"):
-                    print(f"  {name} {l}")
-        try:
-            res[name].append(json.loads(p.stdout.strip().splitlines()[-1]))
-        except Exception:
-            print(name, "failed", p.stderr[-800:]); continue
-        print(f"round {r} {name}: " + " ".join(f"{k}={v:.2f}" for k, v in res[name][-1].items()), flush=True)
-if not all(res.values()):
-    print("bench_ops: a configuration had no successful child")
-    sys.exit(1)
+from benchcfg import run_rounds
+
+
+def probe_lines(last, name, p):  # a probe build's spans, from its last round
+    for l in p.stderr.splitlines() if last else []:
+        if l.startswith("gpuos probe"):
+            print(f"  {name} {l}")
+
+
+cfgs, res = run_rounds("bench_ops", __file__, __doc__, 120, probe_lines)
 print("median us per op, and the difference from plain")
 keys = list(res["plain"][0])
 for name, _ in cfgs:

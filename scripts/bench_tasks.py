@@ -95,40 +95,8 @@ def child():
 
 
 def main():
-    if len(sys.argv) < 2 or not sys.argv[1].isdigit():
-        print(__doc__.split("\n\n")[1], file=sys.stderr)
-        sys.exit(2)
-    try:
-        import torch
-        if not torch.cuda.is_available():
-            raise ImportError
-    except ImportError:
-        print("bench_tasks: needs torch with a GPU", file=sys.stderr)
-        sys.exit(77)
-    print(f"device: {torch.cuda.get_device_name()}")
-    rounds = int(sys.argv[1])
-    cfgs = [("plain", "")] + [tuple(c.split(":", 1)) for c in sys.argv[2:]]
-    res = {c: [] for c, _ in cfgs}
-    for r in range(rounds):
-        for name, shim in cfgs:
-            env = {k: v for k, v in os.environ.items()
-                   if not k.startswith("GPUOS_") and k != "LD_PRELOAD"}
-            kv = dict(x.split("=", 1) for x in shim.split(";") if x)
-            if "SHIM" in kv:
-                env.update(LD_PRELOAD=os.path.abspath(kv.pop("SHIM")), GPUOS_CONFIG="/dev/null",
-                           GPUOS_CATALOG="on")
-            env.update(kv)
-            p = subprocess.run(["taskset", "-c", "2,3", sys.executable, __file__, "child"],
-                               env=env, capture_output=True, text=True, timeout=300)
-            try:
-                res[name].append(json.loads(p.stdout.strip().splitlines()[-1]))
-            except Exception:
-                print(name, "failed", p.stderr[-800:])
-                continue
-            print(f"round {r} {name} done", flush=True)
-    if not all(res.values()):
-        print("bench_tasks: a configuration had no successful child")
-        sys.exit(1)
+    from benchcfg import run_rounds
+    cfgs, res = run_rounds("bench_tasks", __file__, __doc__, 300)
     keys = list(res["plain"][0])
     def med_of(c, k):  # of the rounds whose host finished before the sleep did
         v = [x[k][0] for x in res[c] if x[k][0] < 1e9]
