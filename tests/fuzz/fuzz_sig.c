@@ -11,6 +11,17 @@
 #include "kernels/catalog.h"
 #include "kernels/sig.h"
 
+/* The fuzz bytes as a launch's parameters laid out as @kp says: @pb (@len bytes, zeroed past
+ * the input) holds them, @args points at each. */
+static void as_params(const struct gpuos_kparam *kp, unsigned n, uint8_t *pb, size_t len,
+		      void **args, const uint8_t *data, size_t size)
+{
+	memset(pb, 0, len);
+	memcpy(pb, data, size < len ? size : len);
+	for (unsigned i = 0; i < n; i++)
+		args[i] = pb + kp[i].offset;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct gpuos_sig s;
@@ -79,13 +90,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 							  {3, 648, 4},	 {4, 652, 4},	{5, 656, 4},
 							  {6, 664, 8}};
 		static uint8_t pb[672];
-		void *args[7] = {pb, pb + 216, pb + 432, pb + 648, pb + 652, pb + 656, pb + 664};
+		void *args[7];
 		struct gpuos_cat_isel p;
 		uint64_t elems;
 		uint32_t inner;
 
-		memset(pb, 0, sizeof(pb));
-		memcpy(pb, data, size < sizeof(pb) ? size : sizeof(pb));
+		as_params(kp, 7, pb, sizeof(pb), args, data, size);
 		memcpy(&inner, pb + 656, 4);
 		unsigned g[3] = {1, 1, 1}, b[3] = {inner < 128 ? inner : 128, 1, 1};
 		for (unsigned k = 0; k < 2; k++) {
@@ -110,12 +120,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 							  {3, 20, 4}, {4, 24, 4}, {5, 32, 8},
 							  {6, 40, 4}, {7, 44, 1}};
 		static uint8_t pb[48];
-		void *args[8] = {pb, pb + 8, pb + 16, pb + 20, pb + 24, pb + 32, pb + 40, pb + 44};
+		void *args[8];
 		struct gpuos_softmax_args a;
 		int32_t batch;
 
-		memset(pb, 0, sizeof(pb));
-		memcpy(pb, data, size < sizeof(pb) ? size : sizeof(pb));
+		as_params(kp, 8, pb, sizeof(pb), args, data, size);
 		memcpy(&batch, pb + 16, 4);
 		unsigned g[3] = {batch > 0 ? (unsigned)(((int64_t)batch + 7) / 8) : 1, 1, 1};
 		unsigned b[3] = {32, 4, 1};
@@ -137,12 +146,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 							  {3, 24, 4}, {4, 28, 4}, {5, 32, 4},
 							  {6, 40, 8}};
 		static uint8_t pb[48];
-		void *args[7] = {pb, pb + 8, pb + 16, pb + 24, pb + 28, pb + 32, pb + 40};
+		void *args[7];
 		struct gpuos_softmax_args a;
 		int32_t batch;
 
-		memset(pb, 0, sizeof(pb));
-		memcpy(pb, data, size < sizeof(pb) ? size : sizeof(pb));
+		as_params(kp, 7, pb, sizeof(pb), args, data, size);
 		memcpy(&batch, pb + 24, 4);
 		unsigned g[3] = {batch > 0 ? (unsigned)(((int64_t)batch + 7) / 8) : 1, 1, 1};
 		unsigned b[3] = {32, 4, 1};
