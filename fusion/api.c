@@ -299,6 +299,11 @@ static bool engine_dead(void *ctx)
 	return load_relaxed(&e->dead);
 }
 
+/* a chunk's length in units fits the mask, its address (chunks are page-aligned) clears it */
+_Static_assert(GPUOS_ARENA_CHUNK / 16 - 1 <= GPUOS_PBLK_LEN_MASK &&
+		   GPUOS_ARENA_CHUNK % (GPUOS_PBLK_LEN_MASK + 1) == 0,
+	       "arena chunks and the task's block length");
+
 static int submit(void *stream, struct gpuos_task *t, unsigned flags, const void *params,
 		  size_t n, int pdev)
 {
@@ -345,8 +350,12 @@ static int submit(void *stream, struct gpuos_task *t, unsigned flags, const void
 	GPUOS_PROBE_END(BATCH, t1);
 	GPUOS_PROBE_BEGIN(t2);
 	e = engine_of(dev);
-	if (chunk >= 0)
+	if (chunk >= 0) {
 		gpuos_arena_tag(&pe->arena, chunk, (unsigned)(ring - e->ring), pos);
+		/* after the batch resolved op: the fetcher copies the block (kernels/task.h) */
+		t->op |= GPUOS_TASK_PBLK;
+		t->a[2] |= (n + 15) / 16 - 1;
+	}
 	/* > 1: the ring was full and we spun: make sure its worker runs */
 	if (gpuos_ring_wait_room(ring, pos, engine_dead, e) > 1)
 		gpuos_engine_start_worker(e, (unsigned)(ring - e->ring));

@@ -27,8 +27,9 @@ static bool reusable(const struct gpuos_ring *rings, uint64_t tag)
 	if (!(tag & TAG_TASK))
 		return false; /* held: its task is about to be reserved */
 	/* sh_done (acquire) counts the tasks finished; the task at pos is when it passed
-	 * pos + 1. Its reads of the chunk completed before then (wrap.c copies the buffer
-	 * into shared memory before a barrier that precedes the worker's sh_done store). */
+	 * pos + 1. Its reads of the chunk completed before then (the worker's fetcher copies
+	 * a small block with the descriptor; an operator copies a large one into shared
+	 * memory before a barrier that precedes the worker's sh_done store). */
 	return gpuos_ring_passed(gpuos_ring_done(&rings[(tag >> 32) & 0xff]), (uint32_t)tag + 1);
 }
 

@@ -25,7 +25,8 @@ struct gpuos_arena {
 	_Atomic uint64_t tag[GPUOS_ARENA_CHUNKS]; /* 0 free, 1 held, else a task's ring and pos */
 };
 
-/* @host: zeroed memory the worker can read at @dev (plain memory in tests). */
+/* @host: zeroed memory the worker can read at @dev (plain memory in tests), 4096-aligned: a
+ * task carries its block's length in the address's low bits (kernels/task.h). */
 void gpuos_arena_init(struct gpuos_arena *a, void *host, uint64_t dev);
 
 /*

@@ -358,15 +358,16 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 		GPUOS_PROBE_END(DECODE, t0);
 		return submit_task(c, st, ptsz, a, NULL, 0);
 	}
-	memset(&blk, 0, sizeof(blk));
+	memset(&blk, 0, GPUOS_CAT_STRIDED_BYTES(oc.dims));
 	memcpy(blk.ptr, ew->ptr, ew->narrays * sizeof(blk.ptr[0]));
 	for (int d = 0; d < oc.dims; d++) {
-		blk.sizes[d] = oc.sizes[d];
-		memcpy(blk.strides[d], oc.strides[d], ew->narrays * sizeof(uint32_t));
+		blk.dim[d].size = oc.sizes[d];
+		gpuos_sig_divider(oc.sizes[d], &blk.dim[d].m1, &blk.dim[d].shift);
+		memcpy(blk.dim[d].strides, oc.strides[d], ew->narrays * sizeof(uint32_t));
 	}
 	a[0] = (uint32_t)ew->n;
 	a[1] = (uint32_t)oc.dims;
 	a[3] = ew->scalar_bits[1];
 	a[5] = ew->scalar_bits[0];
-	return submit_task(c, st, ptsz, a, &blk, sizeof(blk));
+	return submit_task(c, st, ptsz, a, &blk, GPUOS_CAT_STRIDED_BYTES(oc.dims));
 }

@@ -197,12 +197,20 @@ struct gpuos_cat_isel {
 };
 #define GPUOS_CAT_ISEL_KEY "index_select.units" /* every index_select kernel's one operator */
 
-/* The strided layout's parameter block (a2 of its tasks). */
+/*
+ * The strided layout's parameter block (a2 of its tasks): only its first a1 dims are sent
+ * (GPUOS_CAT_STRIDED_BYTES), so that a block of a few dims fits the worker's fetch of it.
+ */
 struct gpuos_cat_strided {
 	uint64_t ptr[4];
-	uint32_t sizes[GPUOS_OC_MAX_DIMS];
-	uint32_t strides[GPUOS_OC_MAX_DIMS][4];
+	struct gpuos_cat_dim {
+		uint32_t size;	     /* IntDivider divisor, and its magic (gpuos_sig_divider): */
+		uint32_t m1, shift;  /* n / size = (umulhi(n, m1) + n) >> shift */
+		uint32_t strides[4]; /* bytes, output then inputs */
+	} dim[GPUOS_OC_MAX_DIMS];
 };
+#define GPUOS_CAT_STRIDED_BYTES(dims)                                                              \
+	(offsetof(struct gpuos_cat_strided, dim) + (size_t)(dims) * sizeof(struct gpuos_cat_dim))
 
 extern const struct gpuos_cat_entry gpuos_cat_entries[];
 extern const unsigned gpuos_cat_nentries;

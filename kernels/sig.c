@@ -739,16 +739,25 @@ static int functor_scalars(const struct gpuos_sig *s, const uint8_t *f, unsigned
 }
 
 /* PyTorch's IntDivider<unsigned>: the magic numbers a divisor implies. */
-static bool divider_ok(uint32_t d, uint32_t m1, uint32_t shift)
+void gpuos_sig_divider(uint32_t d, uint32_t *m1, uint32_t *shift)
 {
 	uint32_t sh = 0;
 
-	if (!d)
-		return false;
 	while (sh < 32 && (1ull << sh) < d)
 		sh++;
-	uint64_t m = ((1ull << 32) * ((1ull << sh) - d)) / d + 1;
-	return shift == sh && m1 == (uint32_t)m;
+	*shift = sh;
+	*m1 = (uint32_t)(((1ull << 32) * ((1ull << sh) - d)) / d + 1);
+}
+
+/* An IntDivider as PyTorch's constructor makes it. */
+static bool divider_ok(uint32_t d, uint32_t m1, uint32_t shift)
+{
+	uint32_t m, sh;
+
+	if (!d || d > INT32_MAX)
+		return false;
+	gpuos_sig_divider(d, &m, &sh);
+	return shift == sh && m1 == m;
 }
 
 int gpuos_sig_decode_elementwise(const struct gpuos_sig *s, const struct gpuos_kparam *params,

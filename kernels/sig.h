@@ -159,6 +159,12 @@ int gpuos_sig_decode_unrolled(const struct gpuos_sig *s, const struct gpuos_kpar
 
 #define GPUOS_OC_MAX_DIMS 25 /* OffsetCalculator's MAX_DIMS */
 
+/*
+ * IntDivider's magic for a divisor @d in 1..INT32_MAX, as PyTorch derives it: for every n in
+ * 0..INT32_MAX, n / d == (umulhi(n, *m1) + n) >> *shift (the sum fits 32 bits).
+ */
+void gpuos_sig_divider(uint32_t d, uint32_t *m1, uint32_t *shift);
+
 /* An elementwise_kernel launch (broadcast, strided, 0-dim operands), decoded. */
 struct gpuos_oc_args {
 	struct gpuos_ew_args ew; /* n, the pointers, the functor's scalars */

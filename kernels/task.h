@@ -40,6 +40,21 @@ struct gpuos_task {
 	uint64_t a[GPUOS_TASK_ARGS]; /* the operator's arguments */
 };
 
+/*
+ * A task with a parameter block (fusion/arena.h): op has GPUOS_TASK_PBLK set, and a[2] is the
+ * block's arena address (4096-aligned) plus, in its low bits, the block's 16-byte units less
+ * one. The worker's fetcher copies a block of up to GPUOS_PBLK_SLOT bytes into shared memory
+ * with its descriptor (so the operator does not wait on the bus for it) and points a[2] at
+ * the copy; a larger one it points at in the arena. Operators see op without the flag and
+ * a[2] the block's plain address, in shared or mapped host memory (generic loads only).
+ */
+#define GPUOS_TASK_PBLK	    0x8000u
+#define GPUOS_PBLK_LEN_MASK 0xfffu
+#define GPUOS_PBLK_SLOT	    256u /* bytes a queue entry's copy may have (sm_80 and later) */
+#if GPUOS_BUILTIN_OPS + GPUOS_PHYS_OPS > GPUOS_TASK_PBLK
+#error "operator numbers reach the task's parameter-block flag"
+#endif
+
 /* Worker states in sh_state. */
 #define GPUOS_WORKER_EXITED   0u /* no worker of this ring runs or will look at the ring */
 #define GPUOS_WORKER_STARTING 1u /* host launched one; it has not started yet */

@@ -7,11 +7,13 @@
  * Warp 0 fetches: up to 32 descriptors at once (one lane each: one PCIe round trip for the
  * lot, not one per task) into a queue in shared memory, gives the ring slots back, and goes
  * on fetching while the other warps compute, so the fetch latency hides behind the work.
+ * Tasks' small parameter blocks come with their descriptors, into shared memory.
  * When the ring is empty it watches only the next descriptor. The compute warps run the queue
  * in ring order: built-in operators from a switch, an injected operator once per run of its
  * tasks; a named barrier (gpuos_sync) between dependent tasks.
  */
 #include <cuda/atomic>
+#include <cuda_pipeline.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +42,13 @@ struct gpuos_worker_params {
 };
 
 #define QN 64u /* queue in shared memory: two fetches */
+/* A queue entry's parameter-block copy (kernels/task.h). sm_75 has 64 KiB of shared memory a
+ * block and the window and queue take it: its blocks stay in the arena. */
+#if __CUDA_ARCH__ >= 800
+#define PSLOT GPUOS_PBLK_SLOT
+#else
+#define PSLOT 0u
+#endif
 
 /* The operators' shared-memory window: the launch's dynamic shared memory (engine.c). */
 extern __shared__ __align__(16) unsigned char gpuos_window[];
@@ -185,9 +194,47 @@ static __device__ bool try_exit(const struct gpuos_worker_params &p, uint32_t he
 	return true;
 }
 
+/*
+ * Warp 0, after copying the @n descriptors at queue index @tail: the parameter blocks of those
+ * flagged GPUOS_TASK_PBLK into @pb (PSLOT bytes an entry), all in flight at once (one bus
+ * round trip for the lot, asynchronous copies that hold no registers), then each entry's a[2]
+ * at its copy, or at the arena for a block too large, and the flag cleared.
+ */
+static __device__ void fetch_blocks(struct gpuos_task *q, unsigned char *pb, uint32_t tail,
+				    unsigned n, unsigned lane)
+{
+	struct gpuos_task *e = &q[(tail + lane) % QN];
+	const bool has = lane < n && (e->op & GPUOS_TASK_PBLK);
+	const uint64_t a2 = has ? e->a[2] : 0;
+	const unsigned units = (unsigned)(a2 & GPUOS_PBLK_LEN_MASK) + 1;
+	const bool fits = units * 16 <= PSLOT;
+	unsigned m = __ballot_sync(0xffffffffu, has && fits);
+
+	for (; m; m &= m - 1) {
+		const unsigned j = __ffs(m) - 1;
+		const uint64_t v = __shfl_sync(0xffffffffu, a2, j);
+		const uint4 *src = (const uint4 *)(v & ~(uint64_t)GPUOS_PBLK_LEN_MASK);
+		uint4 *dst = (uint4 *)(pb + (size_t)((tail + j) % QN) * PSLOT);
+
+		for (unsigned c = lane; c <= (unsigned)(v & GPUOS_PBLK_LEN_MASK); c += 32)
+			__pipeline_memcpy_async(dst + c, src + c, 16);
+	}
+	__pipeline_commit();
+	__pipeline_wait_prior(0);
+	if (has) {
+		e->a[2] = fits ? (uint64_t)(uintptr_t)(pb + (size_t)((tail + lane) % QN) * PSLOT)
+			       : a2 & ~(uint64_t)GPUOS_PBLK_LEN_MASK;
+		e->op &= ~GPUOS_TASK_PBLK;
+	}
+	/* every lane's copies and entries before lane 0 publishes them (its release of
+	 * s_tail) */
+	__syncwarp();
+}
+
 /* Warp 0: ring -> queue. Returns when the worker is to exit (the queue is empty then). */
 static __device__ void fetch_loop(const struct gpuos_worker_params &p, struct gpuos_task *q,
-				  uint32_t base, uint32_t *s_tail, uint32_t *s_head, uint32_t *s_exit)
+				  unsigned char *pb, uint32_t base, uint32_t *s_tail,
+				  uint32_t *s_head, uint32_t *s_exit)
 {
 	const unsigned lane = threadIdx.x & 31;
 	uint32_t head = base, tail = 0;
@@ -242,6 +289,7 @@ static __device__ void fetch_loop(const struct gpuos_worker_params &p, struct gp
 				dst[c % 4] = src[c % 4];
 			}
 			__syncwarp();
+			fetch_blocks(q, pb, tail, n, lane);
 			head += n;
 			tail += n;
 			if (lane == 0) {
@@ -433,6 +481,7 @@ static __device__ void compute_loop(const struct gpuos_worker_params &p, struct 
 extern "C" __global__ void __launch_bounds__(1024, 1) gpuos_worker(struct gpuos_worker_params p)
 {
 	__shared__ __align__(16) struct gpuos_task q[QN];
+	__shared__ __align__(16) unsigned char pb[QN * PSLOT + 16];
 	__shared__ uint32_t s_tail, s_head, s_exit, s_avail, s_base;
 
 	if (threadIdx.x == 0) {
@@ -448,7 +497,7 @@ extern "C" __global__ void __launch_bounds__(1024, 1) gpuos_worker(struct gpuos_
 	if (p.idle_ns == 0 && threadIdx.x == 1024)
 		asm volatile("bar.sync 15, 32;" ::: "memory");
 	if (threadIdx.x < 32 * GPUOS_FETCH_WARPS)
-		fetch_loop(p, q, s_base, &s_tail, &s_head, &s_exit);
+		fetch_loop(p, q, pb, s_base, &s_tail, &s_head, &s_exit);
 	else
 		compute_loop(p, q, s_base, &s_tail, &s_head, &s_exit, &s_avail);
 }

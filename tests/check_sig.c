@@ -348,6 +348,46 @@ END_TEST
 
 /* The recorded float + half add (mixed dtypes): casts on load and store, decoded. */
 /* Every family has a name (gpuos inspect prints it); other values have none. */
+/* The worker's strided operators divide by IntDivider's magic: exact for every n they meet. */
+static bool div_ok(uint32_t n, uint32_t d)
+{
+	uint32_t m1, sh;
+
+	gpuos_sig_divider(d, &m1, &sh);
+	uint64_t t = (((uint64_t)n * m1) >> 32) + n;
+
+	return t < (1ull << 32) && (uint32_t)(t >> sh) == n / d;
+}
+
+START_TEST(test_divider)
+{
+	uint64_t x = 88172645463325252ull; /* xorshift: a fixed, wide spread of n and d */
+
+	/* plain checks, one assertion at the end: Check marks every assertion it passes */
+	for (uint32_t d = 1; d <= 4096; d++)
+		for (uint32_t n = 0; n < 3 * d + 8; n++)
+			if (!div_ok(n, d))
+				ck_abort_msg("%u / %u", n, d);
+	for (int k = 0; k < 200000; k++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		uint32_t d = (uint32_t)(x >> 33) % INT32_MAX + 1, n = (uint32_t)x & INT32_MAX;
+
+		if (k & 1) /* small divisors, as tensor sizes mostly are */
+			d = d % 5000 + 1;
+		/* n, the multiple of d at or below it and the number before that, the largest */
+		if (!div_ok(n, d) || !div_ok(n - n % d, d) || !div_ok(INT32_MAX, d) ||
+		    (n >= d && !div_ok(n - n % d - 1, d)))
+			ck_abort_msg("%u / %u", n, d);
+	}
+	for (uint32_t s = 1; s < 31; s++)
+		for (uint32_t d = (1u << s) - 1; d <= (1u << s) + 1; d++)
+			if (!div_ok(INT32_MAX, d) || !div_ok(INT32_MAX - 1, d) ||
+			    !div_ok(INT32_MAX - INT32_MAX % d, d))
+				ck_abort_msg("2^%u: %u", s, d);
+	ck_assert(div_ok(INT32_MAX, INT32_MAX) && div_ok(INT32_MAX - 1, INT32_MAX));
+}
+END_TEST
+
 START_TEST(test_family_names)
 {
 	for (int f = GPUOS_SIG_VECTORIZED; f <= GPUOS_SIG_SOFTMAX; f++)
@@ -451,6 +491,7 @@ int main(void)
 	tcase_add_test(tc, test_decode_reduce);
 	tcase_add_test(tc, test_decode_unrolled);
 	tcase_add_test(tc, test_family_names);
+	tcase_add_test(tc, test_divider);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
