@@ -171,6 +171,9 @@ static enum gpuos_why submit_task(const struct gpuos_catk *c, cudaStream_t st, b
 	    st, c->op, a ? a : none, ptsz ? GPUOS_PTSZ : 0, blk, n, c->dev));
 }
 
+/* the worker fetches it with the task (kernels/task.h): not over the bus from the operator */
+_Static_assert(sizeof(struct gpuos_cat_reduce) <= GPUOS_PBLK_SLOT, "reduction block size");
+
 /*
  * A reduction: its ReduceOp decoded and validated (the simple form, sig.h), the operator's
  * parameter block from it. The launch's dynamic shared memory is the kernel's own tree

@@ -52,6 +52,8 @@ def child():
         cases[f"addcmul_/{n}"] = lambda x=x, y=y, z=z: z.addcmul_(x, y, value=1e-3)
         cases[f"hadd/{n}"] = lambda h=h, hy=hy: h.add_(hy)
         cases[f"bcast/{n}"] = lambda m=m, b=b, mo=mo: torch.add(m, b, out=mo)
+        rs = torch.empty(n // 128, device=d)
+        cases[f"sum/{n}"] = lambda m=m, rs=rs: torch.sum(m, 1, out=rs)
     ev = [torch.cuda.Event(enable_timing=True) for _ in range(3)]
     for f in cases.values():
         for _ in range(50):

@@ -298,6 +298,19 @@ def cases():
                     return fn(a, b, c)
                 yield f"{op}.{str(dt)[6:]}.0dim", zerodim, None if skip else True
 
+                # operands in two orders, so that no dims coalesce: 3 (the operator's
+                # last in registers), 5 (read where the worker fetched them) and 10 (a
+                # block of 312 bytes, over the worker's fetch: read from the arena)
+                for shape in ((8, 8, 16), (4,) * 5, (2,) * 10):
+                    def dims(fn=fn, dt=dt, shape=shape):
+                        rev = range(len(shape) - 1, -1, -1)
+                        a = values(1024, dt, 1).view(shape).permute(*rev)
+                        b = values(1024, dt, 2).view(shape[::-1])
+                        c = values(1024, dt, 3).view(shape[::-1])
+                        return fn(a, b, c)
+                    yield (f"{op}.{str(dt)[6:]}.dims{len(shape)}", dims,
+                           None if skip else True)
+
     # integers and bools (int64 wraps at its limits)
     for op, (fn, types) in INT_OPS.items():
         for dt in types:
