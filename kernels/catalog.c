@@ -318,16 +318,18 @@ static int red_match(const struct gpuos_sig *s, struct gpuos_cat_match *m)
 		m->dtype = gpuos_cat_dtype_of(s->dtype);
 		m->out = gpuos_cat_dtype_of(s->out_dtype);
 		/* MeanOps<scalar_t, acc_t, factor_t, out_t>: the factor of the accumulator type */
-		if (m->acc < 0 || m->dtype < 0 || m->out < 0 || !(r->dtypes & GPUOS_DT_BIT(m->acc)) ||
+		if (m->acc < 0 || m->dtype < 0 || m->out < 0 ||
+		    !(r->dtypes & GPUOS_DT_BIT(m->acc)) ||
 		    (r->factor && targ_dtype(p, 2) != m->acc) || (r->arg && m->dtype != m->acc) ||
 		    s->vt0 < 1 || s->vt0 > 8 ||
 		    (s->ivs != 1 && s->ivs != 2 && s->ivs != 4 && s->ivs != 8) || s->ovs < 1 ||
-		    s->ovs > 4 || s->ovs == 3)
+		    s->ovs > 4 || s->ovs == 3 || (r->arg && s->ovs != 1)) /* pairs: one a thread */
 			return -ENOENT;
 		m->r = r;
 		m->layout = GPUOS_CAT_REDUCE;
 		m->vt0 = s->vt0;
 		m->ivs = s->ivs;
+		m->ovs = s->ovs;
 		return 0;
 	}
 	return -ENOENT;
@@ -471,7 +473,10 @@ void gpuos_cat_key(const struct gpuos_cat_match *m, char *buf, size_t len)
 				 gpuos_cat_dtype_name(m->out));
 		/* vt0 and the input vector width, where they are not PyTorch's usual 4 and 4 */
 		if ((m->vt0 != 4 || m->ivs != 4) && n > 0 && (size_t)n < len)
-			snprintf(buf + n, len - (size_t)n, "%u%u", m->vt0, m->ivs);
+			n += snprintf(buf + n, len - (size_t)n, "%u%u", m->vt0, m->ivs);
+		/* outputs a thread, where more than one */
+		if (m->ovs > 1 && n > 0 && (size_t)n < len)
+			snprintf(buf + n, len - (size_t)n, ".x%u", m->ovs);
 		return;
 	}
 	snprintf(buf, len, "%s.%s.%s", m->e->name, gpuos_cat_dtype_name(m->dtype),
@@ -511,7 +516,9 @@ int gpuos_cat_reduce_params(const struct gpuos_cat_match *m, const struct gpuos_
 	if (!m->r || !acc || (unsigned)a->element_size_bytes != acc ||
 	    a->head != (ident + acc + 3) / 4 * 4 || a->in_dims > GPUOS_CAT_RED_DIMS ||
 	    a->out_dims > GPUOS_CAT_RED_DIMS || a->input_mult[2] ||
-	    (m->r->arg && a->output_vec_size != 1)) /* pairs: one output a thread (OVM) */
+	    (m->r->arg && a->output_vec_size != 1) || /* pairs: one output a thread (OVM) */
+	    a->block_width < 1 || (a->block_width & (a->block_width - 1)) || a->block_height < 1 ||
+	    (a->block_height & (a->block_height - 1))) /* the operator's shifts and lanes */
 		return -ENOTSUP;
 	memcpy(&p->ident, a->head_bytes + ident, acc);
 	if (m->r->factor)
@@ -819,10 +826,13 @@ static const char *scalar_raw(int dt)
 }
 
 /*
- * A reduction (catalog.h): PyTorch's kernel, its blocks one after another, its threads
- * folded by the worker's, every tree step a barrier. RED_XDESC: the warp's shuffles take
- * decreasing offsets (16, 8, ... 1) as PyTorch 2.11's block_x_reduce does; 0 would be the
- * increasing order of older releases.
+ * A reduction (catalog.h): PyTorch's kernel, its threads folded by the worker's so that a
+ * worker warp holds 32 of one block's threads, lane for lane. Without a tree across warps (no
+ * block_y_reduce, x within a warp) every block runs at once, shuffling as PyTorch's warps
+ * do; otherwise the blocks run one after another, every shared-memory tree step a barrier,
+ * then the warp's shuffles. RED_XDESC: the
+ * warp's shuffles take decreasing offsets (16, 8, ... 1) as PyTorch 2.11's block_x_reduce
+ * does; 0 would be the increasing order of older releases.
  */
 #define RED_XSTR(...) #__VA_ARGS__
 #define RED_STR(...)  RED_XSTR(__VA_ARGS__)
@@ -850,6 +860,18 @@ static const char red_body[] =
     "  for (int d = 0; d < r->out_dims; d++) {\n"
     "    const unsigned q = i / r->out_sizes[d];\n"
     "    off += (i - q * r->out_sizes[d]) * r->out_strides[d][k];\n"
+    "    i = q;\n"
+    "  }\n"
+    "  return off;\n"
+    "}\n"
+    "/* both arrays' offsets of output i (x the output's, y the input's): a division a dim */\n"
+    "static __device__ __forceinline__ uint2 out_offs(const struct gpuos_red *r, unsigned i)\n"
+    "{\n"
+    "  uint2 off = {0, 0};\n"
+    "  for (int d = 0; d < r->out_dims; d++) {\n"
+    "    const unsigned q = i / r->out_sizes[d], m = i - q * r->out_sizes[d];\n"
+    "    off.x += m * r->out_strides[d][0];\n"
+    "    off.y += m * r->out_strides[d][1];\n"
     "    i = q;\n"
     "  }\n"
     "  return off;\n"
@@ -905,7 +927,7 @@ static const char red_body[] =
     "                                            unsigned idx, A ident, A *res)\n"
     "{\n"
     "  const unsigned end = (unsigned)r->num_inputs, stride = (unsigned)r->step_input;\n"
-    "  const unsigned ovs = (unsigned)r->output_vec_size;\n"
+    "  const unsigned ovs = OVM;\n"
     "  A v[VT0][OVM];\n"
     "#pragma unroll\n"
     "  for (int i = 0; i < VT0; i++)\n"
@@ -943,11 +965,38 @@ static const char red_body[] =
     "  for (int j = 0; j < OVM; j++)\n"
     "    res[j] = v[0][j];\n"
     "}\n"
+    "/* __shfl_down_sync of an A (a 16-bit or bool value goes as an int): lanes past the\n"
+    " * warp's end keep theirs */\n"
+    "static __device__ __forceinline__ VAL_T shfl_val(VAL_T v, int d)\n"
+    "{ return (VAL_T)__shfl_down_sync(0xffffffffu, v, d); }\n"
+    "#if ARG\n"
+    "static __device__ __forceinline__ A shfl_down(A a, int d)\n"
+    "{ return A{shfl_val(a.v, d), __shfl_down_sync(0xffffffffu, a.i, d)}; }\n"
+    "#else\n"
+    "static __device__ __forceinline__ A shfl_down(A a, int d) { return shfl_val(a, d); }\n"
+    "#endif\n"
+    "/* block_x_reduce's warp part over dim (a power of two <= 32) lanes, on every lane of the\n"
+    " * warp as PyTorch does; the caller's lanes are its threads' x modulo 32 */\n"
+    "static __device__ __forceinline__ void warp_tree(A *v, int ovs, int dim)\n"
+    "{\n"
+    "#if RED_XDESC\n"
+    "#pragma unroll\n"
+    "  for (int off = 16; off > 0; off >>= 1)\n"
+    "#else\n"
+    "#pragma unroll\n"
+    "  for (int off = 1; off < 32; off <<= 1)\n"
+    "#endif\n"
+    "    if (off < dim)\n"
+    "#pragma unroll\n"
+    "    for (int j = 0; j < OVM; j++)\n"
+    "      if (j < ovs)\n"
+    "        v[j] = comb(v[j], shfl_down(v[j], off));\n"
+    "}\n"
     "/* one step of a tree: slot l takes slot l + d's partial, for l's in step */\n"
     "#define RED_STEP(cond, d)                                                  \\\n"
     "  do {                                                                    \\\n"
     "    for (int l = me; l < nt; l += all) {                                  \\\n"
-    "      const int tx = l % bw, ty = l / bw;                                 \\\n"
+    "      const int tx = l & (bw - 1), ty = l >> lbw;                         \\\n"
     "      (void)tx; (void)ty;                                                 \\\n"
     "      if (cond)                                                           \\\n"
     "        for (int j = 0; j < ovs; j++)                                     \\\n"
@@ -973,59 +1022,83 @@ static const char red_body[] =
     "      r = (const struct gpuos_red *)smem;\n"
     "    }\n"
     "    const int bw = r->block_width, bh = r->block_height, nt = bw * bh;\n"
-    "    const int ovs = r->output_vec_size;\n"
+    "    const int ovs = OVM; /* the launch's output_vec_size (sig.c checks) */\n"
     "    const bool xr = r->input_mult[0] != 0, yr = r->input_mult[1] != 0;\n"
     "    const A ident = *(const A *)&r->ident;\n"
-    "    for (int bx = 0; bx < r->grid_x; bx++) {\n"
-    "      for (int l = me; l < nt; l += all) {\n"
-    "        const int tx = l % bw, ty = l / bw;\n"
-    "        const unsigned oi = (unsigned)((tx * r->output_mult[0] + ty * r->output_mult[1] +\n"
-    "                                        bx * r->step_output) * ovs);\n"
-    "        const unsigned ii = (unsigned)(tx * r->input_mult[0] + ty * r->input_mult[1]);\n"
+    "    /* worker warps hold 32 of a block's threads each (l = g % nt32, g = me + i * all):\n"
+    "     * lane == tx % 32, the block's x and y being powers of two (the host checks) */\n"
+    "    const int nt32 = nt < 32 ? 32 : nt, lbw = __ffs(bw) - 1, lnt = __ffs(nt32) - 1;\n"
+    "    /* no tree across warps: every block at once, no barrier */\n"
+    "    const bool flat = !yr && (!xr || bw <= 32);\n"
+    "    const int nb = flat ? r->grid_x : 1;\n"
+    "    const int om0 = r->output_mult[0], om1 = r->output_mult[1], so = r->step_output;\n"
+    "    const int im0 = r->input_mult[0], im1 = r->input_mult[1];\n"
+    "    const unsigned nout = (unsigned)r->num_outputs, nin = (unsigned)r->num_inputs;\n"
+    "    for (int b0 = 0; b0 < r->grid_x; b0 += nb) {\n"
+    "      for (int g = me; g < nb << lnt; g += all) {\n"
+    "        const int bx = b0 + (g >> lnt), l = g & (nt32 - 1);\n"
+    "        const int tx = l & (bw - 1), ty = l >> lbw;\n"
+    "        const unsigned oi = (unsigned)((tx * om0 + ty * om1 + bx * so) * ovs);\n"
+    "        const unsigned ii = (unsigned)(tx * im0 + ty * im1);\n"
+    "        const bool live = l < nt && oi < nout;\n"
+    "        const uint2 off = live ? out_offs(r, oi) : make_uint2(0, 0);\n"
     "        A v[OVM];\n"
     "#pragma unroll\n"
     "        for (int j = 0; j < OVM; j++)\n"
     "          v[j] = ident;\n"
-    "        if (oi < (unsigned)r->num_outputs && ii < (unsigned)r->num_inputs) {\n"
-    "          const IN_T *data = (const IN_T *)(r->src + out_off(r, oi, 1));\n"
+    "        if (live && ii < nin) {\n"
+    "          const IN_T *data = (const IN_T *)(r->src + off.y);\n"
     "          if (r->vectorize)\n"
     "            v[0] = vec_fold(r, data, ii, (unsigned)tx, !yr || ty == 0, ident);\n"
     "          else\n"
     "            fold(r, data, ii, ident, v);\n"
     "        }\n"
+    "        if (flat) { /* block_x_reduce is its warp part alone: shuffle, store */\n"
+    "          if (xr)\n"
+    "            warp_tree(v, ovs, bw);\n"
+    "          if (live && (!xr || tx == 0))\n"
     "#pragma unroll\n"
-    "        for (int j = 0; j < OVM; j++)\n"
-    "          if (j < ovs)\n"
-    "            buf[l * ovs + j] = v[j];\n"
+    "            for (int j = 0; j < OVM; j++)\n"
+    "              if (j < ovs) {\n"
+    "                const A a = v[j];\n"
+    "                *(OUT_T *)(r->dst + (j ? out_off(r, oi + j, 0) : off.x)) = OUT_ST(PROJECT);\n"
+    "              }\n"
+    "        } else if (l < nt) {\n"
+    "#pragma unroll\n"
+    "          for (int j = 0; j < OVM; j++)\n"
+    "            if (j < ovs)\n"
+    "              buf[l * ovs + j] = v[j];\n"
+    "        }\n"
     "      }\n"
+    "      if (flat)\n"
+    "        continue;\n"
+    "      const int bx = b0;\n"
     "      gpuos_sync();\n"
     "      if (yr) /* block_y_reduce: rows halve */\n"
     "        for (int off = bh / 2; off > 0; off >>= 1)\n"
     "          RED_STEP(ty < off && ty + off < bh, off * bw);\n"
-    "      if (xr) { /* block_x_reduce: shared memory down to a warp, then shuffles */\n"
-    "        int dim = bw;\n"
-    "        if (dim > 32) {\n"
-    "          for (int off = dim / 2; off >= 32; off >>= 1)\n"
-    "            RED_STEP(tx < off && tx + off < bw, off);\n"
-    "          dim = 32;\n"
-    "        }\n"
-    "#if RED_XDESC\n"
-    "        for (int off = dim / 2; off > 0; off >>= 1)\n"
-    "          RED_STEP(tx < off, off);\n"
-    "#else\n"
-    "        for (int off = 1; off < dim; off <<= 1)\n"
-    "          RED_STEP(tx % (2 * off) == 0, off);\n"
-    "#endif\n"
+    "      int dim = bw; /* block_x_reduce: shared memory down to a warp, then shuffles */\n"
+    "      if (xr && dim > 32) {\n"
+    "        for (int off = dim / 2; off >= 32; off >>= 1)\n"
+    "          RED_STEP(tx < off && tx + off < bw, off);\n"
+    "        dim = 32;\n"
     "      }\n"
-    "      for (int l = me; l < nt; l += all) {\n"
-    "        const int tx = l % bw, ty = l / bw;\n"
-    "        const unsigned oi = (unsigned)((tx * r->output_mult[0] + ty * r->output_mult[1] +\n"
-    "                                        bx * r->step_output) * ovs);\n"
-    "        if (oi < (unsigned)r->num_outputs && (!xr || tx == 0) && (!yr || ty == 0))\n"
-    "          for (int j = 0; j < ovs; j++) {\n"
-    "            const A a = buf[l * ovs + j];\n"
-    "            *(OUT_T *)(r->dst + out_off(r, oi + j, 0)) = OUT_ST(PROJECT);\n"
-    "          }\n"
+    "      for (int l = me; l < nt32; l += all) {\n"
+    "        const int tx = l & (bw - 1), ty = l >> lbw;\n"
+    "        const unsigned oi = (unsigned)((tx * om0 + ty * om1 + bx * so) * ovs);\n"
+    "        A v[OVM];\n"
+    "#pragma unroll\n"
+    "        for (int j = 0; j < OVM; j++)\n"
+    "          v[j] = l < nt && j < ovs ? buf[l * ovs + j] : ident;\n"
+    "        if (xr)\n"
+    "          warp_tree(v, ovs, dim);\n"
+    "        if (l < nt && oi < nout && (!xr || tx == 0) && (!yr || ty == 0))\n"
+    "#pragma unroll\n"
+    "          for (int j = 0; j < OVM; j++)\n"
+    "            if (j < ovs) {\n"
+    "              const A a = v[j];\n"
+    "              *(OUT_T *)(r->dst + out_off(r, oi + j, 0)) = OUT_ST(PROJECT);\n"
+    "            }\n"
     "      }\n"
     "      gpuos_sync(); /* the next block's partials go where these were */\n"
     "    }\n"
@@ -1048,12 +1121,11 @@ static int red_source(const struct gpuos_cat_match *m, char *buf, size_t len)
 		     "%s"
 		     "#define MAXD %u\n#define VT0 %u\n#define IVS %u\n#define RED_XDESC 1\n"
 		     "#define IN_T %s\n#define IN_LD(x) ((O)%s(x))\n#define VAL_T %s\n#define ARG %d\n"
-		     "#define OVM %d /* outputs a thread: 1 for pairs (the stack) */\n"
+		     "#define OVM %u /* outputs a thread: reduce_kernel's output_vec_size */\n"
 		     "#define OUT_T %s\n#define OUT_ST(x) %s(x)\n#define COMBINE (%s)\n"
 		     "#define PROJECT %s\n"
 		     "%s",
-		     prelude, GPUOS_CAT_RED_DIMS, m->vt0, m->ivs, it, il, at, m->r->arg,
-		     m->r->arg ? 1 : 4, ot,
+		     prelude, GPUOS_CAT_RED_DIMS, m->vt0, m->ivs, it, il, at, m->r->arg, m->ovs, ot,
 		     m->out == GPUOS_DT_F16 || m->out == GPUOS_DT_BF16 ? ost : "(OUT_T)", m->r->combine,
 		     m->r->arg ? "(a.i)" : m->r->factor ? "(a * __uint_as_float(r->factor))" : "(a)",
 		     red_body);

@@ -121,6 +121,7 @@ struct gpuos_cat_match {
 	int layout;
 	int acc, out;	   /* a reduction's accumulator and output types */
 	unsigned vt0, ivs; /* ReduceOp's accumulators a thread, input vector width */
+	unsigned ovs;	   /* reduce_kernel's outputs a thread */
 	unsigned l2e;	   /* softmax: log2_elements */
 	bool log;	   /* softmax: log_softmax */
 	bool backward;	   /* softmax: its gradient */

@@ -9,6 +9,7 @@ separates from bench_ops (host cost): the worker's cost a task, tiny to optimize
   scripts/bench_tasks.py ROUNDS [NAME:SHIM=PATH;KEY=VALUE;...]...
 
 e.g. scripts/bench_tasks.py 3 "shim:SHIM=build/libgpuos_shim.so;GPUOS_MAX_ELEMENTS=262144"
+BENCH_CASES=sum,colsum (a comma-separated list of case names) runs only those.
 Prints µs an op per case (median of the rounds) and each configuration's ratio to plain, and
 the share of the case's ops each shim configuration ran in its worker. Children run pinned
 to CPUs 2 and 3. Exit status: 0, or 77 without torch or a GPU.
@@ -54,6 +55,12 @@ def child():
         cases[f"bcast/{n}"] = lambda m=m, b=b, mo=mo: torch.add(m, b, out=mo)
         rs = torch.empty(n // 128, device=d)
         cases[f"sum/{n}"] = lambda m=m, rs=rs: torch.sum(m, 1, out=rs)
+        cs = torch.empty(128, device=d); s0 = torch.empty((), device=d)
+        cases[f"colsum/{n}"] = lambda m=m, cs=cs: torch.sum(m, 0, out=cs)
+        cases[f"sumall/{n}"] = lambda x=x, s0=s0: torch.sum(x, 0, out=s0)
+    only = os.environ.get("BENCH_CASES")  # a comma-separated list of case prefixes
+    if only:
+        cases = {k: f for k, f in cases.items() if k.split("/")[0] in only.split(",")}
     ev = [torch.cuda.Event(enable_timing=True) for _ in range(3)]
     for f in cases.values():
         for _ in range(50):

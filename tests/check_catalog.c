@@ -514,21 +514,26 @@ START_TEST(test_sources_build)
 		}
 	}
 	/* reductions: each accumulator type, from and to itself; float's from and to the
-	 * 16-bit floats too; vt0 and the input vector width as PyTorch names them */
+	 * 16-bit floats too; vt0 and the input vector width as PyTorch names them; one output
+	 * a thread and four (pairs: one) */
 	for (unsigned i = 0; i < gpuos_cat_nreds; i++)
 		for (int dt = 0; dt < 32; dt++) {
 			if (!(gpuos_cat_reds[i].dtypes & GPUOS_DT_BIT(dt)))
 				continue;
-			for (unsigned k = 0; k < (dt == GPUOS_DT_F32 ? 3u : 1u); k++) {
-				struct gpuos_cat_match m = {.r = &gpuos_cat_reds[i],
-							    .dtype = dt == GPUOS_DT_F32 ? f16s[k] : dt,
-							    .layout = GPUOS_CAT_REDUCE,
-							    .acc = dt,
-							    .out = dt == GPUOS_DT_F32 ? f16s[k] : dt,
-							    .vt0 = 4,
-							    .ivs = k ? 4 : 2};
-				build_both(&m);
-			}
+			for (unsigned k = 0; k < (dt == GPUOS_DT_F32 ? 3u : 1u); k++)
+				for (unsigned ovs = 1; ovs <= (gpuos_cat_reds[i].arg ? 1u : 4u);
+				     ovs *= 4) {
+					struct gpuos_cat_match m = {
+					    .r = &gpuos_cat_reds[i],
+					    .dtype = dt == GPUOS_DT_F32 ? f16s[k] : dt,
+					    .layout = GPUOS_CAT_REDUCE,
+					    .acc = dt,
+					    .out = dt == GPUOS_DT_F32 ? f16s[k] : dt,
+					    .vt0 = 4,
+					    .ivs = k ? 4 : 2,
+					    .ovs = ovs};
+					build_both(&m);
+				}
 		}
 }
 END_TEST
@@ -617,16 +622,21 @@ START_TEST(test_stack)
 		}
 	}
 	/* reductions keep their VT0 x 4 accumulators within the worker's reserve: sum of
-	 * int64 and float32, argmax's (value, index) pairs */
+	 * int64 and float32 four outputs a thread, argmax's (value, index) pairs one */
 	for (unsigned k = 0; k < 3; k++) {
 		int dt = k == 0 ? GPUOS_DT_I64 : GPUOS_DT_F32;
 		const struct gpuos_cat_red *red = &gpuos_cat_reds[0];
 		for (unsigned i = 0; k == 2 && i < gpuos_cat_nreds; i++)
 			if (!strcmp(gpuos_cat_reds[i].name, "argmax"))
 				red = &gpuos_cat_reds[i];
-		struct gpuos_cat_match m = {.r = red, .dtype = dt,
-					    .layout = GPUOS_CAT_REDUCE, .acc = dt,
-					    .out = k == 2 ? GPUOS_DT_I64 : dt, .vt0 = 4, .ivs = 4};
+		struct gpuos_cat_match m = {.r = red,
+					    .dtype = dt,
+					    .layout = GPUOS_CAT_REDUCE,
+					    .acc = dt,
+					    .out = k == 2 ? GPUOS_DT_I64 : dt,
+					    .vt0 = 4,
+					    .ivs = 4,
+					    .ovs = k == 2 ? 1 : 4};
 		unsigned fr = frames_of(&m, "sum");
 		ck_assert_msg(fr <= GPUOS_OP_STACK, "%s %s: %u bytes", red->name,
 			      gpuos_cat_dtype_name(dt), fr);
