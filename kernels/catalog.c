@@ -505,6 +505,19 @@ int gpuos_cat_cast_word(const struct gpuos_cat_match *m, const struct gpuos_ur_a
 	return 0;
 }
 
+/* Whether indices below @n stay below the product of @dims sizes (no dims: any index). */
+static bool index_fits(const uint32_t *sizes, int dims, uint64_t n)
+{
+	uint64_t prod = 1;
+
+	if (!dims)
+		return true;
+	for (int d = 0; d < dims && prod < n; d++)
+		if (__builtin_mul_overflow(prod, sizes[d], &prod))
+			return true;
+	return n <= prod;
+}
+
 int gpuos_cat_reduce_params(const struct gpuos_cat_match *m, const struct gpuos_reduce_args *a,
 			    struct gpuos_cat_reduce *p)
 {
@@ -536,6 +549,13 @@ int gpuos_cat_reduce_params(const struct gpuos_cat_match *m, const struct gpuos_
 	p->vectorize = a->vectorize_input;
 	p->grid_x = (a->num_outputs + a->output_vec_size * a->step_output - 1) /
 		    (a->output_vec_size * a->step_output);
+	/* the calculators' last dims take what is left of an index without a division:
+	 * every index they get must be below their sizes' product (catalog.c's out_offs) */
+	if (!index_fits(a->in_sizes, a->in_dims, (uint64_t)a->num_inputs) ||
+	    !index_fits(a->out_sizes, a->out_dims,
+			((uint64_t)a->num_outputs + a->output_vec_size - 1) / a->output_vec_size *
+			    a->output_vec_size))
+		return -ENOTSUP;
 	p->in_dims = a->in_dims;
 	p->out_dims = a->out_dims;
 	for (int d = 0; d < a->in_dims; d++) {
@@ -843,39 +863,51 @@ static const char red_body[] =
     "static __device__ __forceinline__ bool first(VAL_T a, VAL_T b, long long ia, long long ib)\n"
     "{ return COMBINE; }\n"
     "static __device__ __forceinline__ A comb(A a, A b) { return first(a.v, b.v, a.i, b.i) ? a : b; }\n"
-    "#define RED(acc, p, k) comb(acc, A{ld(p), (long long)(k)})\n"
+    "#define RED(acc, x, k) comb(acc, A{ld(x), (long long)(k)})\n"
     "#else\n"
     "typedef VAL_T A;\n"
     "static __device__ __forceinline__ A comb(A a, A b) { return COMBINE; }\n"
-    "#define RED(acc, p, k) comb(acc, ld(p))\n"
+    "#define RED(acc, x, k) comb(acc, ld(x))\n"
     "#endif\n"
     "struct gpuos_red { " RED_STR(GPUOS_CAT_RED_FIELDS(MAXD)) " };\n"
     "#define RED_HEAD ((sizeof(struct gpuos_red) + 15) & ~(size_t)15)\n"
-    "static __device__ __forceinline__ VAL_T ld(const IN_T *p) { return IN_LD(*p); }\n"
+    "static __device__ __forceinline__ VAL_T ld(IN_T x) { return IN_LD(x); }\n"
+    "/* aligned_vector<IN_T, IVS>: the vectors vec_fold loads, one load each as PyTorch's */\n"
+    "struct __align__(IVS * sizeof(IN_T)) ivec { IN_T v[IVS]; };\n"
     "/* OffsetCalculator<2>: output i's byte offsets in both arrays (x the output's, y the\n"
-    " * input's), a division a dim */\n"
+    " * input's), a division a dim but the last: i < num_outputs <= the sizes' product (the\n"
+    " * host checks), so what is left of i there is its index in the last dim */\n"
     "static __device__ __forceinline__ uint2 out_offs(const struct gpuos_red *r, unsigned i)\n"
     "{\n"
     "  uint2 off = {0, 0};\n"
+    "  int d = 0;\n"
     "#pragma unroll 1 /* dims are few: code the i-cache holds */\n"
-    "  for (int d = 0; d < r->out_dims; d++) {\n"
+    "  for (; d < r->out_dims - 1; d++) {\n"
     "    const unsigned q = i / r->out_sizes[d], m = i - q * r->out_sizes[d];\n"
     "    off.x += m * r->out_strides[d][0];\n"
     "    off.y += m * r->out_strides[d][1];\n"
     "    i = q;\n"
     "  }\n"
+    "  if (d < r->out_dims) {\n"
+    "    off.x += i * r->out_strides[d][0];\n"
+    "    off.y += i * r->out_strides[d][1];\n"
+    "  }\n"
     "  return off;\n"
     "}\n"
-    "/* OffsetCalculator<1> of the input, in elements */\n"
+    "/* OffsetCalculator<1> of the input, in elements, the last dim as above (i < num_inputs\n"
+    " * <= the sizes' product) */\n"
     "static __device__ unsigned in_off(const struct gpuos_red *r, unsigned i)\n"
     "{\n"
     "  unsigned off = 0;\n"
+    "  int d = 0;\n"
     "#pragma unroll 1\n"
-    "  for (int d = 0; d < r->in_dims; d++) {\n"
+    "  for (; d < r->in_dims - 1; d++) {\n"
     "    const unsigned q = i / r->in_sizes[d];\n"
     "    off += (i - q * r->in_sizes[d]) * r->in_strides[d];\n"
     "    i = q;\n"
     "  }\n"
+    "  if (d < r->in_dims)\n"
+    "    off += i * r->in_strides[d];\n"
     "  return off / (unsigned)sizeof(IN_T);\n"
     "}\n"
     "/* input_vectorized_thread_reduce_impl: the unaligned head by lanes shift..IVS-1, IVS\n"
@@ -890,7 +922,7 @@ static const char red_body[] =
     "    data -= shift;\n"
     "    end += shift;\n"
     "    if (tx >= (unsigned)shift && tx < IVS && tail)\n"
-    "      value = RED(value, data + tx, (int)tx - shift);\n"
+    "      value = RED(value, data[tx], (int)tx - shift);\n"
     "    end -= IVS;\n"
     "    data += IVS;\n"
     "    shift = IVS - shift;\n"
@@ -900,13 +932,14 @@ static const char red_body[] =
     "  for (int i = 1; i < IVS; i++)\n"
     "    v[i] = ident;\n"
     "  while (idx * IVS + IVS - 1 < end) {\n"
+    "    const struct ivec x = ((const struct ivec *)data)[idx]; /* data is aligned now */\n"
     "#pragma unroll\n"
     "    for (int i = 0; i < IVS; i++)\n"
-    "      v[i] = RED(v[i], data + idx * IVS + i, shift + idx * IVS + i);\n"
+    "      v[i] = RED(v[i], x.v[i], shift + idx * IVS + i);\n"
     "    idx += (unsigned)r->step_input;\n"
     "  }\n"
     "  if (tail && end - end % IVS + tx < end)\n"
-    "    v[0] = RED(v[0], data + (end - end % IVS + tx), end - end % IVS + tx + shift);\n"
+    "    v[0] = RED(v[0], data[end - end % IVS + tx], end - end % IVS + tx + shift);\n"
     "#pragma unroll\n"
     "  for (int i = 1; i < IVS; i++)\n"
     "    v[0] = comb(v[0], v[i]);\n"
@@ -930,7 +963,7 @@ static const char red_body[] =
     "      const unsigned o = in_off(r, idx + i * stride) / OVM * OVM;\n"
     "#pragma unroll\n"
     "      for (unsigned j = 0; j < OVM; j++)\n"
-    "        v[i][j] = RED(v[i][j], data + o + j, idx + i * stride);\n"
+    "        v[i][j] = RED(v[i][j], data[o + j], idx + i * stride);\n"
     "    }\n"
     "    idx += stride * VT0;\n"
     "  }\n"
@@ -941,7 +974,7 @@ static const char red_body[] =
     "    const unsigned o = in_off(r, idx) / OVM * OVM;\n"
     "#pragma unroll\n"
     "    for (unsigned j = 0; j < OVM; j++)\n"
-    "      v[i][j] = RED(v[i][j], data + o + j, idx);\n"
+    "      v[i][j] = RED(v[i][j], data[o + j], idx);\n"
     "    idx += stride;\n"
     "  }\n"
     "#pragma unroll\n"

@@ -58,6 +58,14 @@ def child():
         cs = torch.empty(128, device=d); s0 = torch.empty((), device=d)
         cases[f"colsum/{n}"] = lambda m=m, cs=cs: torch.sum(m, 0, out=cs)
         cases[f"sumall/{n}"] = lambda x=x, s0=s0: torch.sum(x, 0, out=s0)
+        m32, r32 = x.view(-1, 32), torch.empty(n // 32, device=d)
+        cases[f"sum32/{n}"] = lambda m=m32, r=r32: torch.sum(m, 1, out=r)
+        m1k, r1k = x.view(-1, 1024), torch.empty(n // 1024, device=d)
+        cases[f"sum1k/{n}"] = lambda m=m1k, r=r1k: torch.sum(m, 1, out=r)
+        hm, hr = h.view(-1, 128), torch.empty(n // 128, device=d, dtype=torch.half)
+        cases[f"hsum/{n}"] = lambda m=hm, r=hr: torch.sum(m, 1, out=r)
+        ia = torch.empty(n // 128, device=d, dtype=torch.long)
+        cases[f"argmax/{n}"] = lambda m=m, ia=ia: torch.argmax(m, 1, out=ia)
     only = os.environ.get("BENCH_CASES")  # a comma-separated list of case prefixes
     if only:
         cases = {k: f for k, f in cases.items() if k.split("/")[0] in only.split(",")}

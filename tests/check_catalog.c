@@ -696,6 +696,20 @@ START_TEST(test_reduce_params)
 			memcpy(&f, &p.factor, 4);
 			ck_assert(f > 0 && f <= 1);
 		}
+		/* the calculators' last dims divide nothing: an index past the sizes' product
+		 * (a config PyTorch never makes) is refused */
+		if (a.in_dims) {
+			uint32_t sz = a.in_sizes[a.in_dims - 1];
+			a.in_sizes[a.in_dims - 1] = sz - 1;
+			ck_assert_int_eq(gpuos_cat_reduce_params(&m, &a, &p), -ENOTSUP);
+			a.in_sizes[a.in_dims - 1] = sz;
+		}
+		if (a.out_dims && a.num_outputs > 1) {
+			a.num_outputs += a.output_vec_size;
+			ck_assert_int_eq(gpuos_cat_reduce_params(&m, &a, &p), -ENOTSUP);
+			a.num_outputs -= a.output_vec_size;
+		}
+		ck_assert_int_eq(gpuos_cat_reduce_params(&m, &a, &p), 0);
 		/* an accumulator of another size than the config's is not this operator's */
 		a.element_size_bytes = 12;
 		ck_assert_int_eq(gpuos_cat_reduce_params(&m, &a, &p), -ENOTSUP);
