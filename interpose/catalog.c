@@ -189,6 +189,10 @@ static enum gpuos_why reduce_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 
 	if (!args)
 		return GPUOS_WHY_LAUNCH_CONFIG;
+	/* the worker runs a block of PyTorch's threads a round (32 to a warp, lane for lane):
+	 * past a couple of rounds the task costs the GPU more than the kernel would */
+	if ((uint64_t)g.x * g.y * g.z * b.x * b.y * b.z > gpuos_shim.cfg.reduce_max_threads)
+		return GPUOS_WHY_TOO_LARGE;
 	rc = gpuos_sig_decode_reduce(&c->sig, c->params, c->nparams, args, grid, block, &ra);
 	if (!rc)
 		rc = gpuos_cat_reduce_params(&c->m, &ra, &p);

@@ -19,6 +19,7 @@ struct gpuos_cfg {
 	char report[4096];    /* "" off, "1"/"stderr" table on stderr, else a .json path */
 	uint64_t max_elements; /* largest launch diverted, in elements */
 	uint64_t max_copy_bytes; /* largest device-to-device copy diverted */
+	uint64_t reduce_max_threads; /* largest reduction diverted, grid x block threads */
 	uint64_t max_blocks;
 	uint64_t max_threads; /* per block */
 	bool catalog;		  /* run the PyTorch kernels the catalog knows in the worker */

@@ -91,6 +91,7 @@ static void assert_defaults(const struct gpuos_cfg *cfg, bool enable)
 	ck_assert_uint_eq(cfg->max_copy_bytes, 65536);
 	ck_assert_uint_eq(cfg->max_blocks, 4096);
 	ck_assert_uint_eq(cfg->max_threads, 1024);
+	ck_assert_uint_eq(cfg->reduce_max_threads, 1024);
 	ck_assert(!cfg->lift);
 	ck_assert(cfg->catalog);
 	ck_assert_uint_eq(cfg->lift_max_threads, 8192);
@@ -121,6 +122,7 @@ static const char all_options[] = "# every option\n"
 				  "max_elements = 65536\n"
 				  "max_blocks = 128\n"
 				  "max_threads = 256\n"
+				  "reduce_max_threads = 2k\n"
 				  "cache_dir = /var/cache/gpuos\n"
 				  "workers = 4\n"
 				  "worker_threads = 1024\n"
@@ -137,6 +139,7 @@ static void assert_all_options(const struct gpuos_cfg *cfg)
 	ck_assert_uint_eq(cfg->max_elements, 65536);
 	ck_assert_uint_eq(cfg->max_blocks, 128);
 	ck_assert_uint_eq(cfg->max_threads, 256);
+	ck_assert_uint_eq(cfg->reduce_max_threads, 2048);
 	ck_assert_str_eq(cfg->cache_dir, "/var/cache/gpuos");
 	ck_assert_uint_eq(cfg->workers, 4);
 	ck_assert_uint_eq(cfg->worker_threads, 1024);
@@ -168,6 +171,7 @@ START_TEST(test_env_every_option)
 			"GPUOS_MAX_ELEMENTS=64k",
 			"GPUOS_MAX_BLOCKS= 128 ",
 			"GPUOS_MAX_THREADS=256",
+			"GPUOS_REDUCE_MAX_THREADS=2k",
 			"GPUOS_CACHE_DIR=/var/cache/gpuos",
 			"GPUOS_WORKERS=4",
 			"GPUOS_WORKER_THREADS=1k",
@@ -192,6 +196,7 @@ START_TEST(test_env_every_option)
 			 "GPUOS_MAX_ELEMENTS=65536",
 			 "GPUOS_MAX_BLOCKS=128",
 			 "GPUOS_MAX_THREADS=256",
+			 "GPUOS_REDUCE_MAX_THREADS=2048",
 			 "GPUOS_CACHE_DIR=/var/cache/gpuos",
 			 "GPUOS_WORKERS=4",
 			 "GPUOS_WORKER_THREADS=1024",

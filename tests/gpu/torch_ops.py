@@ -361,6 +361,13 @@ def cases():
                     # vectors of outputs: not the operator's form (one pair a thread)
                     want = None if op.startswith("arg") and dim != len(view) - 1 else True
                     yield f"{tag}.{shape}", drun, want
+                if op == "sum" and dt == torch.float32 and kind == "special":
+                    # reduce_max_threads either side: 32 rows of 32 take 2 blocks of 512
+                    # threads, 64 rows 4 (the input made on the host: no task of its own)
+                    for rows, want in ((32, True), (64, False)):
+                        def trun(rows=rows):
+                            return values(rows * 32, torch.float32, 5).view(rows, 32).sum(1)
+                        yield f"{tag}.rows32x{rows}", trun, want
 
     # a strided tensor made contiguous: direct_copy in elementwise_kernel, same type
     for dt in FLOATS + INT_TYPES + (torch.bool,):
