@@ -163,6 +163,7 @@ static void *order_lane(void *arg)
 {
 	struct lane *L = (struct lane *)arg;
 	float *host = (float *)malloc(MAXN * 4);
+	const bool trace = getenv("GPUOS_TEST_ORDER_TRACE") != NULL;
 	cudaEvent_t ev;
 
 	CK(cudaStreamCreate(&L->s[0]));
@@ -236,7 +237,7 @@ static void *order_lane(void *arg)
 			CK(cudaStreamSynchronize(s));
 			L->hash = fnv(host, n * 4, L->hash);
 		}
-		if (getenv("GPUOS_TEST_ORDER_TRACE")) {
+		if (trace) {
 			L->trace.push_back((uint64_t)r << 48 | (uint64_t)k << 40 | (uint64_t)i << 32 |
 					   (uint64_t)j << 24 | n);
 			L->trace.push_back(L->hash);
@@ -248,7 +249,7 @@ static void *order_lane(void *arg)
 		for (int i = 0; i < NBUF; i++) {
 			CK(cudaMemcpy(host, L->buf[k][i], MAXN * 4, cudaMemcpyDeviceToHost));
 			L->hash = fnv(host, MAXN * 4, L->hash);
-			if (getenv("GPUOS_TEST_ORDER_TRACE")) {
+			if (trace) {
 				L->trace.push_back((uint64_t)k << 40 | (uint64_t)i << 32);
 				L->trace.push_back(fnv(host, MAXN * 4));
 			}
