@@ -874,11 +874,23 @@ int gpuos_lift(const char *buf, size_t len, const char *entry, const struct gpuo
 	}
 	if (x->version_tok && x->t[x->version_tok].len < 8) {
 		unsigned maj = 0, min = 0;
-		sscanf(x->b + x->t[x->version_tok].off, "%u.%u", &maj, &min);
+		char v[8];
+
+		/* the buffer need not end in a NUL: scan a copy of the token */
+		memcpy(v, x->b + x->t[x->version_tok].off, x->t[x->version_tok].len);
+		v[x->t[x->version_tok].len] = 0;
+		sscanf(v, "%u.%u", &maj, &min);
 		r->ptx_version = maj * 10 + min;
 	}
-	if (x->target_tok && prefix(x, x->target_tok, "sm_"))
-		r->target_sm = (unsigned)strtoul(x->b + x->t[x->target_tok].off + 3, NULL, 10);
+	if (x->target_tok && prefix(x, x->target_tok, "sm_")) {
+		char t[16];
+		size_t l = x->t[x->target_tok].len - 3;
+
+		l = l < sizeof(t) - 1 ? l : sizeof(t) - 1;
+		memcpy(t, x->b + x->t[x->target_tok].off + 3, l);
+		t[l] = 0;
+		r->target_sm = (unsigned)strtoul(t, NULL, 10);
+	}
 
 	/* the entry */
 	struct fn *f = NULL;

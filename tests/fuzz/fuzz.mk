@@ -6,7 +6,7 @@ FUZZ_LIB_SRCS  := $(wildcard common/*.c ptx_lift/*.c) interpose/config.c kernels
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-std=gnu11 -D_GNU_SOURCE -I. -Icommon -I$(CUDA_HOME)/include
 
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
+build/fuzz/%: tests/fuzz/%.c tests/fuzz/guard.h $(FUZZ_LIB_SRCS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $@")
 	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LIB_SRCS) -lelf -lzstd -llz4 -ldl -lpthread

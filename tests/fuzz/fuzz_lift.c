@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ptx_lift/ptx_lift.h"
+#include "tests/fuzz/guard.h"
 
 struct names {
 	char name[4][128];
@@ -27,6 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > 1 << 20)
 		return 0;
+	data = gpuos_fuzz_guard(data, size);
 	if (gpuos_lift_entries((const char *)data, size, on_entry, &ns) < 0)
 		return 0;
 	for (int i = 0; i < ns.n; i++) {

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ptx_lift/ptx_tok.h"
+#include "tests/fuzz/guard.h"
 
 #define CHECK(x)                                                                                   \
 	do {                                                                                       \
@@ -48,7 +49,7 @@ static void check_gap(const char *s, size_t from, size_t to)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const char *src = (const char *)data;
+	const char *src = (const char *)gpuos_fuzz_guard(data, size);
 	struct gpuos_ptx_tok *t = NULL, *u = NULL;
 	size_t n = 0, m = 0, at = 0, prev_end = 0, jlen = 0, o = 0;
 	unsigned line = 1, err_line = 0;
