@@ -557,6 +557,18 @@ void gpuos_fusion_stream_op(CUstream s, bool ptsz)
 	gpuos_batch_stream_op(b, (uintptr_t)s, ptsz, dev);
 }
 
+void gpuos_fusion_call_begin(CUstream s, bool ptsz)
+{
+	/* counted before the active check: an engine may start during the call */
+	if (gpuos_batch_call_begin(&gpuos_engines.batches, (uintptr_t)s, ptsz))
+		gpuos_fusion_stream_op(s, ptsz);
+}
+
+void gpuos_fusion_call_end(CUstream s, bool ptsz)
+{
+	gpuos_batch_call_end(&gpuos_engines.batches, (uintptr_t)s, ptsz);
+}
+
 void gpuos_fusion_stream_gone(CUstream s)
 {
 	if (gpuos_fusion_active())

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -14,6 +15,10 @@
 #include "fusion/batch.h"
 
 #define NINDEX (2 * GPUOS_MAX_SLOTS)
+
+_Static_assert(offsetof(struct gpuos_batches, calls) + sizeof(((struct gpuos_batches *)0)->calls) ==
+		   sizeof(struct gpuos_batches),
+	       "nopen and calls[] come last: gpuos_batch_init keeps them");
 
 static __thread pid_t my_tid;
 
@@ -182,7 +187,9 @@ static void apply_rules(struct gpuos_batches *b, uintptr_t stream, int dev, bool
 
 void gpuos_batch_init(struct gpuos_batches *b, const struct gpuos_batch_ops *ops, void *ctx)
 {
-	memset(b, 0, sizeof(*b));
+	/* all but nopen and calls[]: driver calls read them without a lock, before any engine,
+	 * and calls in flight when an engine starts were counted and will end */
+	memset(b, 0, offsetof(struct gpuos_batches, nopen));
 	pthread_mutex_init(&b->lock, NULL);
 	for (unsigned i = 0; i < GPUOS_MAX_SLOTS; i++)
 		pthread_mutex_init(&b->slot[i].lock, NULL);
@@ -195,6 +202,59 @@ static uintptr_t normal(uintptr_t stream, bool ptsz)
 	if (stream == 0)
 		return ptsz ? GPUOS_STREAM_PTDS : GPUOS_STREAM_LEGACY;
 	return stream;
+}
+
+/* ---- driver calls in flight ---- */
+
+/* @stream normalised (LEGACY, PTDS or a handle). */
+static unsigned call_bucket(uintptr_t stream)
+{
+	if (stream == GPUOS_STREAM_LEGACY)
+		return 0;
+	if (stream == GPUOS_STREAM_PTDS)
+		stream = ((uintptr_t)(unsigned)self() << 16) | 0x2;
+	return 1 + (unsigned)(((uint64_t)stream * 0x9e3779b97f4a7c15ull) >> 32) %
+		       (GPUOS_CALL_BUCKETS - 1);
+}
+
+bool gpuos_batch_call_begin(struct gpuos_batches *b, uintptr_t stream, bool ptsz)
+{
+	/* seq_cst count, then seq_cst look: pairs with the open's seq_cst announce-then-look
+	 * (opening_refused). Either this call sees the batch being opened (and closes it under
+	 * the table lock, after the opener's go), or the opener sees this call and gives up. */
+	atomic_fetch_add(&b->calls[call_bucket(normal(stream, ptsz))], 1);
+	return atomic_load(&b->nopen) != 0;
+}
+
+void gpuos_batch_call_end(struct gpuos_batches *b, uintptr_t stream, bool ptsz)
+{
+	/* release: the call has put its work on the stream; an opener that reads the count
+	 * (seq_cst, so acquire) down enqueues its go after that work */
+	atomic_fetch_sub_explicit(&b->calls[call_bucket(normal(stream, ptsz))], 1,
+				  memory_order_release);
+}
+
+/* Under the table lock, before opening a batch on @s (normalised). Announces the batch in
+ * nopen, then looks for driver calls in flight on @s or a stream @s orders with; if there is
+ * one, takes the announcement back and says so. */
+static bool opening_refused(struct gpuos_batches *b, uintptr_t s, bool blocking)
+{
+	bool busy = false;
+
+	/* seq_cst announce, then seq_cst looks: pairs with gpuos_batch_call_begin */
+	atomic_fetch_add(&b->nopen, 1);
+	if (s == GPUOS_STREAM_LEGACY) { /* any stream in a call may be a blocking one */
+		for (unsigned i = 0; i < GPUOS_CALL_BUCKETS && !busy; i++)
+			busy = atomic_load(&b->calls[i]) != 0;
+	} else {
+		busy = atomic_load(&b->calls[call_bucket(s)]) != 0 ||
+		       (blocking && atomic_load(&b->calls[0]) != 0);
+	}
+	if (busy) {
+		fetch_add_relaxed(&b->nopen, -1);
+		b->nrefused++;
+	}
+	return busy;
 }
 
 int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int *dev,
@@ -272,20 +332,25 @@ slow:
 		t->op = (uint16_t)rc;
 		rc = 0;
 	}
+	if (!s->open && opening_refused(b, stream, s->blocking)) {
+		rc = -EINPROGRESS;
+		goto out;
+	}
 	apply_rules(b, stream, s->dev, s->blocking, s);
 	if (!s->open) {
 		uint32_t nb = s->batch + 1 ? s->batch + 1 : 1; /* 0 means "no gate" */
 
 		rc = b->ops->go(b->ctx, s->dev, stream, (unsigned)(s - b->slot), nb);
-		if (rc)
+		if (rc) {
+			fetch_add_relaxed(&b->nopen, -1); /* announced by opening_refused */
 			goto out;
+		}
 		s->batch = nb;
 		pthread_mutex_lock(&s->lock);
 		s->open = true;
 		pthread_mutex_unlock(&s->lock);
 		mark_open(b, (unsigned)(s - b->slot), true);
 		b->nopened++;
-		fetch_add_relaxed(&b->nopen, 1);
 		t->gate = nb;
 	} else {
 		t->gate = 0;

@@ -21,7 +21,12 @@
  *     opens its own;
  *   - per-thread default streams are blocking; their batch is opened by their thread; another
  *     thread closes it with a wait on the legacy stream (which orders the per-thread stream's
- *     later work as well, both being blocking).
+ *     later work as well, both being blocking);
+ *   - while a driver call on S is in flight (gpuos_batch_call_begin to _end) no batch opens on
+ *     S, nor on a stream S orders with: the call closed S's batches when it entered, and a
+ *     batch opened before its work is enqueued would have its go before that work, yet the
+ *     caller's next task on S would join it. Another thread sharing S gets -EINPROGRESS
+ *     (its launch falls through and the driver orders it).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -56,6 +61,8 @@ struct gpuos_batch_ops {
 	int (*wait)(void *ctx, int dev, uintptr_t stream, unsigned slot, uint32_t tseq);
 };
 
+#define GPUOS_CALL_BUCKETS 64
+
 struct gpuos_slot {
 	pthread_mutex_t lock;  /* tseq, ntasks, open; taken alone by a submit that joins an open
 				* batch; anything else holds the table lock first */
@@ -73,7 +80,6 @@ struct gpuos_slot {
 
 struct gpuos_batches {
 	pthread_mutex_t lock;
-	_Atomic int nopen;   /* open batches: stream_op is a no-op at 0 */
 	_Atomic int capture; /* captures in progress: no task is accepted */
 	_Atomic int parking; /* parks in progress: no task is accepted (-EAGAIN) */
 	_Atomic int frozen;  /* an alias switch: injected operators take the slow path */
@@ -92,6 +98,13 @@ struct gpuos_batches {
 	 * the 100 KB of every slot, on each legacy-stream submit and stream op) */
 	uint64_t openmask[GPUOS_MAX_SLOTS / 64];
 	uint64_t nopened, nclosed, nelided; /* statistics; elided: closes without a wait */
+	uint64_t nrefused; /* opens refused for a driver call in flight (under the lock) */
+	/* Last, never reset by gpuos_batch_init: driver calls read them before any engine. */
+	_Atomic int nopen; /* open batches (and one being opened): stream_op is a no-op at 0 */
+	/* stream-ordered driver calls in flight, by bucket: 0 the legacy stream (any device),
+	 * 1..63 a hash of the stream (a per-thread stream's of its thread). A shared bucket
+	 * only makes an open fall through. */
+	_Alignas(64) _Atomic uint32_t calls[GPUOS_CALL_BUCKETS];
 };
 
 void gpuos_batch_init(struct gpuos_batches *b, const struct gpuos_batch_ops *ops, void *ctx);
@@ -102,8 +115,9 @@ void gpuos_batch_init(struct gpuos_batches *b, const struct gpuos_batch_ops *ops
  * order. @ptsz: a NULL stream means the per-thread default stream. @dev: the current device in, the
  * slot's out. On success *ring and *pos say where to publish it (gpuos_ring_wait_room,
  * gpuos_ring_publish); the caller must publish it. -EBUSY while a capture is in progress, -EAGAIN
- * while a park is, -ENOSPC
- * without a free slot, or the ops' error.
+ * while a park is, -EINPROGRESS if the task would open a batch while another thread's driver
+ * call on the stream (or one it orders with) is in flight, -ENOSPC without a free slot, or
+ * the ops' error.
  */
 int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int *dev,
 		       struct gpuos_task *t, struct gpuos_ring **ring, uint32_t *pos);
@@ -116,6 +130,15 @@ int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int
  * for that very stream.
  */
 void gpuos_batch_ready(struct gpuos_batches *b, const struct gpuos_task *t);
+
+/*
+ * A stream-ordered driver call on @stream enters: it counts as in flight until
+ * gpuos_batch_call_end (same @stream and @ptsz, same thread), and no batch opens on @stream or
+ * a stream it orders with meanwhile. Returns whether a batch may be open: then the caller
+ * closes what the call requires (gpuos_batch_stream_op), as it would have without counting.
+ */
+bool gpuos_batch_call_begin(struct gpuos_batches *b, uintptr_t stream, bool ptsz);
+void gpuos_batch_call_end(struct gpuos_batches *b, uintptr_t stream, bool ptsz);
 
 /* Before a stream-ordered operation on @stream (see the rules). @dev: the current device. */
 void gpuos_batch_stream_op(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int dev);
@@ -153,8 +176,8 @@ void gpuos_batch_capture_end(struct gpuos_batches *b);
 
 static inline bool gpuos_batch_any_open(struct gpuos_batches *b)
 {
-	/* relaxed: a hint; a batch opened concurrently by another thread is that thread's
-	 * stream, ordered by that thread's own later calls */
+	/* relaxed: a hint for callers outside a driver call (gpuos_flush). A driver call's own
+	 * check is gpuos_batch_call_begin's, ordered after its count */
 	return atomic_load_explicit(&b->nopen, memory_order_relaxed) != 0;
 }
 

@@ -5,13 +5,15 @@
 /*
  * fusion: the host side of the engine. What the hooks (interpose/) and the driver-call
  * observer (interpose/cupti.c) must tell it so that stream order holds:
- *   - before any stream-ordered call on a stream, that stream's open batch is closed
- *     (and the legacy stream's rules applied): gpuos_fusion_stream_op;
+ *   - when a stream-ordered driver call on a stream enters, that stream's open batch is
+ *     closed (and the legacy stream's rules applied), and until it returns no batch opens on
+ *     it: gpuos_fusion_call_begin / _end (gpuos_fusion_stream_op closes only);
  *   - around any call that waits for the whole device or context, the workers are parked
  *     (DESIGN.md invariant 4): gpuos_fusion_park / gpuos_fusion_unpark;
  *   - captures: gpuos_fusion_capture_begin / _end (no tasks, no shim CUDA calls inside);
  *   - the first launch of a function (lazy module loading may sync the context): park.
- * All are cheap no-ops while no engine is running (one relaxed load).
+ * All but call_begin/_end are cheap no-ops while no engine is running (one relaxed load);
+ * those count the call even then (an engine may start during it): two atomic adds a call.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,6 +33,14 @@ bool gpuos_fusion_active(void);
  * per-thread-default-stream variant (_ptsz/_ptds), so a NULL @s means this thread's stream.
  */
 void gpuos_fusion_stream_op(CUstream s, bool ptsz);
+
+/*
+ * A stream-ordered driver call on @s enters (CUPTI_API_ENTER) / returned (CUPTI_API_EXIT),
+ * on the same thread: begin does gpuos_fusion_stream_op, and in between tasks of other threads
+ * that would open a batch on @s, or on a stream @s orders with, fall through.
+ */
+void gpuos_fusion_call_begin(CUstream s, bool ptsz);
+void gpuos_fusion_call_end(CUstream s, bool ptsz);
 
 /* After @s was destroyed: forget it (its batch was closed by stream_op before). */
 void gpuos_fusion_stream_gone(CUstream s);

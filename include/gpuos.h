@@ -52,8 +52,10 @@ int gpuos_shutdown(void);
 /*
  * Queue one task. @args: up to 6 64-bit arguments of the operator. -EAGAIN: the operator is
  * not ready yet (still compiling) or the workers are parked for a call that waits for the
- * whole device; -EBUSY: a stream capture is in progress; -ENOSPC: too many streams; in each
- * case nothing was queued and the caller runs the work itself.
+ * whole device; -EBUSY: a stream capture is in progress; -EINPROGRESS: another thread is
+ * inside a CUDA call on the stream, or on one it synchronises with (the task could land
+ * before that call's work); -ENOSPC: too many streams; in each case nothing was queued and
+ * the caller runs the work itself.
  */
 int gpuos_submit(void *stream, unsigned op, const uint64_t *args, unsigned nargs, unsigned flags);
 int gpuos_flush(void *stream, unsigned flags);

@@ -83,6 +83,7 @@ int gpuos_cupti_classify(CUpti_CallbackId cbid, const void *params, struct gpuos
 #define CORR_ENTERED 1u /* fusion heard of the call (an engine had been started) */
 #define CORR_PARKED  2u /* the workers were parked for it: unpark after it */
 #define CORR_LOADING 4u /* parked for a function's first call: it is loaded once that works */
+#define CORR_IN_CALL 8u /* counted in flight on its stream (gpuos_fusion_call_begin) */
 
 /* cuStreamEndCapture failed in a way that still ended the capture. When unsure, keep the
  * capture counted: diverting nothing is safe, diverting into a capture is not. */
@@ -104,16 +105,19 @@ static uint64_t before_call(const struct gpuos_cupti_action *a)
 	}
 	if (a->kind == GPUOS_CUPTI_CAPTURE_END)
 		return corr;
+	/* Stream-ordered calls close their stream's batches, and count as in flight until they
+	 * return: a batch another thread opened in between would have its go before the
+	 * call's work. Counted even before any engine runs: one may start during the call. */
+	if (a->kind == GPUOS_CUPTI_STREAM_OP || a->kind == GPUOS_CUPTI_STREAM_DESTROY ||
+	    a->kind == GPUOS_CUPTI_LAUNCH || (a->kind == GPUOS_CUPTI_UNMAP && a->ordered)) {
+		gpuos_fusion_call_begin(a->stream, a->ptsz);
+		corr |= CORR_IN_CALL;
+	}
 	if (!gpuos_fusion_active())
-		return 0;
+		return corr & CORR_IN_CALL;
 
 	switch (a->kind) {
-	case GPUOS_CUPTI_STREAM_OP:
-	case GPUOS_CUPTI_STREAM_DESTROY:
-		gpuos_fusion_stream_op(a->stream, a->ptsz);
-		break;
 	case GPUOS_CUPTI_LAUNCH:
-		gpuos_fusion_stream_op(a->stream, a->ptsz);
 		if (gpuos_fusion_first_launch(a->func))
 			corr |= CORR_PARKED | CORR_LOADING;
 		break;
@@ -127,8 +131,6 @@ static uint64_t before_call(const struct gpuos_cupti_action *a)
 		corr |= CORR_PARKED;
 		break;
 	case GPUOS_CUPTI_UNMAP:
-		if (a->ordered)
-			gpuos_fusion_stream_op(a->stream, a->ptsz);
 		gpuos_fusion_forget();
 		break;
 	}
@@ -137,6 +139,9 @@ static uint64_t before_call(const struct gpuos_cupti_action *a)
 
 static void after_call(const struct gpuos_cupti_action *a, uint64_t corr, CUresult r)
 {
+	/* the call's work (if any) is on its stream now: batches may open there again */
+	if (corr & CORR_IN_CALL)
+		gpuos_fusion_call_end(a->stream, a->ptsz);
 	if (!(corr & CORR_ENTERED))
 		return;
 	switch (a->kind) {

@@ -33,6 +33,7 @@
 	X(TOO_LARGE, "too_large", "too large")                                                    \
 	X(BAD_ARGS, "unexpected_args", "arguments not as the catalog expects")                    \
 	X(CAPTURING, "capturing", "stream capturing")                                             \
+	X(STREAM_BUSY, "stream_busy", "stream in another thread's call")                          \
 	X(UNKNOWN, "unknown_kernel", "kernel not registered")
 
 enum gpuos_why {
@@ -151,6 +152,8 @@ static inline enum gpuos_why gpuos_why_submitted(int rc)
 		return GPUOS_WHY_DIVERTED;
 	case -EBUSY:
 		return GPUOS_WHY_CAPTURING;
+	case -EINPROGRESS:
+		return GPUOS_WHY_STREAM_BUSY;
 	case -EXDEV:
 		return GPUOS_WHY_LAUNCH_CONFIG; /* another device's stream */
 	case -ENODEV:

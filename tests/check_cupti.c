@@ -52,6 +52,18 @@ void gpuos_fusion_stream_op(CUstream s, bool ptsz)
 	rec.ptsz = ptsz;
 	note('S');
 }
+void gpuos_fusion_call_begin(CUstream s, bool ptsz)
+{
+	rec.stream = s;
+	rec.ptsz = ptsz;
+	note('S');
+}
+void gpuos_fusion_call_end(CUstream s, bool ptsz)
+{
+	ck_assert_ptr_eq(s, rec.stream);
+	ck_assert_int_eq(ptsz, rec.ptsz);
+	note('D');
+}
 void gpuos_fusion_stream_gone(CUstream s)
 {
 	rec.stream = s;
@@ -591,7 +603,7 @@ START_TEST(test_cb_launch)
 	call_init(&c, &p);
 	enter(&c, ID(cuLaunchKernel));
 	leave(&c, ID(cuLaunchKernel), CUDA_SUCCESS);
-	ck_assert_str_eq(rec.seq, "Sf");
+	ck_assert_str_eq(rec.seq, "SfD");
 	ck_assert_ptr_eq(rec.stream, (CUstream)0x20);
 	ck_assert_ptr_eq(rec.func, (void *)0x10);
 
@@ -604,12 +616,12 @@ START_TEST(test_cb_launch)
 	enter(&c, ID(cuLaunchKernel));
 	ck_assert_str_eq(rec.seq, "SF");
 	leave(&c, ID(cuLaunchKernel), CUDA_ERROR_INVALID_VALUE);
-	ck_assert_str_eq(rec.seq, "SFU");
+	ck_assert_str_eq(rec.seq, "SFDU");
 	memset(&rec, 0, sizeof(rec));
 	call_init(&c, &p);
 	enter(&c, ID(cuLaunchKernel));
 	leave(&c, ID(cuLaunchKernel), CUDA_SUCCESS);
-	ck_assert_str_eq(rec.seq, "SFLU");
+	ck_assert_str_eq(rec.seq, "SFDLU");
 	fake_first = false;
 }
 END_TEST
@@ -671,7 +683,7 @@ START_TEST(test_cb_unmap)
 	call_init(&c, &fa);
 	enter(&c, ID(cuMemFreeAsync));
 	leave(&c, ID(cuMemFreeAsync), CUDA_SUCCESS);
-	ck_assert_str_eq(rec.seq, "SXX");
+	ck_assert_str_eq(rec.seq, "SXDX");
 	ck_assert_ptr_eq(rec.stream, (CUstream)0x50);
 }
 END_TEST
@@ -686,7 +698,7 @@ START_TEST(test_cb_stream_destroy)
 	call_init(&c, &p);
 	enter(&c, ID(cuStreamDestroy_v2));
 	leave(&c, ID(cuStreamDestroy_v2), CUDA_SUCCESS);
-	ck_assert_str_eq(rec.seq, "SG");
+	ck_assert_str_eq(rec.seq, "SDG");
 	ck_assert_ptr_eq(rec.stream, (CUstream)0x40);
 
 	/* a destroy that failed destroyed nothing */
@@ -694,7 +706,7 @@ START_TEST(test_cb_stream_destroy)
 	call_init(&c, &p);
 	enter(&c, ID(cuStreamDestroy_v2));
 	leave(&c, ID(cuStreamDestroy_v2), CUDA_ERROR_INVALID_HANDLE);
-	ck_assert_str_eq(rec.seq, "S");
+	ck_assert_str_eq(rec.seq, "SD");
 }
 END_TEST
 
@@ -735,7 +747,9 @@ START_TEST(test_cb_capture)
 }
 END_TEST
 
-/* Before any engine runs only captures are counted; the engine's own calls never count. */
+/* Before any engine runs only captures and stream calls in flight are counted (the call's
+ * end pairs with its begin even if an engine started in between, and a park's does not);
+ * the engine's own calls never count. */
 START_TEST(test_cb_inactive_and_engine)
 {
 	cuMemcpyAsync_params cp = { .hStream = (CUstream)0x60 };
@@ -747,16 +761,20 @@ START_TEST(test_cb_inactive_and_engine)
 	fake_active = false;
 	call_init(&c, &cp);
 	enter(&c, ID(cuMemcpyAsync));
+	ck_assert_str_eq(rec.seq, "S");
+	fake_active = true;
 	leave(&c, ID(cuMemcpyAsync), CUDA_SUCCESS);
+	ck_assert_str_eq(rec.seq, "SD");
+	fake_active = false;
 	call_init(&park, NULL);
 	enter(&park, ID(cuCtxSynchronize));
 	fake_active = true; /* an engine starts meanwhile: no unpark without a park */
 	leave(&park, ID(cuCtxSynchronize), CUDA_SUCCESS);
-	ck_assert_str_eq(rec.seq, "");
+	ck_assert_str_eq(rec.seq, "SD");
 	fake_active = false;
 	call_init(&c, &b);
 	enter(&c, ID(cuStreamBeginCapture_v2));
-	ck_assert_str_eq(rec.seq, "SB");
+	ck_assert_str_eq(rec.seq, "SDSB");
 	fake_active = true;
 
 	memset(&rec, 0, sizeof(rec));

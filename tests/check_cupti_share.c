@@ -46,6 +46,16 @@ void gpuos_fusion_stream_op(CUstream s, bool ptsz)
 	(void)s, (void)ptsz;
 	note('S');
 }
+void gpuos_fusion_call_begin(CUstream s, bool ptsz)
+{
+	(void)s, (void)ptsz;
+	note('S');
+}
+void gpuos_fusion_call_end(CUstream s, bool ptsz)
+{
+	(void)s, (void)ptsz;
+	note('D');
+}
 void gpuos_fusion_stream_gone(CUstream s)
 {
 	(void)s;

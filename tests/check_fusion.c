@@ -7,6 +7,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -403,6 +404,7 @@ static void batches_setup(void)
 {
 	rig_init(&br, 0);
 	gpuos_batch_init(&B, &fops, NULL);
+	atomic_store(&B.nopen, 0); /* kept by init (driver calls read it): a test may leave one */
 	B.rings[0] = &br.ring;
 	B.nrings[0] = 1;
 	log_[0] = 0;
@@ -939,6 +941,130 @@ START_TEST(batch_close_elides_wait_when_done)
 }
 END_TEST
 
+/* While a driver call on a stream is in flight no batch opens on it or on a stream it orders
+ * with; joining a batch that was open before the call closed it is not possible either. */
+START_TEST(batch_call_in_flight_refuses_open)
+{
+	struct gpuos_task t;
+
+	batches_setup();
+	ck_assert(!gpuos_batch_call_begin(&B, 0, false)); /* legacy; nothing open */
+	ck_assert_int_eq(sub(0, false, &t), -EINPROGRESS);
+	ck_assert_int_eq(sub(0x1000, false, &t), -EINPROGRESS); /* blocking */
+	ck_assert_int_eq(sub(0x2000, false, &t), 0);		/* non-blocking: unrelated */
+	gpuos_batch_call_end(&B, 0, false);
+	ck_assert_int_eq(sub(0x1000, false, &t), 0);
+	ck_assert_str_eq(log_, "go(n0,1) go(b0,1) ");
+
+	log_[0] = 0;
+	ck_assert(gpuos_batch_call_begin(&B, 0x1000, false)); /* batches are open */
+	gpuos_batch_stream_op(&B, 0x1000, false, 0);
+	ck_assert_int_eq(sub(0x1000, false, &t), -EINPROGRESS); /* its batch was closed */
+	ck_assert_int_eq(sub(0, false, &t), -EINPROGRESS);	/* legacy orders with it */
+	ck_assert_int_eq(sub(0x1008, false, &t), 0);		/* another blocking stream */
+	ck_assert_int_eq(sub(0x2000, false, &t), 0);		/* joins its open batch */
+	gpuos_batch_call_end(&B, 0x1000, false);
+	ck_assert_int_eq(sub(0x1000, false, &t), 0);
+	ck_assert_uint_eq(t.gate, 2);
+	ck_assert_str_eq(log_, "wait(b0,1) go(b8,1) go(b0,2) ");
+
+	/* this thread's per-thread stream: its own bucket */
+	log_[0] = 0;
+	gpuos_batch_call_begin(&B, 0, true);
+	ck_assert_int_eq(sub(0, true, &t), -EINPROGRESS);
+	ck_assert_int_eq(sub(0, false, &t), -EINPROGRESS); /* legacy: any call may block it */
+	gpuos_batch_call_end(&B, 0, true);
+	ck_assert_int_eq(sub(0, true, &t), 0);
+	ck_assert_uint_eq(B.nrefused, 6);
+	for (unsigned i = 0; i < GPUOS_CALL_BUCKETS; i++)
+		ck_assert_uint_eq(atomic_load(&B.calls[i]), 0);
+}
+END_TEST
+
+/*
+ * The race this guards: thread A's driver call on the legacy stream closes the stream's batch
+ * when it enters; thread B opens a new batch on the stream before A's work is enqueued, so
+ * that batch's go comes before A's work; A's next task joins it and runs too early. Here A
+ * checks, between entering and leaving its call (where its work is enqueued), that no batch
+ * of the legacy stream or of a blocking stream is open.
+ */
+static _Atomic int run_racer;
+
+static void *racing_submitter(void *arg)
+{
+	struct gpuos_task t;
+	unsigned i = 0;
+
+	(void)arg;
+	while (load_relaxed(&run_racer)) {
+		int rc = sub(i++ % 3 ? 0 : 0x1000, false, &t);
+		ck_assert(rc == 0 || rc == -EINPROGRESS);
+	}
+	return NULL;
+}
+
+static bool slot_open(uintptr_t key)
+{
+	bool open = false;
+
+	for (unsigned i = 0; i < GPUOS_MAX_SLOTS; i++) {
+		struct gpuos_slot *s = &B.slot[i];
+		if (load_relaxed(&s->key) != key)
+			continue;
+		pthread_mutex_lock(&s->lock);
+		open = s->open;
+		pthread_mutex_unlock(&s->lock);
+	}
+	return open;
+}
+
+static void *racing_caller(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 20000; i++) {
+		uintptr_t s = i % 2 ? 0 : 0x1000;
+
+		if (gpuos_batch_call_begin(&B, s, false))
+			gpuos_batch_stream_op(&B, s, false, 0);
+		sched_yield(); /* the driver enqueues the call's work */
+		ck_assert_msg(!slot_open(0x1) && !slot_open(0x1000),
+			      "a batch opened during a call on a stream it orders with (call %d)",
+			      i);
+		gpuos_batch_call_end(&B, s, false);
+		if (i % 64 == 0)
+			usleep(10); /* let batches open between calls too */
+	}
+	return NULL;
+}
+
+START_TEST(batch_call_in_flight_keeps_order)
+{
+	static const struct gpuos_batch_ops qops = {f_describe, f_resolve, q_go, q_wait};
+	pthread_t sub_th, call_th;
+	struct gpuos_task out[GPUOS_FETCH];
+	void *ret;
+
+	batches_setup();
+	B.ops = &qops;
+	run_racer = 1;
+	pthread_create(&sub_th, NULL, racing_submitter, NULL);
+	pthread_create(&call_th, NULL, racing_caller, NULL);
+	while (pthread_tryjoin_np(call_th, &ret)) {
+		unsigned n = gpuos_ring_fetch(&br.ring, out, GPUOS_FETCH);
+		if (n)
+			gpuos_ring_consumed(&br.ring, n);
+	}
+	run_racer = 0;
+	while (pthread_tryjoin_np(sub_th, &ret)) {
+		unsigned n = gpuos_ring_fetch(&br.ring, out, GPUOS_FETCH);
+		if (n)
+			gpuos_ring_consumed(&br.ring, n);
+	}
+	ck_assert_uint_gt(B.nopened, 100);  /* batches did open between calls */
+	ck_assert_uint_gt(B.nrefused, 100); /* and were refused during them */
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("fusion");
@@ -958,6 +1084,8 @@ int main(void)
 	tcase_add_test(batch, batch_one_go_one_wait);
 	tcase_add_test(batch, batch_close_elides_wait_when_done);
 	tcase_add_test(batch, batch_first_task_gated);
+	tcase_add_test(batch, batch_call_in_flight_refuses_open);
+	tcase_add_test(batch, batch_call_in_flight_keeps_order);
 	tcase_add_test(batch, batch_legacy_rules);
 	tcase_add_test(batch, batch_task_rules);
 	tcase_add_test(batch, batch_ptds);

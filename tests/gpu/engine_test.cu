@@ -88,8 +88,9 @@ static void axpb(cudaStream_t s, float *y, const float *x, size_t n, float a, fl
 		int rc = gpuos_submit(s, GPUOS_OP_AXPB, args, 5, flags);
 		if (rc == 0)
 			return;
-		/* capturing, or parked for another thread's device-wide call: run it here */
-		if (rc != -EBUSY && rc != -EAGAIN)
+		/* capturing, parked for another thread's device-wide call, or another thread is
+		 * in a call on the stream: run it here */
+		if (rc != -EBUSY && rc != -EAGAIN && rc != -EINPROGRESS)
 			FAIL("gpuos_submit: %d", rc);
 	}
 	k_axpb<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(y, x, n, a, b);
@@ -102,8 +103,9 @@ static void add(cudaStream_t s, float *z, const float *x, const float *y, size_t
 		int rc = gpuos_submit(s, GPUOS_OP_ADD, args, 4, 0);
 		if (rc == 0)
 			return;
-		/* capturing, or parked for another thread's device-wide call: run it here */
-		if (rc != -EBUSY && rc != -EAGAIN)
+		/* capturing, parked for another thread's device-wide call, or another thread is
+		 * in a call on the stream: run it here */
+		if (rc != -EBUSY && rc != -EAGAIN && rc != -EINPROGRESS)
 			FAIL("gpuos_submit: %d", rc);
 	}
 	k_add<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(z, x, y, n);
