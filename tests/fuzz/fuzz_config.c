@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "interpose/config.h"
+#include "tests/fuzz/guard.h"
 
 #define MAX_ENV 64
 
@@ -32,9 +33,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256], *text, *env[MAX_ENV + 1];
 	size_t n = 0;
 
-	/* as a file, straight from the fuzzer's buffer: it is exactly size bytes, no NUL after */
+	/* as a file, against a guard page: exactly size bytes, no NUL after */
 	gpuos_cfg_init(&cfg);
-	gpuos_cfg_parse(&cfg, data, size, "fuzz", err, sizeof(err));
+	gpuos_cfg_parse(&cfg, gpuos_fuzz_guard(data, size), size, "fuzz", err, sizeof(err));
 
 	/* as an environment: one "K=V" a line */
 	text = malloc(size + 1);
