@@ -71,7 +71,9 @@ int gpuos_cupti_classify(CUpti_CallbackId cbid, const void *params, struct gpuos
 		out->stream = cfg ? cfg->hStream : NULL;
 		break;
 	}
-	out->ordered = e->kind == GPUOS_CUPTI_UNMAP && e->src != SRC_NONE;
+	out->ordered = e->kind == GPUOS_CUPTI_STREAM_OP || e->kind == GPUOS_CUPTI_STREAM_DESTROY ||
+		       e->kind == GPUOS_CUPTI_LAUNCH ||
+		       (e->kind == GPUOS_CUPTI_UNMAP && e->src != SRC_NONE);
 	if (params && (e->kind == GPUOS_CUPTI_LAUNCH || e->kind == GPUOS_CUPTI_FIRST_USE))
 		memcpy(&out->func, (const char *)params + e->func_off, sizeof(void *));
 	return out->kind;
@@ -108,8 +110,7 @@ static uint64_t before_call(const struct gpuos_cupti_action *a)
 	/* Stream-ordered calls close their stream's batches, and count as in flight until they
 	 * return: a batch another thread opened in between would have its go before the
 	 * call's work. Counted even before any engine runs: one may start during the call. */
-	if (a->kind == GPUOS_CUPTI_STREAM_OP || a->kind == GPUOS_CUPTI_STREAM_DESTROY ||
-	    a->kind == GPUOS_CUPTI_LAUNCH || (a->kind == GPUOS_CUPTI_UNMAP && a->ordered)) {
+	if (a->ordered) {
 		gpuos_fusion_call_begin(a->stream, a->ptsz);
 		corr |= CORR_IN_CALL;
 	}

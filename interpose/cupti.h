@@ -19,15 +19,15 @@
 /* What a driver call means to fusion; interpose/cupti_ids.h gives each id its kind. */
 enum gpuos_cupti_kind {
 	GPUOS_CUPTI_NONE = 0,	    /* not observed */
-	GPUOS_CUPTI_STREAM_OP,	    /* stream-ordered work on .stream: gpuos_fusion_stream_op */
-	GPUOS_CUPTI_STREAM_DESTROY, /* stream_op, then (after success) gpuos_fusion_stream_gone */
-	GPUOS_CUPTI_LAUNCH,	    /* stream_op, then the first-launch check of .func */
+	GPUOS_CUPTI_STREAM_OP,	    /* stream-ordered work on .stream: gpuos_fusion_call_begin */
+	GPUOS_CUPTI_STREAM_DESTROY, /* call_begin, then (after success) gpuos_fusion_stream_gone */
+	GPUOS_CUPTI_LAUNCH,	    /* call_begin, then the first-launch check of .func */
 	GPUOS_CUPTI_FIRST_USE,	    /* may load .func (lazy loading): the first-launch check */
 	GPUOS_CUPTI_PARK,	    /* waits for the device/context or loads code: park around it */
 	GPUOS_CUPTI_CAPTURE_BEGIN,  /* stream_op, capture_begin; capture_end if it fails */
 	GPUOS_CUPTI_CAPTURE_END,    /* capture_end after it returns (unless it never ended one) */
 	GPUOS_CUPTI_RESET, /* destroys the context's allocations: park, then device_reset */
-	GPUOS_CUPTI_UNMAP, /* takes memory away unwaited: gpuos_fusion_forget (stream_op too if
+	GPUOS_CUPTI_UNMAP, /* takes memory away unwaited: gpuos_fusion_forget (call_begin too if
 			    * it has a stream: .ordered) */
 	GPUOS_CUPTI_KIND_COUNT
 };
@@ -37,7 +37,8 @@ struct gpuos_cupti_action {
 	CUstream stream;  /* STREAM_OP, STREAM_DESTROY, LAUNCH, CAPTURE_*; CU_STREAM_LEGACY for
 			   * the synchronous copies and memsets that take none */
 	bool ptsz;	  /* a _ptsz/_ptds variant: a NULL stream is the thread's default stream */
-	bool ordered;	  /* UNMAP: it is stream-ordered, on .stream */
+	bool ordered;	  /* stream-ordered on .stream (STREAM_OP, STREAM_DESTROY, LAUNCH, an
+			   * UNMAP with a stream): in flight from call_begin to call_end */
 	const void *func; /* LAUNCH, FIRST_USE: the CUfunction or CUkernel */
 };
 

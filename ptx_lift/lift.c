@@ -134,13 +134,23 @@ static int fail(struct lx *x, int reason, size_t tok, const char *fmt, ...)
 	return 1;
 }
 
+/* Token @i from its byte @skip on, NUL-terminated in @buf (cut to fit): the module need not
+ * end in a NUL, so libc's scanners read this copy. Returns its length. */
+static size_t tok_str(const struct lx *x, size_t i, size_t skip, char *buf, size_t size)
+{
+	size_t l = x->t[i].len > skip ? x->t[i].len - skip : 0;
+
+	l = l < size - 1 ? l : size - 1;
+	memcpy(buf, x->b + x->t[i].off + skip, l);
+	buf[l] = 0;
+	return l;
+}
+
 static unsigned long long num(const struct lx *x, size_t i)
 {
 	char buf[40];
-	size_t l = x->t[i].len < sizeof(buf) - 1 ? x->t[i].len : sizeof(buf) - 1;
+	size_t l = tok_str(x, i, 0, buf, sizeof(buf));
 
-	memcpy(buf, x->b + x->t[i].off, l);
-	buf[l] = 0;
 	if (l > 2 && buf[0] == '0' && (buf[1] == 'b' || buf[1] == 'B'))
 		return strtoull(buf + 2, NULL, 2);
 	return strtoull(buf, NULL, 0); /* 0x.., 0.., decimal; a U suffix stops it */
@@ -876,19 +886,14 @@ int gpuos_lift(const char *buf, size_t len, const char *entry, const struct gpuo
 		unsigned maj = 0, min = 0;
 		char v[8];
 
-		/* the buffer need not end in a NUL: scan a copy of the token */
-		memcpy(v, x->b + x->t[x->version_tok].off, x->t[x->version_tok].len);
-		v[x->t[x->version_tok].len] = 0;
+		tok_str(x, x->version_tok, 0, v, sizeof(v));
 		sscanf(v, "%u.%u", &maj, &min);
 		r->ptx_version = maj * 10 + min;
 	}
 	if (x->target_tok && prefix(x, x->target_tok, "sm_")) {
 		char t[16];
-		size_t l = x->t[x->target_tok].len - 3;
 
-		l = l < sizeof(t) - 1 ? l : sizeof(t) - 1;
-		memcpy(t, x->b + x->t[x->target_tok].off + 3, l);
-		t[l] = 0;
+		tok_str(x, x->target_tok, 3, t, sizeof(t));
 		r->target_sm = (unsigned)strtoul(t, NULL, 10);
 	}
 
