@@ -557,16 +557,33 @@ void gpuos_fusion_stream_op(CUstream s, bool ptsz)
 	gpuos_batch_stream_op(b, (uintptr_t)s, ptsz, dev);
 }
 
-void gpuos_fusion_call_begin(CUstream s, bool ptsz)
+/* The device whose engine runs in @ctx (its primary context), -1 if none does yet. */
+static int dev_of_ctx(CUcontext ctx)
 {
-	/* counted before the active check: an engine may start during the call */
-	if (gpuos_batch_call_begin(&gpuos_engines.batches, (uintptr_t)s, ptsz))
-		gpuos_fusion_stream_op(s, ptsz);
+	for (int d = 0; ctx && d < GPUOS_MAX_DEVICES; d++) {
+		/* an engine is never freed (gpuos_fusion_device_reset): its ctx stays readable */
+		struct gpuos_engine *e = engine_of(d);
+		if (e && e->ctx == ctx)
+			return d;
+	}
+	return -1;
 }
 
-void gpuos_fusion_call_end(CUstream s, bool ptsz)
+unsigned gpuos_fusion_call_begin(CUstream s, bool ptsz, CUcontext ctx)
 {
-	gpuos_batch_call_end(&gpuos_engines.batches, (uintptr_t)s, ptsz);
+	bool legacy = s == CU_STREAM_LEGACY || (!s && !ptsz);
+	unsigned bucket =
+	    gpuos_batch_call_bucket((uintptr_t)s, ptsz, legacy ? dev_of_ctx(ctx) : -1);
+
+	/* counted before the active check: an engine may start during the call */
+	if (gpuos_batch_call_begin(&gpuos_engines.batches, bucket))
+		gpuos_fusion_stream_op(s, ptsz);
+	return bucket;
+}
+
+void gpuos_fusion_call_end(unsigned call)
+{
+	gpuos_batch_call_end(&gpuos_engines.batches, call);
 }
 
 void gpuos_fusion_stream_gone(CUstream s)

@@ -206,49 +206,58 @@ static uintptr_t normal(uintptr_t stream, bool ptsz)
 
 /* ---- driver calls in flight ---- */
 
-/* @stream normalised (LEGACY, PTDS or a handle). */
-static unsigned call_bucket(uintptr_t stream)
+unsigned gpuos_batch_call_bucket(uintptr_t stream, bool ptsz, int dev)
 {
+	stream = normal(stream, ptsz);
 	if (stream == GPUOS_STREAM_LEGACY)
-		return 0;
+		return dev < 0 ? 0 : 1 + (unsigned)dev % GPUOS_CALL_LEGACY;
 	if (stream == GPUOS_STREAM_PTDS)
 		stream = ((uintptr_t)(unsigned)self() << 16) | 0x2;
-	return 1 + (unsigned)(((uint64_t)stream * 0x9e3779b97f4a7c15ull) >> 32) %
-		       (GPUOS_CALL_BUCKETS - 1);
+	return 1 + GPUOS_CALL_LEGACY +
+	       (unsigned)(((uint64_t)stream * 0x9e3779b97f4a7c15ull) >> 32) %
+		   (GPUOS_CALL_BUCKETS - 1 - GPUOS_CALL_LEGACY);
 }
 
-bool gpuos_batch_call_begin(struct gpuos_batches *b, uintptr_t stream, bool ptsz)
+bool gpuos_batch_call_begin(struct gpuos_batches *b, unsigned bucket)
 {
 	/* seq_cst count, then seq_cst look: pairs with the open's seq_cst announce-then-look
 	 * (opening_refused). Either this call sees the batch being opened (and closes it under
 	 * the table lock, after the opener's go), or the opener sees this call and gives up. */
-	atomic_fetch_add(&b->calls[call_bucket(normal(stream, ptsz))], 1);
+	atomic_fetch_add(&b->calls[bucket], 1);
 	return atomic_load(&b->nopen) != 0;
 }
 
-void gpuos_batch_call_end(struct gpuos_batches *b, uintptr_t stream, bool ptsz)
+void gpuos_batch_call_end(struct gpuos_batches *b, unsigned bucket)
 {
 	/* release: the call has put its work on the stream; an opener that reads the count
 	 * (seq_cst, so acquire) down enqueues its go after that work */
-	atomic_fetch_sub_explicit(&b->calls[call_bucket(normal(stream, ptsz))], 1,
-				  memory_order_release);
+	atomic_fetch_sub_explicit(&b->calls[bucket], 1, memory_order_release);
 }
 
-/* Under the table lock, before opening a batch on @s (normalised). Announces the batch in
- * nopen, then looks for driver calls in flight on @s or a stream @s orders with; if there is
- * one, takes the announcement back and says so. */
-static bool opening_refused(struct gpuos_batches *b, uintptr_t s, bool blocking)
+static bool calls_in(struct gpuos_batches *b, unsigned bucket)
 {
-	bool busy = false;
+	/* seq_cst: the opener's look, after its announce (opening_refused) */
+	return atomic_load(&b->calls[bucket]) != 0;
+}
+
+/* Under the table lock, before opening a batch on @s (normalised) of device @dev. Announces
+ * the batch in nopen, then looks for driver calls in flight on @s or a stream @s orders with:
+ * the legacy stream of @dev's context (or of an unknown one) if @s is blocking; any stream of
+ * @dev (any other stream's bucket) if it is the legacy stream. If there is one, takes the
+ * announcement back and says so. */
+static bool opening_refused(struct gpuos_batches *b, uintptr_t s, int dev, bool blocking)
+{
+	unsigned legacy = 1 + (unsigned)dev % GPUOS_CALL_LEGACY;
+	bool busy;
 
 	/* seq_cst announce, then seq_cst looks: pairs with gpuos_batch_call_begin */
 	atomic_fetch_add(&b->nopen, 1);
+	busy = (blocking || s == GPUOS_STREAM_LEGACY) && (calls_in(b, 0) || calls_in(b, legacy));
 	if (s == GPUOS_STREAM_LEGACY) { /* any stream in a call may be a blocking one */
-		for (unsigned i = 0; i < GPUOS_CALL_BUCKETS && !busy; i++)
-			busy = atomic_load(&b->calls[i]) != 0;
-	} else {
-		busy = atomic_load(&b->calls[call_bucket(s)]) != 0 ||
-		       (blocking && atomic_load(&b->calls[0]) != 0);
+		for (unsigned i = 1 + GPUOS_CALL_LEGACY; i < GPUOS_CALL_BUCKETS && !busy; i++)
+			busy = calls_in(b, i);
+	} else if (!busy) {
+		busy = calls_in(b, gpuos_batch_call_bucket(s, false, dev));
 	}
 	if (busy) {
 		fetch_add_relaxed(&b->nopen, -1);
@@ -332,7 +341,7 @@ slow:
 		t->op = (uint16_t)rc;
 		rc = 0;
 	}
-	if (!s->open && opening_refused(b, stream, s->blocking)) {
+	if (!s->open && opening_refused(b, stream, s->dev, s->blocking)) {
 		rc = -EINPROGRESS;
 		goto out;
 	}

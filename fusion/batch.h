@@ -26,7 +26,9 @@
  *     S, nor on a stream S orders with: the call closed S's batches when it entered, and a
  *     batch opened before its work is enqueued would have its go before that work, yet the
  *     caller's next task on S would join it. Another thread sharing S gets -EINPROGRESS
- *     (its launch falls through and the driver orders it).
+ *     (its launch falls through and the driver orders it). A legacy stream is its context's:
+ *     a call on device d's holds back no other device's batches, when the call's context is
+ *     known to be d's primary one (else it holds back every device's).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -61,7 +63,12 @@ struct gpuos_batch_ops {
 	int (*wait)(void *ctx, int dev, uintptr_t stream, unsigned slot, uint32_t tseq);
 };
 
+/* Driver calls in flight are counted by bucket: 0 the legacy stream of a context not known to
+ * be a device's primary one; 1..GPUOS_CALL_LEGACY the legacy stream of device d's primary
+ * context (1 + d % GPUOS_CALL_LEGACY); the rest a hash of the stream (a per-thread stream's
+ * of its thread). A shared bucket only makes an open fall through. */
 #define GPUOS_CALL_BUCKETS 64
+#define GPUOS_CALL_LEGACY  8
 
 struct gpuos_slot {
 	pthread_mutex_t lock;  /* tseq, ntasks, open; taken alone by a submit that joins an open
@@ -101,9 +108,7 @@ struct gpuos_batches {
 	uint64_t nrefused; /* opens refused for a driver call in flight (under the lock) */
 	/* Last, never reset by gpuos_batch_init: driver calls read them before any engine. */
 	_Atomic int nopen; /* open batches (and one being opened): stream_op is a no-op at 0 */
-	/* stream-ordered driver calls in flight, by bucket: 0 the legacy stream (any device),
-	 * 1..63 a hash of the stream (a per-thread stream's of its thread). A shared bucket
-	 * only makes an open fall through. */
+	/* stream-ordered driver calls in flight, by bucket (GPUOS_CALL_BUCKETS) */
 	_Alignas(64) _Atomic uint32_t calls[GPUOS_CALL_BUCKETS];
 };
 
@@ -132,13 +137,20 @@ int gpuos_batch_submit(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int
 void gpuos_batch_ready(struct gpuos_batches *b, const struct gpuos_task *t);
 
 /*
- * A stream-ordered driver call on @stream enters: it counts as in flight until
- * gpuos_batch_call_end (same @stream and @ptsz, same thread), and no batch opens on @stream or
+ * The bucket a driver call on @stream counts in, on the calling thread. @dev: for the legacy
+ * stream (NULL without @ptsz, or CU_STREAM_LEGACY), the device whose primary context is the
+ * call's, -1 if that is not known; ignored for other streams.
+ */
+unsigned gpuos_batch_call_bucket(uintptr_t stream, bool ptsz, int dev);
+
+/*
+ * A stream-ordered driver call enters, counted in @bucket (gpuos_batch_call_bucket): it is in
+ * flight until gpuos_batch_call_end with the same bucket, and no batch opens on its stream or
  * a stream it orders with meanwhile. Returns whether a batch may be open: then the caller
  * closes what the call requires (gpuos_batch_stream_op), as it would have without counting.
  */
-bool gpuos_batch_call_begin(struct gpuos_batches *b, uintptr_t stream, bool ptsz);
-void gpuos_batch_call_end(struct gpuos_batches *b, uintptr_t stream, bool ptsz);
+bool gpuos_batch_call_begin(struct gpuos_batches *b, unsigned bucket);
+void gpuos_batch_call_end(struct gpuos_batches *b, unsigned bucket);
 
 /* Before a stream-ordered operation on @stream (see the rules). @dev: the current device. */
 void gpuos_batch_stream_op(struct gpuos_batches *b, uintptr_t stream, bool ptsz, int dev);

@@ -37,10 +37,12 @@ void gpuos_fusion_stream_op(CUstream s, bool ptsz);
 /*
  * A stream-ordered driver call on @s enters (CUPTI_API_ENTER) / returned (CUPTI_API_EXIT),
  * on the same thread: begin does gpuos_fusion_stream_op, and in between tasks of other threads
- * that would open a batch on @s, or on a stream @s orders with, fall through.
+ * that would open a batch on @s, or on a stream @s orders with, fall through. @ctx: the
+ * call's context (CUPTI's), NULL if not known; it tells whose legacy stream @s is. begin
+ * returns what end takes.
  */
-void gpuos_fusion_call_begin(CUstream s, bool ptsz);
-void gpuos_fusion_call_end(CUstream s, bool ptsz);
+unsigned gpuos_fusion_call_begin(CUstream s, bool ptsz, CUcontext ctx);
+void gpuos_fusion_call_end(unsigned call);
 
 /* After @s was destroyed: forget it (its batch was closed by stream_op before). */
 void gpuos_fusion_stream_gone(CUstream s);

@@ -86,6 +86,7 @@ int gpuos_cupti_classify(CUpti_CallbackId cbid, const void *params, struct gpuos
 #define CORR_PARKED  2u /* the workers were parked for it: unpark after it */
 #define CORR_LOADING 4u /* parked for a function's first call: it is loaded once that works */
 #define CORR_IN_CALL 8u /* counted in flight on its stream (gpuos_fusion_call_begin) */
+#define CORR_CALL_SHIFT 8  /* above the flags: what gpuos_fusion_call_begin returned */
 
 /* cuStreamEndCapture failed in a way that still ended the capture. When unsure, keep the
  * capture counted: diverting nothing is safe, diverting into a capture is not. */
@@ -95,7 +96,7 @@ static bool capture_ended(CUresult r)
 	       r == CUDA_ERROR_STREAM_CAPTURE_UNJOINED;
 }
 
-static uint64_t before_call(const struct gpuos_cupti_action *a)
+static uint64_t before_call(const struct gpuos_cupti_action *a, CUcontext ctx)
 {
 	uint64_t corr = CORR_ENTERED;
 
@@ -109,13 +110,13 @@ static uint64_t before_call(const struct gpuos_cupti_action *a)
 		return corr;
 	/* Stream-ordered calls close their stream's batches, and count as in flight until they
 	 * return: a batch another thread opened in between would have its go before the
-	 * call's work. Counted even before any engine runs: one may start during the call. */
-	if (a->ordered) {
-		gpuos_fusion_call_begin(a->stream, a->ptsz);
-		corr |= CORR_IN_CALL;
-	}
+	 * call's work. Counted even before any engine runs: one may start during the call.
+	 * @ctx (the call's current context) tells whose legacy stream a NULL stream is. */
+	if (a->ordered)
+		corr |= CORR_IN_CALL | (uint64_t)gpuos_fusion_call_begin(a->stream, a->ptsz, ctx)
+					   << CORR_CALL_SHIFT;
 	if (!gpuos_fusion_active())
-		return corr & CORR_IN_CALL;
+		return corr & ~(uint64_t)CORR_ENTERED; /* the count and its bucket only */
 
 	switch (a->kind) {
 	case GPUOS_CUPTI_LAUNCH:
@@ -142,7 +143,7 @@ static void after_call(const struct gpuos_cupti_action *a, uint64_t corr, CUresu
 {
 	/* the call's work (if any) is on its stream now: batches may open there again */
 	if (corr & CORR_IN_CALL)
-		gpuos_fusion_call_end(a->stream, a->ptsz);
+		gpuos_fusion_call_end((unsigned)(corr >> CORR_CALL_SHIFT));
 	if (!(corr & CORR_ENTERED))
 		return;
 	switch (a->kind) {
@@ -209,7 +210,7 @@ void CUPTIAPI gpuos_cupti_callback(void *userdata, CUpti_CallbackDomain domain,
 		return;
 	corr = cb->correlationData ? cb->correlationData : &scratch;
 	if (cb->callbackSite == CUPTI_API_ENTER) {
-		*corr = before_call(&a);
+		*corr = before_call(&a, cb->context);
 	} else if (cb->callbackSite == CUPTI_API_EXIT) {
 		r = cb->functionReturnValue ? *(const CUresult *)cb->functionReturnValue
 					    : CUDA_SUCCESS;

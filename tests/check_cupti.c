@@ -29,6 +29,8 @@ static struct {
 	char seq[64];
 	CUstream stream;
 	bool ptsz;
+	CUcontext ctx;
+	unsigned call;
 	const void *func;
 } rec;
 static bool fake_active = true, fake_first;
@@ -52,16 +54,18 @@ void gpuos_fusion_stream_op(CUstream s, bool ptsz)
 	rec.ptsz = ptsz;
 	note('S');
 }
-void gpuos_fusion_call_begin(CUstream s, bool ptsz)
+unsigned gpuos_fusion_call_begin(CUstream s, bool ptsz, CUcontext ctx)
 {
 	rec.stream = s;
 	rec.ptsz = ptsz;
+	rec.ctx = ctx;
+	rec.call = 40 + (unsigned)((uintptr_t)s % 17); /* a bucket the end must get back */
 	note('S');
+	return rec.call;
 }
-void gpuos_fusion_call_end(CUstream s, bool ptsz)
+void gpuos_fusion_call_end(unsigned call)
 {
-	ck_assert_ptr_eq(s, rec.stream);
-	ck_assert_int_eq(ptsz, rec.ptsz);
+	ck_assert_uint_eq(call, rec.call);
 	note('D');
 }
 void gpuos_fusion_stream_gone(CUstream s)
@@ -601,10 +605,12 @@ START_TEST(test_cb_launch)
 		return;
 	fake_first = false;
 	call_init(&c, &p);
+	c.cb.context = (CUcontext)0x30; /* whose legacy stream a NULL one would be */
 	enter(&c, ID(cuLaunchKernel));
 	leave(&c, ID(cuLaunchKernel), CUDA_SUCCESS);
 	ck_assert_str_eq(rec.seq, "SfD");
 	ck_assert_ptr_eq(rec.stream, (CUstream)0x20);
+	ck_assert_ptr_eq(rec.ctx, (CUcontext)0x30);
 	ck_assert_ptr_eq(rec.func, (void *)0x10);
 
 	/* first launch: parked inside first_launch, unparked after the call, failed or not;

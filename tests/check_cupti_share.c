@@ -46,14 +46,15 @@ void gpuos_fusion_stream_op(CUstream s, bool ptsz)
 	(void)s, (void)ptsz;
 	note('S');
 }
-void gpuos_fusion_call_begin(CUstream s, bool ptsz)
+unsigned gpuos_fusion_call_begin(CUstream s, bool ptsz, CUcontext ctx)
 {
-	(void)s, (void)ptsz;
+	(void)s, (void)ptsz, (void)ctx;
 	note('S');
+	return 0;
 }
-void gpuos_fusion_call_end(CUstream s, bool ptsz)
+void gpuos_fusion_call_end(unsigned call)
 {
-	(void)s, (void)ptsz;
+	(void)call;
 	note('D');
 }
 void gpuos_fusion_stream_gone(CUstream s)

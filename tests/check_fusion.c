@@ -368,7 +368,7 @@ static const char *sname(uintptr_t s)
 static int f_describe(void *ctx, uintptr_t s, int *dev, bool *blocking)
 {
 	(void)ctx;
-	*dev = 0;
+	*dev = (s & 0x4000) ? 1 : 0;
 	*blocking = !(s & 0x2000);
 	return 0;
 }
@@ -411,11 +411,12 @@ static void batches_setup(void)
 	fail_go = 0;
 }
 
-static int sub(uintptr_t s, bool ptsz, struct gpuos_task *t)
+/* Submit @t on @s with device @dev current. */
+static int sub_on(uintptr_t s, bool ptsz, int dev, struct gpuos_task *t)
 {
 	struct gpuos_ring *r;
 	uint32_t pos;
-	int dev = 0, rc;
+	int rc;
 
 	memset(t, 0, sizeof(*t));
 	rc = gpuos_batch_submit(&B, s, ptsz, &dev, t, &r, &pos);
@@ -425,6 +426,11 @@ static int sub(uintptr_t s, bool ptsz, struct gpuos_task *t)
 		gpuos_batch_ready(&B, t);
 	}
 	return rc;
+}
+
+static int sub(uintptr_t s, bool ptsz, struct gpuos_task *t)
+{
+	return sub_on(s, ptsz, 0, t);
 }
 
 START_TEST(batch_one_go_one_wait)
@@ -941,6 +947,11 @@ START_TEST(batch_close_elides_wait_when_done)
 }
 END_TEST
 
+static unsigned call(uintptr_t s, bool ptsz, int dev)
+{
+	return gpuos_batch_call_bucket(s, ptsz, dev);
+}
+
 /* While a driver call on a stream is in flight no batch opens on it or on a stream it orders
  * with; joining a batch that was open before the call closed it is not possible either. */
 START_TEST(batch_call_in_flight_refuses_open)
@@ -948,34 +959,78 @@ START_TEST(batch_call_in_flight_refuses_open)
 	struct gpuos_task t;
 
 	batches_setup();
-	ck_assert(!gpuos_batch_call_begin(&B, 0, false)); /* legacy; nothing open */
+	ck_assert(!gpuos_batch_call_begin(&B, call(0, false, 0))); /* legacy; nothing open */
 	ck_assert_int_eq(sub(0, false, &t), -EINPROGRESS);
 	ck_assert_int_eq(sub(0x1000, false, &t), -EINPROGRESS); /* blocking */
 	ck_assert_int_eq(sub(0x2000, false, &t), 0);		/* non-blocking: unrelated */
-	gpuos_batch_call_end(&B, 0, false);
+	gpuos_batch_call_end(&B, call(0, false, 0));
 	ck_assert_int_eq(sub(0x1000, false, &t), 0);
 	ck_assert_str_eq(log_, "go(n0,1) go(b0,1) ");
 
 	log_[0] = 0;
-	ck_assert(gpuos_batch_call_begin(&B, 0x1000, false)); /* batches are open */
+	ck_assert(gpuos_batch_call_begin(&B, call(0x1000, false, -1))); /* batches are open */
 	gpuos_batch_stream_op(&B, 0x1000, false, 0);
 	ck_assert_int_eq(sub(0x1000, false, &t), -EINPROGRESS); /* its batch was closed */
 	ck_assert_int_eq(sub(0, false, &t), -EINPROGRESS);	/* legacy orders with it */
 	ck_assert_int_eq(sub(0x1008, false, &t), 0);		/* another blocking stream */
 	ck_assert_int_eq(sub(0x2000, false, &t), 0);		/* joins its open batch */
-	gpuos_batch_call_end(&B, 0x1000, false);
+	gpuos_batch_call_end(&B, call(0x1000, false, -1));
 	ck_assert_int_eq(sub(0x1000, false, &t), 0);
 	ck_assert_uint_eq(t.gate, 2);
 	ck_assert_str_eq(log_, "wait(b0,1) go(b8,1) go(b0,2) ");
 
 	/* this thread's per-thread stream: its own bucket */
 	log_[0] = 0;
-	gpuos_batch_call_begin(&B, 0, true);
+	gpuos_batch_call_begin(&B, call(0, true, -1));
 	ck_assert_int_eq(sub(0, true, &t), -EINPROGRESS);
 	ck_assert_int_eq(sub(0, false, &t), -EINPROGRESS); /* legacy: any call may block it */
-	gpuos_batch_call_end(&B, 0, true);
+	gpuos_batch_call_end(&B, call(0, true, -1));
 	ck_assert_int_eq(sub(0, true, &t), 0);
 	ck_assert_uint_eq(B.nrefused, 6);
+	for (unsigned i = 0; i < GPUOS_CALL_BUCKETS; i++)
+		ck_assert_uint_eq(atomic_load(&B.calls[i]), 0);
+}
+END_TEST
+
+/* A legacy stream is its context's: a call on device 0's holds back device 0's batches (its
+ * legacy stream's, its blocking streams') but not device 1's; a call whose context is not known
+ * to be a device's primary one holds back every device's. */
+START_TEST(batch_call_legacy_by_device)
+{
+	struct gpuos_task t;
+	unsigned k;
+
+	batches_setup();
+	B.rings[1] = &br.ring;
+	B.nrings[1] = 1;
+	ck_assert_uint_eq(call(0, false, 0), call(GPUOS_STREAM_LEGACY, false, 0));
+	ck_assert_uint_ne(call(0, false, 0), call(0, false, 1));
+	ck_assert_uint_eq(call(0, false, -1), 0);
+	ck_assert_uint_eq(call(0x1000, false, 3), call(0x1000, false, -1)); /* its own device */
+	ck_assert_uint_gt(call(0x1000, false, 0), GPUOS_CALL_LEGACY);
+	ck_assert_uint_gt(call(0, true, 0),
+			  GPUOS_CALL_LEGACY); /* per-thread: blocking, not legacy */
+	ck_assert_uint_lt(call(0, true, 0), GPUOS_CALL_BUCKETS);
+
+	k = call(0, false, 0);
+	gpuos_batch_call_begin(&B, k);
+	ck_assert_int_eq(sub_on(0, false, 0, &t), -EINPROGRESS);
+	ck_assert_int_eq(sub_on(0x1000, false, 0, &t), -EINPROGRESS); /* blocking, device 0 */
+	ck_assert_int_eq(sub_on(0, false, 1, &t), 0);		      /* device 1's legacy */
+	ck_assert_int_eq(sub_on(0x4000, false, 1, &t), 0); /* a blocking stream of device 1 */
+	gpuos_batch_call_end(&B, k);
+	ck_assert_uint_eq(B.nrefused, 2);
+
+	gpuos_batch_close_all(&B);
+	k = call(GPUOS_STREAM_LEGACY, false, -1);
+	gpuos_batch_call_begin(&B, k);
+	ck_assert_int_eq(sub_on(0, false, 1, &t), -EINPROGRESS);
+	ck_assert_int_eq(sub_on(0x4000, false, 1, &t), -EINPROGRESS);
+	ck_assert_int_eq(sub_on(0x1000, false, 0, &t), -EINPROGRESS);
+	ck_assert_int_eq(sub_on(0x2000, false, 0, &t), 0); /* non-blocking: unrelated */
+	gpuos_batch_call_end(&B, k);
+	ck_assert_int_eq(sub_on(0, false, 1, &t), 0);
+	ck_assert_uint_eq(B.nrefused, 5);
 	for (unsigned i = 0; i < GPUOS_CALL_BUCKETS; i++)
 		ck_assert_uint_eq(atomic_load(&B.calls[i]), 0);
 }
@@ -1024,13 +1079,15 @@ static void *racing_caller(void *arg)
 	for (int i = 0; i < 20000; i++) {
 		uintptr_t s = i % 2 ? 0 : 0x1000;
 
-		if (gpuos_batch_call_begin(&B, s, false))
+		unsigned k = call(s, false, i % 4 == 1 ? -1 : 0); /* its context known or not */
+
+		if (gpuos_batch_call_begin(&B, k))
 			gpuos_batch_stream_op(&B, s, false, 0);
 		sched_yield(); /* the driver enqueues the call's work */
 		ck_assert_msg(!slot_open(0x1) && !slot_open(0x1000),
 			      "a batch opened during a call on a stream it orders with (call %d)",
 			      i);
-		gpuos_batch_call_end(&B, s, false);
+		gpuos_batch_call_end(&B, k);
 		if (i % 64 == 0)
 			usleep(10); /* let batches open between calls too */
 	}
@@ -1086,6 +1143,7 @@ int main(void)
 	tcase_add_test(batch, batch_first_task_gated);
 	tcase_add_test(batch, batch_call_in_flight_refuses_open);
 	tcase_add_test(batch, batch_call_in_flight_keeps_order);
+	tcase_add_test(batch, batch_call_legacy_by_device);
 	tcase_add_test(batch, batch_legacy_rules);
 	tcase_add_test(batch, batch_task_rules);
 	tcase_add_test(batch, batch_ptds);
