@@ -100,6 +100,12 @@ $(BUILD)/tests/check_cupti: $(BUILD)/obj/tests/check_cupti.o $(BUILD)/obj/interp
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -o $@ $^ $(LDFLAGS) $(CHECK_LIBS) -ldl -lpthread
+# The catalog's operators on several devices, with the test's recording fakes of fusion.
+$(BUILD)/tests/check_catops: $(BUILD)/obj/tests/check_catops.o $(BUILD)/obj/interpose/catalog.o \
+		$(BUILD)/obj/kernels/catalog.o $(BUILD)/obj/kernels/sig.o $(BUILD)/obj/common/log.o
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS) $(CHECK_LIBS) -lpthread
 # The observer sharing its subscription, against the test double of libcupti, by soname.
 $(BUILD)/hooks/cupti/libcupti.so.13: tests/hooks/fake_cupti.c
 	@mkdir -p $(dir $@)

@@ -545,6 +545,11 @@ bool gpuos_fusion_active(void)
 	return load_relaxed(&gpuos_engines.started);
 }
 
+int gpuos_fusion_current_dev(void)
+{
+	return gpuos_engine_current_dev();
+}
+
 void gpuos_fusion_stream_op(CUstream s, bool ptsz)
 {
 	struct gpuos_batches *b = &gpuos_engines.batches;

@@ -27,6 +27,9 @@ extern __thread int gpuos_fusion_in_engine;
 /* True once any engine was started (observers may skip all work before that). */
 bool gpuos_fusion_active(void);
 
+/* The current context's device (0 without one): where a launch's stream is. Two driver calls. */
+int gpuos_fusion_current_dev(void);
+
 /*
  * Before a stream-ordered call (launch, copy, memset, event record, stream wait, host
  * function, graph launch, stream sync/query/destroy, memop) on @s. @ptsz: the call is a

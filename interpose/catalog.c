@@ -25,15 +25,14 @@
 
 /* What the launch path needs of a catalog kernel. */
 struct gpuos_catk {
-	unsigned op; /* its operator */
-	int dev;     /* whose engine holds it */
+	struct gpuos_cat_ops ops; /* its operator, on each device it ran on */
 	struct gpuos_cat_match m;
 	unsigned nparams;
 	struct gpuos_kparam params[8];
 	struct gpuos_sig sig; /* what the decoders read */
 };
 
-/* Operators already defined, by key: kernels that compute the same share one. */
+/* Operators already defined, by key and device: kernels that compute the same share one. */
 static struct {
 	pthread_mutex_t lock;
 	unsigned n;
@@ -43,11 +42,13 @@ static struct {
 	} ops[GPUOS_MAX_OPS];
 } defined = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* The operator of @m, or with @m NULL the copy operator (interpose/copies.c). */
-static int operator_of(const struct gpuos_cat_match *m, int *devp)
+/* The operator of @m, or with @m NULL the copy operator (interpose/copies.c), on device @dev,
+ * which must be the current one: defined there if it is not yet. Its id, or a negative
+ * errno as gpuos_fusion_define's. */
+static int operator_of(const struct gpuos_cat_match *m, int dev)
 {
 	char key[64], src[16384];
-	int op = -ENOSPC, dev = 0;
+	int op = -ENOSPC, got = -1;
 
 	if (m)
 		gpuos_cat_key(m, key, sizeof(key));
@@ -55,30 +56,61 @@ static int operator_of(const struct gpuos_cat_match *m, int *devp)
 		snprintf(key, sizeof(key), "%s", GPUOS_CAT_COPY_KEY);
 	pthread_mutex_lock(&defined.lock);
 	for (unsigned i = 0; i < defined.n; i++)
-		if (!strcmp(defined.ops[i].key, key)) {
-			*devp = defined.ops[i].dev;
+		if (defined.ops[i].dev == dev && !strcmp(defined.ops[i].key, key)) {
 			op = defined.ops[i].op;
 			goto out;
 		}
 	if (defined.n == GPUOS_MAX_OPS ||
 	    (m ? gpuos_cat_source(m, src, sizeof(src)) : gpuos_cat_copy_source(src, sizeof(src))) < 0)
 		goto out;
-	op = gpuos_fusion_define(key, src, NULL, 0, &dev);
+	op = gpuos_fusion_define(key, src, NULL, 0, &got);
 	if (op >= 0) {
 		snprintf(defined.ops[defined.n].key, sizeof(key), "%s", key);
 		defined.ops[defined.n].op = op;
-		defined.ops[defined.n].dev = dev;
+		defined.ops[defined.n].dev = got;
 		defined.n++;
-		*devp = dev;
+		if (got != dev) /* defined where the thread is: it was told another device */
+			op = -EXDEV;
 	}
 out:
 	pthread_mutex_unlock(&defined.lock);
 	return op;
 }
 
-int gpuos_catalog_copy_op(int *dev)
+/* The device of this thread's last catalog task: where its next one most likely goes (a
+ * launch's stream is the current device's), known without asking the driver. */
+static __thread int last_dev = -1;
+
+int gpuos_catalog_op(struct gpuos_cat_ops *o, const struct gpuos_cat_match *m, bool recheck,
+		     int *devp)
 {
-	return operator_of(NULL, dev);
+	int dev = last_dev, op;
+
+	if (!recheck && dev >= 0) {
+		/* acquire: pairs with the release below; the operator's id before its use */
+		op = load_acquire(&o->op[dev]);
+		if (op > 0 && gpuos_op_ready((unsigned)op) > 0) {
+			*devp = dev;
+			return op;
+		}
+	}
+	/* this thread's first task, a device where the operator is not in (yet), or a device
+	 * the thread has left: where its launches go now */
+	dev = last_dev = gpuos_fusion_current_dev();
+	*devp = dev;
+	if (dev < 0 || dev >= GPUOS_CAT_DEVS)
+		return -ENODEV;
+	op = load_acquire(&o->op[dev]);
+	if (!op) {
+		/* racing threads get the same id from the table */
+		op = operator_of(m, dev);
+		/* release: pairs with the acquires above */
+		store_release(&o->op[dev], op ? op : -EINVAL);
+	}
+	if (op < 0)
+		return op;
+	op = gpuos_op_ready((unsigned)op) > 0 ? op : gpuos_op_ready((unsigned)op);
+	return op;
 }
 
 int gpuos_catalog_key(const char *demangled, char *key, size_t len)
@@ -122,18 +154,18 @@ void gpuos_catalog_prepare(struct gpuos_live *l)
 	}
 	c->nparams = k->meta->nparams;
 	memcpy(c->params, k->meta->params, c->nparams * sizeof(c->params[0]));
+	/* its operator on this device (the launch's); on others at their first launch */
 	rc = gpuos_init(NULL);
-	op = rc ? rc : operator_of(&c->m, &dev);
+	op = rc ? rc : gpuos_catalog_op(&c->ops, &c->m, true, &dev);
 	gpuos_cat_key(&c->m, key, sizeof(key));
 	if (op < 0) {
 		free(c);
-		store_relaxed(&l->why, gpuos_why_undefined(op));
+		store_relaxed(&l->why, gpuos_why_op(op));
 		gpuos_debug("catalog: %s: no operator (%s)", key, strerror(-op));
 		return;
 	}
-	c->op = (unsigned)op;
-	c->dev = dev;
-	gpuos_debug("catalog: %s -> operator %s (%u)", l->mangled, key, c->op);
+	gpuos_debug("catalog: %s -> operator %s (%d on device %d)", l->mangled, key,
+		    load_relaxed(&c->ops.op[dev]), dev);
 	/* release: c's fields before the pointer; pairs with the launch path's acquire */
 	store_release(&l->cat, c);
 	return;
@@ -160,15 +192,23 @@ static bool grid_ok(dim3 g, dim3 b, int32_t n)
 	return false;
 }
 
-/* One task of @c's operator: arguments @a (NULL: none) and the @n bytes at @blk, if any
+/* Where a launch's task goes: its stream, and the operator on that stream's device. */
+struct cat_to {
+	cudaStream_t st;
+	bool ptsz;
+	unsigned op;
+	int dev;
+};
+
+/* One task of @to's operator: arguments @a (NULL: none) and the @n bytes at @blk, if any
  * (through the arena; the operator finds them at a2). */
-static enum gpuos_why submit_task(const struct gpuos_catk *c, cudaStream_t st, bool ptsz,
-				  const uint64_t *a, const void *blk, size_t n)
+static enum gpuos_why submit_task(const struct cat_to *to, const uint64_t *a, const void *blk,
+				  size_t n)
 {
 	static const uint64_t none[GPUOS_TASK_ARGS];
 
 	return gpuos_why_submitted(gpuos_fusion_submit_params(
-	    st, c->op, a ? a : none, ptsz ? GPUOS_PTSZ : 0, blk, n, c->dev));
+	    to->st, to->op, a ? a : none, to->ptsz ? GPUOS_PTSZ : 0, blk, n, to->dev));
 }
 
 /* the worker fetches it with the task (kernels/task.h): not over the bus from the operator */
@@ -180,7 +220,7 @@ _Static_assert(sizeof(struct gpuos_cat_reduce) <= GPUOS_PBLK_SLOT, "reduction bl
  * scratch; the operator has its own.
  */
 static enum gpuos_why reduce_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
-				    cudaStream_t st, bool ptsz)
+				    const struct cat_to *to)
 {
 	const unsigned grid[3] = {g.x, g.y, g.z}, block[3] = {b.x, b.y, b.z};
 	struct gpuos_reduce_args ra;
@@ -200,7 +240,7 @@ static enum gpuos_why reduce_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 		return rc == -ENOTSUP ? GPUOS_WHY_LAUNCH_CONFIG : GPUOS_WHY_BAD_ARGS;
 	if ((uint64_t)ra.num_inputs * (uint64_t)ra.num_outputs > gpuos_shim.cfg.max_elements)
 		return GPUOS_WHY_TOO_LARGE;
-	return submit_task(c, st, ptsz, NULL, &p, sizeof(p));
+	return submit_task(to, NULL, &p, sizeof(p));
 }
 
 /*
@@ -209,7 +249,7 @@ static enum gpuos_why reduce_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
  * shared memory is the kernel's scratch for the warps' tree; the operator has its own.
  */
 static enum gpuos_why layer_norm_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
-					cudaStream_t st, bool ptsz)
+					const struct cat_to *to)
 {
 	const unsigned grid[3] = {g.x, g.y, g.z}, block[3] = {b.x, b.y, b.z};
 	struct gpuos_cat_ln p;
@@ -221,7 +261,7 @@ static enum gpuos_why layer_norm_launch(const struct gpuos_catk *c, dim3 g, dim3
 		return GPUOS_WHY_LAUNCH_CONFIG;
 	if ((uint64_t)p.rows * (uint64_t)p.n > gpuos_shim.cfg.max_elements)
 		return GPUOS_WHY_TOO_LARGE;
-	return submit_task(c, st, ptsz, NULL, &p, sizeof(p));
+	return submit_task(to, NULL, &p, sizeof(p));
 }
 
 /*
@@ -229,7 +269,7 @@ static enum gpuos_why layer_norm_launch(const struct gpuos_catk *c, dim3 g, dim3
  * inputs the grid has go). Its size is its elements together, as max_elements counts.
  */
 static enum gpuos_why concat_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
-				    cudaStream_t st, bool ptsz)
+				    const struct cat_to *to)
 {
 	const unsigned grid[3] = {g.x, g.y, g.z}, block[3] = {b.x, b.y, b.z};
 	struct gpuos_cat_concat p;
@@ -241,13 +281,13 @@ static enum gpuos_why concat_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 		return rc == -ENOTSUP ? GPUOS_WHY_LAUNCH_CONFIG : GPUOS_WHY_BAD_ARGS;
 	if (units * p.unit / c->sig.concat.elem > gpuos_shim.cfg.max_elements)
 		return GPUOS_WHY_TOO_LARGE;
-	return submit_task(c, st, ptsz, NULL, &p,
+	return submit_task(to, NULL, &p,
 			   offsetof(struct gpuos_cat_concat, in) + p.nin * sizeof(p.in[0]));
 }
 
 /* torch.arange: its three arguments decoded and validated into one task's (no block). */
 static enum gpuos_why arange_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
-				    cudaStream_t st, bool ptsz)
+				    const struct cat_to *to)
 {
 	const unsigned grid[3] = {g.x, g.y, g.z}, block[3] = {b.x, b.y, b.z};
 	struct gpuos_arange_args ar;
@@ -261,13 +301,13 @@ static enum gpuos_why arange_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 	a[1] = ar.n;
 	a[2] = ar.start;
 	a[3] = ar.step;
-	return submit_task(c, st, ptsz, a, NULL, 0);
+	return submit_task(to, a, NULL, 0);
 }
 
 /* index_select (embedding's lookups): the three TensorInfos decoded and validated into one
  * task's block; its size is the elements it copies. */
 static enum gpuos_why isel_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
-				  cudaStream_t st, bool ptsz)
+				  const struct cat_to *to)
 {
 	const unsigned grid[3] = {g.x, g.y, g.z}, block[3] = {b.x, b.y, b.z};
 	struct gpuos_cat_isel p;
@@ -278,13 +318,13 @@ static enum gpuos_why isel_launch(const struct gpuos_catk *c, dim3 g, dim3 b, vo
 		return GPUOS_WHY_BAD_ARGS;
 	if (elems > gpuos_shim.cfg.max_elements)
 		return GPUOS_WHY_TOO_LARGE;
-	return submit_task(c, st, ptsz, NULL, &p, sizeof(p));
+	return submit_task(to, NULL, &p, sizeof(p));
 }
 
 /* softmax and log_softmax over short rows, and their gradients: the launch decoded and
  * validated into one task's arguments (no block); its size is its rows' elements together. */
 static enum gpuos_why softmax_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
-				     cudaStream_t st, bool ptsz)
+				     const struct cat_to *to)
 {
 	const unsigned grid[3] = {g.x, g.y, g.z}, block[3] = {b.x, b.y, b.z};
 	struct gpuos_softmax_args sa;
@@ -299,11 +339,12 @@ static enum gpuos_why softmax_launch(const struct gpuos_catk *c, dim3 g, dim3 b,
 	a[2] = (uint32_t)sa.batch;
 	a[3] = (uint32_t)sa.count;
 	a[4] = sa.output; /* backward: the forward's output */
-	return submit_task(c, st, ptsz, a, NULL, 0);
+	return submit_task(to, a, NULL, 0);
 }
 
-enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
-				    size_t smem, cudaStream_t st, bool ptsz)
+/* A launch of @c as a task to @to (its operator ready). */
+static enum gpuos_why launch_to(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
+				size_t smem, const struct cat_to *to)
 {
 	uint64_t a[GPUOS_TASK_ARGS] = {0};
 	struct gpuos_cat_strided blk;
@@ -311,26 +352,24 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 	struct gpuos_ur_args ur;
 	struct gpuos_ew_args *ew;
 	GPUOS_PROBE_BEGIN(t0);
-	int rc = gpuos_op_ready(c->op);
+	int rc;
 
-	if (rc <= 0) /* acquire inside: the operator is in before its tasks go */
-		return rc ? GPUOS_WHY_NO_ENGINE : GPUOS_WHY_BUILDING;
 	/* reductions and layer norm take their dynamic shared memory as scratch */
 	if (c->sig.family == GPUOS_SIG_REDUCE)
-		return reduce_launch(c, g, b, args, st, ptsz);
+		return reduce_launch(c, g, b, args, to);
 	if (c->sig.family == GPUOS_SIG_LAYER_NORM)
-		return args ? layer_norm_launch(c, g, b, args, st, ptsz) : GPUOS_WHY_LAUNCH_CONFIG;
+		return args ? layer_norm_launch(c, g, b, args, to) : GPUOS_WHY_LAUNCH_CONFIG;
 	if (smem || !args)
 		return GPUOS_WHY_LAUNCH_CONFIG;
 	switch (c->sig.family) {
 	case GPUOS_SIG_CONCAT:
-		return concat_launch(c, g, b, args, st, ptsz);
+		return concat_launch(c, g, b, args, to);
 	case GPUOS_SIG_ARANGE:
-		return arange_launch(c, g, b, args, st, ptsz);
+		return arange_launch(c, g, b, args, to);
 	case GPUOS_SIG_INDEX_SELECT:
-		return isel_launch(c, g, b, args, st, ptsz);
+		return isel_launch(c, g, b, args, to);
 	case GPUOS_SIG_SOFTMAX:
-		return softmax_launch(c, g, b, args, st, ptsz);
+		return softmax_launch(c, g, b, args, to);
 	case GPUOS_SIG_VECTORIZED:
 		rc = gpuos_sig_decode_vectorized(&c->sig, c->params, c->nparams, args, &ur.ew);
 		ew = &ur.ew;
@@ -363,7 +402,7 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 		if (c->m.layout == GPUOS_CAT_CAST && gpuos_cat_cast_word(&c->m, &ur, &a[4]))
 			return GPUOS_WHY_BAD_ARGS;
 		GPUOS_PROBE_END(DECODE, t0);
-		return submit_task(c, st, ptsz, a, NULL, 0);
+		return submit_task(to, a, NULL, 0);
 	}
 	memset(&blk, 0, GPUOS_CAT_STRIDED_BYTES(oc.dims));
 	memcpy(blk.ptr, ew->ptr, ew->narrays * sizeof(blk.ptr[0]));
@@ -376,5 +415,26 @@ enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, 
 	a[1] = (uint32_t)oc.dims;
 	a[3] = ew->scalar_bits[1];
 	a[5] = ew->scalar_bits[0];
-	return submit_task(c, st, ptsz, a, &blk, GPUOS_CAT_STRIDED_BYTES(oc.dims));
+	return submit_task(to, a, &blk, GPUOS_CAT_STRIDED_BYTES(oc.dims));
+}
+
+enum gpuos_why gpuos_catalog_launch(struct gpuos_catk *c, dim3 g, dim3 b, void **args, size_t smem,
+				    cudaStream_t st, bool ptsz)
+{
+	struct cat_to to = {.st = st, .ptsz = ptsz};
+	/* acquire inside: the operator is in before its tasks go */
+	int op = gpuos_catalog_op(&c->ops, &c->m, false, &to.dev);
+	enum gpuos_why why;
+
+	if (op <= 0)
+		return gpuos_why_op(op);
+	to.op = (unsigned)op;
+	why = launch_to(c, g, b, args, smem, &to);
+	if (why != GPUOS_WHY_OTHER_DEVICE)
+		return why;
+	/* the thread's device changed since its last task: once more, on the current one */
+	if ((op = gpuos_catalog_op(&c->ops, &c->m, true, &to.dev)) <= 0)
+		return gpuos_why_op(op);
+	to.op = (unsigned)op;
+	return launch_to(c, g, b, args, smem, &to);
 }

@@ -30,8 +30,8 @@
 static char name[] = "cudaMemcpyAsync (device to device)";
 static struct gpuos_live copies = {.why = GPUOS_WHY_BUILDING, .lift = -1, .demangled = name};
 static pthread_once_t published = PTHREAD_ONCE_INIT;
-static _Atomic int copy_op = -1; /* its operator once defined */
-static int copy_dev;		 /* the device it lives on (written before copy_op) */
+static struct gpuos_cat_ops copy_ops; /* its operator, on each device it ran on */
+static _Atomic bool prepared;	      /* it was defined on the first copy's device */
 
 /* The row, on the report's list, with what the config says of it: at the first copy. */
 static void publish(void)
@@ -58,29 +58,28 @@ static void prepare(void)
 	if (load_relaxed(&copies.why) != GPUOS_WHY_BUILDING || atomic_exchange(&once, true))
 		return;
 	op = gpuos_init(NULL);
-	op = op ? op : gpuos_catalog_copy_op(&dev);
+	op = op ? op : gpuos_catalog_op(&copy_ops, NULL, true, &dev);
 	if (op < 0) {
 		store_relaxed(&copies.why, gpuos_why_undefined(op));
 		gpuos_debug("copies: no operator (%s)", strerror(-op));
 		return;
 	}
-	copy_dev = dev;
-	/* release: copy_dev before the id; pairs with the acquire in divert */
-	store_release(&copy_op, op);
+	/* release: nothing of ours to publish but the flag (copy_ops has its own order) */
+	store_release(&prepared, true);
 }
 
 /* GPUOS_WHY_DIVERTED if the copy became a task, else why not. */
 static int divert(void *d, const void *s, size_t n, cudaStream_t st, bool ptsz)
 {
-	/* acquire: pairs with the release in prepare */
-	int op = load_acquire(&copy_op), rc;
 	uint64_t a[GPUOS_TASK_ARGS] = {0};
+	int op, dev, rc;
 
-	if (op < 0)
+	/* acquire: pairs with the release in prepare */
+	if (!load_acquire(&prepared))
 		return load_relaxed(&copies.why);
-	rc = gpuos_op_ready((unsigned)op); /* acquire inside: the operator is in */
-	if (rc <= 0)
-		return rc ? GPUOS_WHY_NO_ENGINE : GPUOS_WHY_BUILDING;
+	/* acquire inside: the operator is in */
+	if ((op = gpuos_catalog_op(&copy_ops, NULL, false, &dev)) <= 0)
+		return gpuos_why_op(op);
 	if (!n)
 		return GPUOS_WHY_LAUNCH_CONFIG; /* nothing to order: the runtime's no-op */
 	if (n > gpuos_shim.cfg.max_copy_bytes || n > UINT32_MAX)
@@ -89,19 +88,27 @@ static int divert(void *d, const void *s, size_t n, cudaStream_t st, bool ptsz)
 		return GPUOS_WHY_CAPTURING; /* no driver query of ours inside a capture */
 	/* both in memory the workers can reach, the whole range in one allocation: else the
 	 * runtime says what is wrong with it, and a worker never faults on it */
-	GPUOS_PROBE_BEGIN(t0);
-	rc = gpuos_fusion_owns(copy_dev, d, n);
-	if (!rc)
-		rc = gpuos_fusion_owns(copy_dev, s, n);
-	GPUOS_PROBE_END(OWNS, t0);
-	if (rc) /* -ENODEV: no engine there (a fork's child) */
-		return rc == -ENODEV ? GPUOS_WHY_NO_ENGINE : GPUOS_WHY_BAD_ARGS;
 	a[0] = (uint64_t)(uintptr_t)d;
 	a[1] = (uint64_t)(uintptr_t)s;
 	a[4] = n;
-	rc = gpuos_fusion_submit_params(st, (unsigned)op, a, ptsz ? GPUOS_PTSZ : 0, NULL, 0,
-					copy_dev);
-	return gpuos_why_submitted(rc);
+	for (bool recheck = false;; recheck = true) {
+		GPUOS_PROBE_BEGIN(t0);
+		rc = gpuos_fusion_owns(dev, d, n);
+		if (!rc)
+			rc = gpuos_fusion_owns(dev, s, n);
+		GPUOS_PROBE_END(OWNS, t0);
+		if (!rc)
+			rc = gpuos_fusion_submit_params(st, (unsigned)op, a, ptsz ? GPUOS_PTSZ : 0,
+							NULL, 0, dev);
+		/* not that device's memory or stream: the thread may have changed devices
+		 * since its last task; once more, on the current one */
+		if (recheck || (rc != -EFAULT && rc != -EXDEV))
+			break;
+		if ((op = gpuos_catalog_op(&copy_ops, NULL, true, &dev)) <= 0)
+			return gpuos_why_op(op);
+	}
+	/* -ENODEV: no engine there (a fork's child); -EFAULT: not memory the workers reach */
+	return rc == -EFAULT ? GPUOS_WHY_BAD_ARGS : gpuos_why_submitted(rc);
 }
 
 #define COPY_HOOK(hook, ptsz)                                                                      \
@@ -125,7 +132,7 @@ static int divert(void *d, const void *s, size_t n, cudaStream_t st, bool ptsz)
 			return cudaSuccess;                                                        \
 		}                                                                                  \
 		rc = real(d, s, n, k, st);                                                         \
-		if (unlikely(load_relaxed(&copy_op) < 0) && rc == cudaSuccess)                     \
+		if (unlikely(!load_relaxed(&prepared)) && rc == cudaSuccess)                       \
 			prepare();                                                                 \
 		GPUOS_PROBE_END(COPY_FALL, t0_);                                                   \
 		return rc;                                                                         \

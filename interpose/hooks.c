@@ -39,7 +39,7 @@ static inline int divert(struct gpuos_live *l, dim3 g, dim3 b, void **a, size_t 
 			 cudaStream_t st, bool ptsz, bool attrs)
 {
 	/* acquire: pairs with the release in gpuos_catalog_prepare */
-	const struct gpuos_catk *c = load_acquire(&l->cat);
+	struct gpuos_catk *c = load_acquire(&l->cat);
 	/* acquire: pairs with the release in gpuos_lifted_prepare */
 	const struct gpuos_lifted *x = c ? NULL : load_acquire(&l->lifted);
 	int why = attrs && (c || x) ? GPUOS_WHY_LAUNCH_CONFIG

@@ -34,6 +34,7 @@
 	X(BAD_ARGS, "unexpected_args", "arguments not as the catalog expects")                    \
 	X(CAPTURING, "capturing", "stream capturing")                                             \
 	X(STREAM_BUSY, "stream_busy", "stream in another thread's call")                          \
+	X(OTHER_DEVICE, "other_device", "stream of another device than the current")             \
 	X(UNKNOWN, "unknown_kernel", "kernel not registered")
 
 enum gpuos_why {
@@ -154,8 +155,8 @@ static inline enum gpuos_why gpuos_why_submitted(int rc)
 		return GPUOS_WHY_CAPTURING;
 	case -EINPROGRESS:
 		return GPUOS_WHY_STREAM_BUSY;
-	case -EXDEV:
-		return GPUOS_WHY_LAUNCH_CONFIG; /* another device's stream */
+	case -EXDEV: /* the operator's device is not the stream's */
+		return GPUOS_WHY_OTHER_DEVICE;
 	case -ENODEV:
 		return GPUOS_WHY_NO_ENGINE;
 	default: /* -EAGAIN: a park, or no parameter chunk came free */
@@ -167,6 +168,12 @@ static inline enum gpuos_why gpuos_why_submitted(int rc)
 static inline enum gpuos_why gpuos_why_undefined(int rc)
 {
 	return rc == -ENOSPC ? GPUOS_WHY_OPS_FULL : GPUOS_WHY_NO_ENGINE;
+}
+
+/* Why a catalog launch falls through when gpuos_catalog_op said @op (<= 0). */
+static inline enum gpuos_why gpuos_why_op(int op)
+{
+	return op ? gpuos_why_undefined(op) : GPUOS_WHY_BUILDING;
 }
 
 /* ---- lifted.c ---- */
@@ -187,6 +194,25 @@ enum gpuos_why gpuos_lifted_launch(const struct gpuos_lifted *x, dim3 g, dim3 b,
 
 /* ---- catalog.c ---- */
 struct gpuos_catk;
+struct gpuos_cat_match;
+
+#define GPUOS_CAT_DEVS 16 /* devices a catalog operator may be on (as fusion's engines) */
+
+/* A catalog operator (a kernel's, or the copies'), defined on each device at its first task
+ * there. */
+struct gpuos_cat_ops {
+	_Atomic int op[GPUOS_CAT_DEVS]; /* 0 not yet; its id, or a negative errno (none there) */
+};
+
+/*
+ * The operator @o (@m's, or with @m NULL the copy operator) for a task of this thread: its
+ * id once ready, with its device in *dev; 0 while it builds; a negative errno if it cannot
+ * be. The device is the one of this thread's last task where that has the operator ready
+ * (no driver call), else the current one, where it is defined at this first use. @recheck:
+ * the current device in any case (a task to the other failed with -EXDEV).
+ */
+int gpuos_catalog_op(struct gpuos_cat_ops *o, const struct gpuos_cat_match *m, bool recheck,
+		     int *dev);
 
 /* 0 if the catalog has an operator for this kernel (its demangled name), with its key
  * ("add.float32.contig") in (key, len) unless key is NULL; -ENOENT if not. */
@@ -199,12 +225,8 @@ int gpuos_catalog_key(const char *demangled, char *key, size_t len);
 void gpuos_catalog_prepare(struct gpuos_live *l);
 
 /* A launch of a catalog kernel: GPUOS_WHY_DIVERTED if it became a task, else why not. */
-enum gpuos_why gpuos_catalog_launch(const struct gpuos_catk *c, dim3 g, dim3 b, void **args,
-				    size_t smem, cudaStream_t st, bool ptsz);
-
-/* The copy operator (kernels/catalog.h), defined on the current device (*dev) at the first
- * call: its id, or a negative errno as gpuos_fusion_define's. */
-int gpuos_catalog_copy_op(int *dev);
+enum gpuos_why gpuos_catalog_launch(struct gpuos_catk *c, dim3 g, dim3 b, void **args, size_t smem,
+				    cudaStream_t st, bool ptsz);
 
 /* ---- shim.c ---- */
 struct gpuos_shim {

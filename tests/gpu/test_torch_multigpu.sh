@@ -3,7 +3,8 @@
 # streams, copies between the devices (tests/gpu/multigpu.py single); nn.DataParallel, whose
 # replicas launch from threads of their own (dp); DistributedDataParallel over NCCL, two
 # processes (ddp). Each gives the same bytes with and without the shim, and tasks ran in the
-# workers of both devices. Skips (77) with fewer than two GPUs.
+# workers of both devices, none falling through for want of an operator on its device.
+# Skips (77) with fewer than two GPUs.
 set -eu
 . tests/gpu/lib.sh
 n=$(python3 -c "import torch; print(torch.cuda.device_count())" 2>/dev/null) || exit 77
@@ -25,8 +26,15 @@ for mode in single dp ddp; do
 import json, sys
 rs = [json.load(open(f)) for f in sys.argv[2:]]
 d, n = sum(r["diverted"] for r in rs), sum(r["launches"] for r in rs)
-print(f"{sys.argv[1]}: bit-identical; {d} of {n} launches diverted in {len(rs)} process(es)")
+ft = {}
+for r in rs:
+    for k, v in r["fell_through"].items():
+        ft[k] = ft.get(k, 0) + v
+print(f"{sys.argv[1]}: bit-identical; {d} of {n} launches diverted in {len(rs)} process(es); "
+      f"fell through: {ft}")
 assert d > 0, "nothing diverted"
+# each device has its own operators: a task never goes to another device's stream
+assert "other_device" not in ft, ft
 PY
 	grep -q "engine on device 1 " "$T/shim.$mode.err" ||
 		{ cat "$T/shim.$mode.err"; fail "$mode: no engine on device 1"; }
