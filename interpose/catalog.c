@@ -84,7 +84,7 @@ static __thread int last_dev = -1;
 int gpuos_catalog_op(struct gpuos_cat_ops *o, const struct gpuos_cat_match *m, bool recheck,
 		     int *devp)
 {
-	int dev = last_dev, op;
+	int dev = last_dev, op, ready;
 
 	if (!recheck && dev >= 0) {
 		/* acquire: pairs with the release below; the operator's id before its use */
@@ -102,15 +102,15 @@ int gpuos_catalog_op(struct gpuos_cat_ops *o, const struct gpuos_cat_match *m, b
 		return -ENODEV;
 	op = load_acquire(&o->op[dev]);
 	if (!op) {
-		/* racing threads get the same id from the table */
+		/* racing threads get the same id from the table (never 0) */
 		op = operator_of(m, dev);
 		/* release: pairs with the acquires above */
-		store_release(&o->op[dev], op ? op : -EINVAL);
+		store_release(&o->op[dev], op);
 	}
 	if (op < 0)
 		return op;
-	op = gpuos_op_ready((unsigned)op) > 0 ? op : gpuos_op_ready((unsigned)op);
-	return op;
+	ready = gpuos_op_ready((unsigned)op);
+	return ready > 0 ? op : ready;
 }
 
 int gpuos_catalog_key(const char *demangled, char *key, size_t len)
@@ -423,7 +423,7 @@ enum gpuos_why gpuos_catalog_launch(struct gpuos_catk *c, dim3 g, dim3 b, void *
 {
 	struct cat_to to = {.st = st, .ptsz = ptsz};
 	/* acquire inside: the operator is in before its tasks go */
-	int op = gpuos_catalog_op(&c->ops, &c->m, false, &to.dev);
+	int op = gpuos_catalog_op(&c->ops, &c->m, false, &to.dev), tried;
 	enum gpuos_why why;
 
 	if (op <= 0)
@@ -432,9 +432,13 @@ enum gpuos_why gpuos_catalog_launch(struct gpuos_catk *c, dim3 g, dim3 b, void *
 	why = launch_to(c, g, b, args, smem, &to);
 	if (why != GPUOS_WHY_OTHER_DEVICE)
 		return why;
-	/* the thread's device changed since its last task: once more, on the current one */
+	/* the thread's device changed since its last task: once more, on the current one (the
+	 * same device again would only say the same) */
+	tried = to.dev;
 	if ((op = gpuos_catalog_op(&c->ops, &c->m, true, &to.dev)) <= 0)
 		return gpuos_why_op(op);
+	if (to.dev == tried)
+		return why;
 	to.op = (unsigned)op;
 	return launch_to(c, g, b, args, smem, &to);
 }

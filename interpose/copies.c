@@ -91,7 +91,7 @@ static int divert(void *d, const void *s, size_t n, cudaStream_t st, bool ptsz)
 	a[0] = (uint64_t)(uintptr_t)d;
 	a[1] = (uint64_t)(uintptr_t)s;
 	a[4] = n;
-	for (bool recheck = false;; recheck = true) {
+	for (int tried = -1;;) {
 		GPUOS_PROBE_BEGIN(t0);
 		rc = gpuos_fusion_owns(dev, d, n);
 		if (!rc)
@@ -101,11 +101,14 @@ static int divert(void *d, const void *s, size_t n, cudaStream_t st, bool ptsz)
 			rc = gpuos_fusion_submit_params(st, (unsigned)op, a, ptsz ? GPUOS_PTSZ : 0,
 							NULL, 0, dev);
 		/* not that device's memory or stream: the thread may have changed devices
-		 * since its last task; once more, on the current one */
-		if (recheck || (rc != -EFAULT && rc != -EXDEV))
+		 * since its last task; once more, on the current one if that is another */
+		if (tried >= 0 || (rc != -EFAULT && rc != -EXDEV))
 			break;
+		tried = dev;
 		if ((op = gpuos_catalog_op(&copy_ops, NULL, true, &dev)) <= 0)
 			return gpuos_why_op(op);
+		if (dev == tried)
+			break;
 	}
 	/* -ENODEV: no engine there (a fork's child); -EFAULT: not memory the workers reach */
 	return rc == -EFAULT ? GPUOS_WHY_BAD_ARGS : gpuos_why_submitted(rc);
